@@ -1,0 +1,27 @@
+//! akv-csi-provider: an Azure Key Vault provider for the Kubernetes Secrets Store CSI Driver.
+//!
+//! The driver calls `Mount` over gRPC on a Unix socket for every pod volume; we turn the
+//! SecretProviderClass parameters into a validated plan, get an Entra ID token for the pod's identity,
+//! fetch the Key Vault objects concurrently, convert them and return the files. The layout follows the
+//! request: [`server`] (socket, gRPC, health) → [`mount`] (parse, validate, plan, assemble) →
+//! [`auth`] (identity modes, token cache) and [`keyvault`] (REST client) → [`convert`] (pure format
+//! conversions).
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod cloud;
+pub mod config;
+pub mod convert;
+pub mod http;
+pub mod keyvault;
+pub mod mount;
+pub mod server;
+
+/// Generated code for the `v1alpha1` provider contract (`proto/service.proto`).
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod proto {
+    tonic::include_proto!("v1alpha1");
+}
+
+pub use config::Config;
+pub use server::run;
