@@ -66,3 +66,26 @@ pub fn secret_contents(
         content_type: content_type.map(str::to_owned),
     })
 }
+
+pub mod jwk;
+pub mod pem;
+
+/// `objectType: cert`: the leaf certificate (DER, from the `cer` field) as one PEM block.
+pub fn cert_pem(der: &[u8]) -> String {
+    pem::encode("CERTIFICATE", der)
+}
+
+/// `--write-cert-and-key-in-separate-files`: (every CERTIFICATE block, every other block), each in
+/// the order of the input.
+pub fn split_cert_and_key(pem_text: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut certs = Vec::new();
+    let mut keys = Vec::new();
+    for block in pem::blocks(pem_text) {
+        if block.label == "CERTIFICATE" {
+            certs.extend_from_slice(block.text);
+        } else {
+            keys.extend_from_slice(block.text);
+        }
+    }
+    (certs, keys)
+}

@@ -1,0 +1,153 @@
+//! The Entra ID token endpoint (`{authority}{tenant}/oauth2/v2.0/token`), shared by every mode that
+//! sends a client credential: a federated assertion or a client secret.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::{AccessToken, AuthError};
+use crate::cloud::CloudEnvironment;
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: SecretString,
+    #[serde(default)]
+    expires_in: Option<NumberOrString>,
+}
+
+/// Entra sends numbers; ADFS and some proxies send them as strings.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrString {
+    Number(u64),
+    String(String),
+}
+
+impl NumberOrString {
+    fn as_u64(&self) -> Option<u64> {
+        match self {
+            Self::Number(n) => Some(*n),
+            Self::String(s) => s.trim().parse().ok(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorResponse {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+    #[serde(default)]
+    error_codes: Vec<u64>,
+}
+
+/// An Entra error before the mode adds its hint.
+pub struct EntraFailure {
+    pub status: u16,
+    pub codes: Vec<u64>,
+    pub description: String,
+}
+
+/// POSTs a client-credentials grant. `form` holds the credential fields; `scope` and `grant_type`
+/// are added here.
+pub async fn request_token(
+    http: &reqwest::Client,
+    cloud: &CloudEnvironment,
+    tenant: &str,
+    form: &[(&str, &str)],
+) -> Result<AccessToken, Result<EntraFailure, AuthError>> {
+    let url = format!("{}{tenant}/oauth2/v2.0/token", cloud.authority);
+    let host = reqwest::Url::parse(&url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| cloud.authority.clone());
+    let scope = cloud.key_vault_scope();
+    let mut fields: Vec<(&str, &str)> = vec![("grant_type", "client_credentials"), ("scope", &scope)];
+    fields.extend_from_slice(form);
+    let response = http
+        .post(&url)
+        .form(&fields)
+        .send()
+        .await
+        .map_err(|e| {
+            Err(AuthError::Transport {
+                host: host.clone(),
+                reason: crate::http::describe_transport_error(&e),
+            })
+        })?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| {
+        Err(AuthError::Transport {
+            host: host.clone(),
+            reason: crate::http::describe_transport_error(&e),
+        })
+    })?;
+    if status.is_success() {
+        let token: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+            Err(AuthError::Decode {
+                host: host.clone(),
+                reason: format!("token response is not the expected JSON: {e}"),
+            })
+        })?;
+        let lifetime = token
+            .expires_in
+            .as_ref()
+            .and_then(NumberOrString::as_u64)
+            .unwrap_or(3599);
+        return Ok(AccessToken::new(token.access_token, Duration::from_secs(lifetime)));
+    }
+    match serde_json::from_slice::<ErrorResponse>(&body) {
+        Ok(err) => Err(Ok(EntraFailure {
+            status: status.as_u16(),
+            codes: err.error_codes,
+            description: clean_description(&err.error, &err.error_description),
+        })),
+        Err(_) => Err(Ok(EntraFailure {
+            status: status.as_u16(),
+            codes: Vec::new(),
+            description: format!(
+                "HTTP {status} with a non-JSON body: {}",
+                String::from_utf8_lossy(&body[..body.len().min(200)]).trim()
+            ),
+        })),
+    }
+}
+
+/// Entra descriptions end in `\r\nTrace ID: … Correlation ID: … Timestamp: …` lines; keep them
+/// (support asks for them) but on one line.
+fn clean_description(error: &str, description: &str) -> String {
+    let d = description
+        .split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if d.is_empty() {
+        error.to_owned()
+    } else {
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_are_folded_onto_one_line() {
+        assert_eq!(
+            clean_description("invalid_client", "AADSTS70021: No match.\r\nTrace ID: x\r\n"),
+            "AADSTS70021: No match. Trace ID: x"
+        );
+        assert_eq!(clean_description("invalid_client", ""), "invalid_client");
+    }
+
+    #[test]
+    fn expires_in_may_be_a_string() {
+        let t: TokenResponse =
+            serde_json::from_str(r#"{"access_token":"x","expires_in":"86399"}"#).unwrap();
+        assert_eq!(t.expires_in.and_then(|e| e.as_u64()), Some(86399));
+    }
+}

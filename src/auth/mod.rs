@@ -1,0 +1,156 @@
+//! Getting a Key Vault access token for the identity a Mount selected (spec 3).
+//!
+//! One file per identity mode; [`entra`] holds the token endpoint shared by workload identity and
+//! service principals. Entra ID and IMDS are called with plain REST over the shared client instead of
+//! the Azure SDK credentials, which cache per credential object and so cannot share tokens between
+//! the many Mounts of one workload.
+
+pub mod assertion;
+pub mod entra;
+pub mod service_principal;
+pub mod workload;
+
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+
+use crate::cloud::CloudEnvironment;
+use assertion::Assertion;
+
+/// A bearer token for Key Vault. `Debug` never shows it.
+#[derive(Clone)]
+pub struct AccessToken {
+    secret: SecretString,
+    /// When the token stops being valid, from `expires_in`.
+    pub expires_at: Instant,
+}
+
+impl AccessToken {
+    pub fn new(secret: SecretString, lifetime: Duration) -> Self {
+        Self {
+            secret,
+            expires_at: Instant::now() + lifetime,
+        }
+    }
+
+    pub fn secret(&self) -> &SecretString {
+        &self.secret
+    }
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("secret", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// The identity a Mount authenticates as, selected and validated by [`crate::mount`].
+#[derive(Clone, Debug)]
+pub enum Identity {
+    /// Workload identity: the pod's service-account token federated with `client_id`.
+    Workload {
+        client_id: String,
+        assertion: Assertion,
+    },
+    /// An app registration's client secret from `nodePublishSecretRef`.
+    ServicePrincipal {
+        client_id: String,
+        client_secret: SecretString,
+    },
+    /// The node's managed identity through IMDS; `None` = system-assigned.
+    VmManagedIdentity { client_id: Option<String> },
+    /// aad-pod-identity's NMI on the node.
+    PodIdentity { namespace: String, pod: String },
+    /// AKS identity binding through the token proxy.
+    TokenProxy {
+        client_id: String,
+        assertion: Assertion,
+    },
+}
+
+impl Identity {
+    /// The mode's name as users know it, for logs and messages.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Self::Workload { .. } => "workload identity",
+            Self::ServicePrincipal { .. } => "service principal",
+            Self::VmManagedIdentity { .. } => "VM managed identity",
+            Self::PodIdentity { .. } => "pod identity",
+            Self::TokenProxy { .. } => "identity binding",
+        }
+    }
+}
+
+/// Why no token could be had. Messages are shown to the user.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Entra ID answered with an error.
+    #[error(
+        "Entra ID refused the {mode} token request for client ID {client_id} in tenant {tenant}: \
+         {description}{}",
+        hint.as_deref().map(|h| format!(". {h}")).unwrap_or_default()
+    )]
+    Entra {
+        mode: &'static str,
+        tenant: String,
+        client_id: String,
+        status: u16,
+        codes: Vec<u64>,
+        description: String,
+        hint: Option<String>,
+    },
+    #[error("cannot reach Entra ID at {host}: {reason}")]
+    Transport { host: String, reason: String },
+    #[error("Entra ID at {host} sent an unexpected response: {reason}")]
+    Decode { host: String, reason: String },
+    #[error("{mode} is not supported by this version of the provider yet; use workload identity (clientID) or a service principal (nodePublishSecretRef)")]
+    NotImplemented { mode: &'static str },
+}
+
+impl AuthError {
+    /// Worth a retry by the driver (Entra or the network briefly unavailable).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Transport { .. } => true,
+            Self::Entra { status, .. } => *status == 429 || *status >= 500,
+            Self::Decode { .. } | Self::NotImplemented { .. } => false,
+        }
+    }
+}
+
+/// Gets tokens for every identity mode over the shared HTTP client.
+#[derive(Clone, Debug)]
+pub struct Authenticator {
+    http: reqwest::Client,
+}
+
+impl Authenticator {
+    pub fn new(http: reqwest::Client) -> Self {
+        Self { http }
+    }
+
+    /// A Key Vault token for `identity` in `tenant` on `cloud`.
+    pub async fn token(
+        &self,
+        cloud: &CloudEnvironment,
+        tenant: &str,
+        identity: &Identity,
+    ) -> Result<AccessToken, AuthError> {
+        match identity {
+            Identity::Workload {
+                client_id,
+                assertion,
+            } => workload::token(&self.http, cloud, tenant, client_id, assertion).await,
+            Identity::ServicePrincipal {
+                client_id,
+                client_secret,
+            } => {
+                service_principal::token(&self.http, cloud, tenant, client_id, client_secret).await
+            }
+            other => Err(AuthError::NotImplemented { mode: other.mode() }),
+        }
+    }
+}

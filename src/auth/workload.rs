@@ -1,0 +1,65 @@
+//! Workload identity: the pod's service-account token exchanged for a Key Vault token through a
+//! federated identity credential (spec 3.1).
+
+use super::assertion::Assertion;
+use super::entra::request_token;
+use super::{AccessToken, AuthError};
+use crate::cloud::CloudEnvironment;
+
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Exchanges the assertion for a token.
+pub async fn token(
+    http: &reqwest::Client,
+    cloud: &CloudEnvironment,
+    tenant: &str,
+    client_id: &str,
+    assertion: &Assertion,
+) -> Result<AccessToken, AuthError> {
+    let form = [
+        ("client_id", client_id),
+        ("client_assertion_type", ASSERTION_TYPE),
+        ("client_assertion", assertion.token()),
+    ];
+    match request_token(http, cloud, tenant, &form).await {
+        Ok(token) => Ok(token),
+        Err(Err(e)) => Err(e),
+        Err(Ok(failure)) => Err(AuthError::Entra {
+            mode: "workload identity",
+            tenant: tenant.to_owned(),
+            client_id: client_id.to_owned(),
+            status: failure.status,
+            hint: hint(&failure.codes, client_id, assertion),
+            codes: failure.codes,
+            description: failure.description,
+        }),
+    }
+}
+
+/// What to do about the errors users meet most.
+fn hint(codes: &[u64], client_id: &str, assertion: &Assertion) -> Option<String> {
+    let federate = || {
+        format!(
+            "The pod presented issuer {iss:?} and subject {sub:?}. Federate them with the identity: \
+             az identity federated-credential create --name <name> --identity-name <identity-name> \
+             --resource-group <resource-group> --issuer {iss} --subject {sub} --audience \
+             api://AzureADTokenExchange (for an app registration: az ad app federated-credential create \
+             --id {client_id} --parameters '{{\"name\":\"<name>\",\"issuer\":\"{iss}\",\"subject\":\"{sub}\",\
+             \"audiences\":[\"api://AzureADTokenExchange\"]}}')",
+            iss = assertion.issuer,
+            sub = assertion.subject,
+        )
+    };
+    codes.iter().find_map(|code| match code {
+        70021 | 700211 | 700212 | 700213 => Some(federate()),
+        700016 => Some(format!(
+            "No application or managed identity with client ID {client_id} exists in this tenant: check \
+             clientID and tenantID in the SecretProviderClass"
+        )),
+        90002 => Some("The tenant does not exist: check tenantID in the SecretProviderClass".to_owned()),
+        700024 => Some(
+            "The service-account token is outside its validity period: check the node's clock".to_owned(),
+        ),
+        _ => None,
+    })
+}

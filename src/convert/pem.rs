@@ -1,0 +1,62 @@
+//! PEM in the exact form the Go provider writes: `-----BEGIN X-----\n`, standard base64 in
+//! 64-character lines, `-----END X-----\n`.
+
+use base64::Engine as _;
+
+/// Encodes one PEM block.
+pub fn encode(label: &str, der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 2 * label.len() + 32);
+    out.push_str("-----BEGIN ");
+    out.push_str(label);
+    out.push_str("-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END ");
+    out.push_str(label);
+    out.push_str("-----\n");
+    out
+}
+
+/// A PEM block found in text: its label and its exact text (BEGIN line to END line, with the
+/// newline after END when present).
+pub struct Block<'a> {
+    pub label: &'a str,
+    pub text: &'a [u8],
+}
+
+/// The PEM blocks of `input`, in order; text between blocks is skipped.
+pub fn blocks(input: &[u8]) -> Vec<Block<'_>> {
+    const BEGIN: &[u8] = b"-----BEGIN ";
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Some(start) = find(&input[pos..], BEGIN).map(|i| i + pos) {
+        let label_start = start + BEGIN.len();
+        let Some(label_end) = find(&input[label_start..], b"-----").map(|i| i + label_start) else {
+            break;
+        };
+        let Ok(label) = std::str::from_utf8(&input[label_start..label_end]) else {
+            break;
+        };
+        let end_marker = format!("-----END {label}-----");
+        let Some(end) = find(&input[label_end..], end_marker.as_bytes()).map(|i| i + label_end) else {
+            break;
+        };
+        let mut stop = end + end_marker.len();
+        if input.get(stop) == Some(&b'\n') {
+            stop += 1;
+        }
+        out.push(Block {
+            label,
+            text: &input[start..stop],
+        });
+        pos = stop;
+    }
+    out
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}

@@ -1,0 +1,251 @@
+//! The one shared HTTPS client, used for Entra ID and Key Vault.
+//!
+//! One `reqwest::Client` for the whole daemon keeps connections to Entra and to each vault alive
+//! across Mounts (the Go provider builds a new SDK client, and so new connections, per Mount).
+//! TLS is rustls; the trust store is the system's, loaded the way OpenSSL/Go do (honouring
+//! `SSL_CERT_FILE` and `SSL_CERT_DIR`), so Azure Stack Hub and TLS-inspecting proxies whose CA is
+//! mounted into the container keep working. Proxies come from `HTTPS_PROXY`/`NO_PROXY`.
+//!
+//! Name resolution goes through [`Resolver`]: the system resolver, plus operator-given overrides
+//! (`--resolve`, for private endpoints without DNS and for local emulators). Its failures carry the
+//! host name so that a mistyped vault name is reported as such instead of as a generic connect error.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use rustls::pki_types::CertificateDer;
+
+/// Settings of the shared client.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// Product token plus the operator's `--custom-user-agent`.
+    pub user_agent: String,
+    pub connect_timeout: Duration,
+    /// Upper bound for one request (headers and body); the Mount deadline bounds the whole Mount.
+    pub request_timeout: Duration,
+    /// Host name (or `*.suffix`) → address overrides.
+    pub resolve_overrides: Vec<ResolveOverride>,
+    /// Extra trusted roots (DER), in addition to the system store.
+    pub extra_roots: Vec<CertificateDer<'static>>,
+}
+
+/// `HOST=ADDR:PORT`: connect to `ADDR:PORT` for `HOST`. A host of `*.example.net` matches every
+/// name ending in `.example.net`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolveOverride {
+    pub host: String,
+    pub addr: SocketAddr,
+}
+
+impl std::str::FromStr for ResolveOverride {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (host, addr) = s
+            .split_once('=')
+            .ok_or_else(|| format!("{s:?} is not HOST=ADDR:PORT (e.g. myvault.vault.azure.net=10.0.0.5:443)"))?;
+        let host = host.trim().to_ascii_lowercase();
+        if host.is_empty() {
+            return Err(format!("{s:?} has an empty host name"));
+        }
+        let addr = addr
+            .trim()
+            .parse::<SocketAddr>()
+            .map_err(|e| format!("{s:?}: {addr:?} is not ADDR:PORT ({e})"))?;
+        Ok(Self { host, addr })
+    }
+}
+
+/// Errors building the client at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("building the TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("building the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// A DNS lookup failed: the name probably does not exist (for a vault: the vault does not exist or
+/// is misspelled).
+#[derive(Debug, thiserror::Error)]
+#[error("DNS lookup of {host} failed: {reason}")]
+pub struct DnsError {
+    pub host: String,
+    pub reason: String,
+}
+
+/// The resolver the shared client uses.
+#[derive(Debug, Default)]
+pub struct Resolver {
+    exact: HashMap<String, SocketAddr>,
+    suffixes: Vec<(String, SocketAddr)>,
+}
+
+impl Resolver {
+    pub fn new(overrides: &[ResolveOverride]) -> Self {
+        let mut resolver = Self::default();
+        for o in overrides {
+            match o.host.strip_prefix('*') {
+                // Keep the leading dot so that "*.vault.azure.net" never matches "evilvault.azure.net".
+                Some(suffix) if suffix.starts_with('.') => {
+                    resolver.suffixes.push((suffix.to_owned(), o.addr))
+                }
+                _ => {
+                    resolver.exact.insert(o.host.clone(), o.addr);
+                }
+            }
+        }
+        resolver
+    }
+
+    fn lookup_override(&self, host: &str) -> Option<SocketAddr> {
+        let host = host.to_ascii_lowercase();
+        if let Some(addr) = self.exact.get(&host) {
+            return Some(*addr);
+        }
+        self.suffixes
+            .iter()
+            .find(|(suffix, _)| host.ends_with(suffix.as_str()))
+            .map(|(_, addr)| *addr)
+    }
+}
+
+impl Resolve for Resolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let host = name.as_str().to_owned();
+        if let Some(addr) = self.lookup_override(&host) {
+            let addrs: Addrs = Box::new(std::iter::once(addr));
+            return Box::pin(std::future::ready(Ok(addrs)));
+        }
+        Box::pin(async move {
+            let lookup = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map(|addrs| addrs.collect::<Vec<SocketAddr>>());
+            match lookup {
+                Ok(addrs) => {
+                    if addrs.is_empty() {
+                        return Err(Box::new(DnsError {
+                            host,
+                            reason: "no addresses".into(),
+                        }) as Box<dyn std::error::Error + Send + Sync>);
+                    }
+                    let addrs: Addrs = Box::new(addrs.into_iter());
+                    Ok(addrs)
+                }
+                Err(e) => Err(Box::new(DnsError {
+                    host,
+                    reason: e.to_string(),
+                }) as Box<dyn std::error::Error + Send + Sync>),
+            }
+        })
+    }
+}
+
+/// Builds the shared client.
+pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, HttpError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for err in &native.errors {
+        tracing::warn!(error = %err, "could not load some system CA certificates");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(native.certs);
+    let (extra, extra_ignored) = roots.add_parsable_certificates(settings.extra_roots.clone());
+    tracing::debug!(
+        system = added,
+        extra,
+        ignored = ignored + extra_ignored,
+        "loaded trusted CA certificates"
+    );
+    if roots.is_empty() {
+        tracing::warn!(
+            "no trusted CA certificates found: every HTTPS call will fail; mount the system CA bundle \
+             or set SSL_CERT_FILE"
+        );
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .dns_resolver(Resolver::new(&settings.resolve_overrides))
+        .user_agent(settings.user_agent.clone())
+        .connect_timeout(settings.connect_timeout)
+        .timeout(settings.request_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .https_only(false)
+        .build()?;
+    Ok(client)
+}
+
+/// Finds a [`DnsError`] in an error's source chain.
+pub fn dns_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a DnsError> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(dns) = e.downcast_ref::<DnsError>() {
+            return Some(dns);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// Describes a transport-level failure in one short phrase, without the URL (which the caller
+/// already names).
+pub fn describe_transport_error(err: &reqwest::Error) -> String {
+    if let Some(dns) = dns_error(err) {
+        return dns.to_string();
+    }
+    if err.is_timeout() {
+        return "the request timed out".to_owned();
+    }
+    let mut msg = String::new();
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !msg.contains(&text) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&text);
+        }
+        current = e.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn override_parses_host_and_socket_addr() {
+        let o: ResolveOverride = "MyVault.vault.azure.net=127.0.0.1:8443".parse().unwrap();
+        assert_eq!(o.host, "myvault.vault.azure.net");
+        assert_eq!(o.addr, "127.0.0.1:8443".parse().unwrap());
+        let v6: ResolveOverride = "x=[::1]:443".parse().unwrap();
+        assert_eq!(v6.addr.port(), 443);
+        assert!("nohost".parse::<ResolveOverride>().is_err());
+        assert!("=1.2.3.4:1".parse::<ResolveOverride>().is_err());
+        assert!("a=1.2.3.4".parse::<ResolveOverride>().is_err());
+    }
+
+    #[test]
+    fn wildcard_matches_only_below_the_dot() {
+        let r = Resolver::new(&[
+            "*.vault.azure.net=127.0.0.1:1".parse().unwrap(),
+            "login.microsoftonline.com=127.0.0.1:2".parse().unwrap(),
+        ]);
+        assert_eq!(r.lookup_override("a.vault.azure.net").map(|a| a.port()), Some(1));
+        assert_eq!(r.lookup_override("A.VAULT.azure.net").map(|a| a.port()), Some(1));
+        assert_eq!(r.lookup_override("evilvault.azure.net"), None);
+        assert_eq!(r.lookup_override("login.microsoftonline.com").map(|a| a.port()), Some(2));
+        assert_eq!(r.lookup_override("other.example"), None);
+    }
+}

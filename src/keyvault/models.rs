@@ -1,0 +1,114 @@
+//! Key Vault REST response bodies (API 7.x), only the fields the provider uses.
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::convert::jwk::Jwk;
+
+
+/// `GET /secrets/{name}/{version}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretBundle {
+    pub value: SecretString,
+    #[serde(default)]
+    pub content_type: Option<String>,
+    pub id: String,
+    /// Set only for the secret behind a certificate.
+    #[serde(default)]
+    pub kid: Option<String>,
+}
+
+/// `GET /keys/{name}/{version}`.
+#[derive(Debug, Deserialize)]
+pub struct KeyBundle {
+    pub key: Jwk,
+}
+
+/// `GET /certificates/{name}/{version}`.
+#[derive(Debug, Deserialize)]
+pub struct CertificateBundle {
+    pub id: String,
+    /// Base64 DER of the leaf certificate.
+    pub cer: String,
+}
+
+/// One page of `GET /{collection}/{name}/versions`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionPage {
+    #[serde(default)]
+    pub value: Vec<VersionItem>,
+    #[serde(default)]
+    pub next_link: Option<String>,
+}
+
+/// One version in a listing; keys carry `kid`, secrets and certificates `id`.
+#[derive(Debug, Deserialize)]
+pub struct VersionItem {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub kid: Option<String>,
+    #[serde(default)]
+    pub attributes: Attributes,
+}
+
+/// Object attributes (Unix seconds).
+#[derive(Debug, Default, Deserialize)]
+pub struct Attributes {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub created: Option<i64>,
+}
+
+/// Error body: `{"error":{"code":…,"message":…,"innererror":{"code":…}}}`.
+#[derive(Debug, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ErrorDetail {
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub innererror: Option<Box<ErrorDetail>>,
+}
+
+/// The version id: the last path segment of an object id (`…/secrets/{name}/{version}`).
+pub fn version_of(id: &str) -> &str {
+    id.trim_end_matches('/').rsplit('/').next().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_is_last_segment() {
+        assert_eq!(
+            version_of("https://v.vault.azure.net/secrets/s/c35fc1a31f9144c2877aa67b6ad4c31a"),
+            "c35fc1a31f9144c2877aa67b6ad4c31a"
+        );
+        assert_eq!(version_of(""), "");
+    }
+
+    #[test]
+    fn recorded_secret_parses() {
+        let raw = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/vectors/keyvault/a_get_secret_plain/net__GetSecretWithVersion__001.json"
+        ))
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        let bundle: SecretBundle = serde_json::from_value(v["response"]["body"].clone()).unwrap();
+        assert_eq!(version_of(&bundle.id), "c35fc1a31f9144c2877aa67b6ad4c31a");
+        assert!(bundle.kid.is_none());
+        use secrecy::ExposeSecret;
+        assert_eq!(bundle.value.expose_secret(), "value2");
+    }
+}

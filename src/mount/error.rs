@@ -1,0 +1,185 @@
+//! Mount errors and the one mapping from them to gRPC status codes.
+//!
+//! The status message reaches `kubectl describe pod` verbatim, so each variant says what failed
+//! (vault, object), why (Key Vault's or Entra's own code and message) and, where we know it, what
+//! to change. The code matters too: the driver retries only `UNAVAILABLE`, so transient failures
+//! (throttling, 5xx, network) map there and nothing else does.
+
+use tonic::{Code, Status};
+
+use crate::auth::AuthError;
+use crate::cloud::CloudError;
+use crate::convert::ConvertError;
+use crate::keyvault::{KeyVaultError, ObjectKind};
+
+/// Why a Mount failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    /// The request breaks one or more rules; each entry names its field.
+    #[error("invalid SecretProviderClass or request: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+    #[error("{0}")]
+    Cloud(#[from] CloudError),
+    #[error("{0}")]
+    Auth(#[from] AuthError),
+    #[error("{}", keyvault_message(.vault, .kind, .object, .source))]
+    KeyVault {
+        vault: String,
+        kind: ObjectKind,
+        object: String,
+        source: KeyVaultError,
+    },
+    #[error("{kind} {object:?} from vault {vault}: {source}", kind = .kind.as_str())]
+    Convert {
+        vault: String,
+        kind: ObjectKind,
+        object: String,
+        source: ConvertError,
+    },
+    #[error("{kind} {object:?} from vault {vault}: {message}", kind = .kind.as_str())]
+    Object {
+        vault: String,
+        kind: ObjectKind,
+        object: String,
+        message: String,
+    },
+    #[error(
+        "the Mount did not finish within {0:?}: Key Vault or Entra ID is slow or unreachable from this node"
+    )]
+    Timeout(std::time::Duration),
+    #[error("the provider is shutting down; the driver will retry")]
+    ShuttingDown,
+}
+
+fn keyvault_message(vault: &str, kind: &ObjectKind, object: &str, err: &KeyVaultError) -> String {
+    let what = format!("{} {object:?} from vault {vault}", kind.as_str());
+    let hint = match err {
+        KeyVaultError::Dns(_) => format!(
+            ": the vault {vault} does not exist or its name is misspelled (keyvaultName), or this node \
+             cannot resolve it (private endpoint DNS)"
+        ),
+        KeyVaultError::Status { status: 404, .. } => format!(
+            ": check objectName and objectVersion, and that the object is a {} (objectType)",
+            kind.as_str()
+        ),
+        KeyVaultError::Status {
+            status: 403,
+            inner,
+            ..
+        } => match inner.as_deref() {
+            Some("ForbiddenByRbac") => format!(
+                ": grant the identity the \"Key Vault {} User\" role (or a role with the action named \
+                 above) on the vault",
+                match kind {
+                    ObjectKind::Secret => "Secrets",
+                    ObjectKind::Key => "Crypto",
+                    ObjectKind::Cert => "Certificate",
+                }
+            ),
+            Some("AccessDenied") => format!(
+                ": the vault uses access policies; give the identity the get permission for {}",
+                kind.collection()
+            ),
+            _ => String::new(),
+        },
+        KeyVaultError::Status { status: 401, .. } => {
+            ": the token was refused; check that tenantID is the vault's tenant".to_owned()
+        }
+        KeyVaultError::Status { status: 429, .. } => {
+            ": Key Vault is throttling this vault; the driver will retry".to_owned()
+        }
+        _ => String::new(),
+    };
+    format!("{what}: {err}{hint}")
+}
+
+impl MountError {
+    /// Low-cardinality outcome class, for logs and (later) metrics.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) | Self::Cloud(_) => "invalid_request",
+            Self::Auth(_) => "auth",
+            Self::KeyVault { source, .. } => match source.status() {
+                Some(404) => "not_found",
+                Some(401 | 403) => "forbidden",
+                Some(429) => "throttled",
+                _ => "keyvault",
+            },
+            Self::Convert { .. } | Self::Object { .. } => "conversion",
+            Self::Timeout(_) => "timeout",
+            Self::ShuttingDown => "shutdown",
+        }
+    }
+
+    /// The gRPC code for this error.
+    pub fn code(&self) -> Code {
+        match self {
+            Self::Invalid(_) | Self::Cloud(_) => Code::InvalidArgument,
+            Self::Auth(e) if e.is_transient() => Code::Unavailable,
+            Self::Auth(AuthError::NotImplemented { .. }) => Code::Unimplemented,
+            Self::Auth(AuthError::Decode { .. }) => Code::Internal,
+            Self::Auth(_) => Code::Unauthenticated,
+            Self::KeyVault { source, .. } if source.is_transient() => Code::Unavailable,
+            Self::KeyVault { source, .. } => match source {
+                KeyVaultError::Dns(_) => Code::NotFound,
+                KeyVaultError::Status { status: 404, .. } => Code::NotFound,
+                KeyVaultError::Status { status: 401, .. } => Code::Unauthenticated,
+                KeyVaultError::Status { status: 403, .. } => Code::PermissionDenied,
+                KeyVaultError::Status { status: 400, .. } => Code::InvalidArgument,
+                _ => Code::Internal,
+            },
+            Self::Convert { .. } | Self::Object { .. } => Code::FailedPrecondition,
+            Self::Timeout(_) => Code::DeadlineExceeded,
+            Self::ShuttingDown => Code::Unavailable,
+        }
+    }
+}
+
+impl From<MountError> for Status {
+    fn from(err: MountError) -> Self {
+        Status::new(err.code(), err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(status: u16, inner: Option<&str>) -> MountError {
+        MountError::KeyVault {
+            vault: "kv1".into(),
+            kind: ObjectKind::Secret,
+            object: "db".into(),
+            source: KeyVaultError::Status {
+                status,
+                code: "Code".into(),
+                inner: inner.map(str::to_owned),
+                message: "msg".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn only_transient_failures_are_unavailable() {
+        assert_eq!(kv(429, None).code(), Code::Unavailable);
+        assert_eq!(kv(503, None).code(), Code::Unavailable);
+        assert_eq!(kv(404, None).code(), Code::NotFound);
+        assert_eq!(kv(403, Some("ForbiddenByRbac")).code(), Code::PermissionDenied);
+        assert_eq!(MountError::Invalid(vec!["x".into()]).code(), Code::InvalidArgument);
+    }
+
+    #[test]
+    fn messages_name_vault_object_and_fix() {
+        let msg = kv(403, Some("ForbiddenByRbac")).to_string();
+        assert!(msg.starts_with("secret \"db\" from vault kv1: HTTP 403 Code (ForbiddenByRbac): msg"), "{msg}");
+        assert!(msg.contains("Key Vault Secrets User"), "{msg}");
+        let dns = MountError::KeyVault {
+            vault: "nope".into(),
+            kind: ObjectKind::Secret,
+            object: "db".into(),
+            source: KeyVaultError::Dns("DNS lookup of nope.vault.azure.net failed: x".into()),
+        };
+        assert!(dns.to_string().contains("nope.vault.azure.net") && dns.to_string().contains("does not exist"));
+        assert_eq!(dns.code(), Code::NotFound);
+    }
+}

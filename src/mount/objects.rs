@@ -1,0 +1,353 @@
+//! The `objects` parameter: YAML `array:` of strings, each string a YAML mapping describing one Key
+//! Vault object (spec 2.2). Parsed into [`RawObject`] (text as written) and validated into
+//! [`ObjectSpec`]; every error names the object by index and name and shows a valid value.
+
+use serde::Deserialize;
+
+use super::paths;
+use crate::convert::{ObjectEncoding, ObjectFormat};
+use crate::keyvault::ObjectKind;
+
+/// Upper bound on objects in one SecretProviderClass: each costs a Key Vault call per Mount.
+pub const MAX_OBJECTS: usize = 256;
+/// Upper bound on `objectVersionHistory`.
+pub const MAX_VERSION_HISTORY: u32 = 100;
+
+#[derive(Deserialize)]
+struct ObjectsDoc {
+    #[serde(default)]
+    array: Option<Vec<ArrayEntry>>,
+}
+
+/// An entry of `array`: the Go provider only takes strings; a mapping gets a pointed message.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ArrayEntry {
+    Text(String),
+    Other(serde::de::IgnoredAny),
+}
+
+/// One object's fields as written. Every field is taken as text, like the Go provider's YAML
+/// decoding into string fields (so `filePermission: 0600` stays "0600").
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawObject {
+    pub object_name: Option<String>,
+    pub object_type: Option<String>,
+    pub object_alias: Option<String>,
+    pub object_version: Option<String>,
+    pub object_version_history: Option<String>,
+    pub object_format: Option<String>,
+    pub object_encoding: Option<String>,
+    pub file_permission: Option<String>,
+}
+
+/// A validated object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectSpec {
+    pub name: String,
+    pub kind: ObjectKind,
+    /// The file name (or directory, in history mode).
+    pub alias: String,
+    /// `None` = latest.
+    pub version: Option<String>,
+    /// Number of versions to write; 1 = the single-file form.
+    pub history: u32,
+    pub format: ObjectFormat,
+    pub encoding: ObjectEncoding,
+    /// File mode; `None` = the request's `permission`.
+    pub mode: Option<u32>,
+}
+
+impl ObjectSpec {
+    /// The `ObjectVersion.id` of the object (single-version form) or of version `i` (history form).
+    pub fn version_id(&self, index: Option<u32>) -> String {
+        match index {
+            Some(i) => format!("{}/{}/{i}", self.kind.as_str(), self.name),
+            None => format!("{}/{}", self.kind.as_str(), self.name),
+        }
+    }
+}
+
+const EXAMPLE: &str = "objects: |\n  array:\n    - |\n      objectName: db-password\n      objectType: secret";
+
+/// Parses and validates the `objects` parameter. Errors are collected, not stopped at the first.
+pub fn parse(yaml: &str, errors: &mut Vec<String>) -> Vec<ObjectSpec> {
+    let doc: ObjectsDoc = match serde_saphyr::from_str(yaml) {
+        Ok(doc) => doc,
+        Err(e) => {
+            errors.push(format!(
+                "objects: not valid YAML ({}); expected the form\n{EXAMPLE}",
+                one_line(&e.to_string())
+            ));
+            return Vec::new();
+        }
+    };
+    let Some(entries) = doc.array.filter(|a| !a.is_empty()) else {
+        errors.push(format!(
+            "objects: the array is empty or missing; list at least one object, e.g.\n{EXAMPLE}"
+        ));
+        return Vec::new();
+    };
+    if entries.len() > MAX_OBJECTS {
+        errors.push(format!(
+            "objects: {} entries; at most {MAX_OBJECTS} objects per SecretProviderClass",
+            entries.len()
+        ));
+        return Vec::new();
+    }
+    let mut specs = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.into_iter().enumerate() {
+        let text = match entry {
+            ArrayEntry::Text(t) => t,
+            ArrayEntry::Other(_) => {
+                errors.push(format!(
+                    "objects.array[{index}]: is a mapping, but each entry must be a string holding YAML; \
+                     write `- |` and indent the object's fields below it"
+                ));
+                continue;
+            }
+        };
+        let raw: RawObject = match serde_saphyr::from_str(&text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                errors.push(format!(
+                    "objects.array[{index}]: not a YAML mapping of object fields ({}); e.g. \
+                     \"objectName: db-password\\nobjectType: secret\"",
+                    one_line(&e.to_string())
+                ));
+                continue;
+            }
+        };
+        if let Some(spec) = validate(index, raw, errors) {
+            specs.push(spec);
+        }
+    }
+    specs
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn trimmed(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Key Vault object names: 1–127 letters, digits and dashes.
+fn valid_object_name(name: &str) -> bool {
+    (1..=127).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// Validates one object; pushes every problem found.
+pub fn validate(index: usize, raw: RawObject, errors: &mut Vec<String>) -> Option<ObjectSpec> {
+    let before = errors.len();
+    let name = trimmed(&raw.object_name).unwrap_or_default().to_owned();
+    let at = if name.is_empty() {
+        format!("objects.array[{index}]")
+    } else {
+        format!("objects.array[{index}] ({name})")
+    };
+    if name.is_empty() {
+        errors.push(format!("{at}: objectName is required, e.g. objectName: db-password"));
+    } else if !valid_object_name(&name) {
+        errors.push(format!(
+            "{at}: objectName {name:?} is not a Key Vault object name (1-127 letters, digits and '-')"
+        ));
+    }
+    let kind = match trimmed(&raw.object_type).map(str::to_ascii_lowercase).as_deref() {
+        Some("secret") => Some(ObjectKind::Secret),
+        Some("key") => Some(ObjectKind::Key),
+        Some("cert") => Some(ObjectKind::Cert),
+        None => {
+            errors.push(format!("{at}: objectType is required: secret, key or cert"));
+            None
+        }
+        Some(other) => {
+            errors.push(format!(
+                "{at}: objectType {other:?} is not valid; use secret, key or cert (a certificate's \
+                 private key is objectType: secret)"
+            ));
+            None
+        }
+    };
+    let alias = trimmed(&raw.object_alias).unwrap_or(&name).to_owned();
+    if !alias.is_empty()
+        && let Err(problem) = paths::check(&alias)
+    {
+        errors.push(format!(
+            "{at}: objectAlias {alias:?} {problem}; it becomes the file name inside the volume"
+        ));
+    }
+    let version = match trimmed(&raw.object_version) {
+        None => None,
+        Some(v) if v.eq_ignore_ascii_case("latest") => None,
+        Some(v) if v.bytes().all(|b| b.is_ascii_alphanumeric()) && v.len() <= 64 => Some(v.to_owned()),
+        Some(v) => {
+            errors.push(format!(
+                "{at}: objectVersion {v:?} is not a Key Vault version id (32 hex digits, e.g. \
+                 c35fc1a31f9144c2877aa67b6ad4c31a); leave it empty for the latest version"
+            ));
+            None
+        }
+    };
+    let history = match trimmed(&raw.object_version_history) {
+        None => 1,
+        Some(h) => match h.parse::<i64>() {
+            Ok(n) if n <= 1 => 1,
+            Ok(n) if n <= i64::from(MAX_VERSION_HISTORY) => n as u32,
+            Ok(_) => {
+                errors.push(format!(
+                    "{at}: objectVersionHistory {h} is too large; at most {MAX_VERSION_HISTORY}"
+                ));
+                1
+            }
+            Err(_) => {
+                errors.push(format!(
+                    "{at}: objectVersionHistory {h:?} is not a whole number, e.g. objectVersionHistory: 5"
+                ));
+                1
+            }
+        },
+    };
+    let format = match trimmed(&raw.object_format).map(str::to_ascii_lowercase).as_deref() {
+        None | Some("pem") => ObjectFormat::Pem,
+        Some("pfx") => {
+            if kind.is_some_and(|k| k != ObjectKind::Secret) {
+                errors.push(format!(
+                    "{at}: objectFormat pfx is only valid with objectType: secret (the PFX with the \
+                     private key is stored in the certificate's secret)"
+                ));
+            }
+            ObjectFormat::Pfx
+        }
+        Some(other) => {
+            errors.push(format!("{at}: objectFormat {other:?} is not valid; use pem or pfx"));
+            ObjectFormat::Pem
+        }
+    };
+    let encoding = match trimmed(&raw.object_encoding).map(str::to_ascii_lowercase).as_deref() {
+        None | Some("utf-8") => ObjectEncoding::Utf8,
+        Some(enc @ ("base64" | "hex")) => {
+            if kind.is_some_and(|k| k != ObjectKind::Secret) {
+                errors.push(format!(
+                    "{at}: objectEncoding {enc} is only valid with objectType: secret"
+                ));
+            }
+            if enc == "base64" {
+                ObjectEncoding::Base64
+            } else {
+                ObjectEncoding::Hex
+            }
+        }
+        Some(other) => {
+            errors.push(format!(
+                "{at}: objectEncoding {other:?} is not valid; use utf-8, base64 or hex"
+            ));
+            ObjectEncoding::Utf8
+        }
+    };
+    let mode = match trimmed(&raw.file_permission) {
+        None => None,
+        Some(p) => match u32::from_str_radix(p, 8) {
+            Ok(m) if m <= 0o777 => Some(m),
+            _ => {
+                errors.push(format!(
+                    "{at}: filePermission {p:?} is not an octal file mode up to 0777, e.g. \"0600\" or \"644\""
+                ));
+                None
+            }
+        },
+    };
+    if errors.len() > before {
+        return None;
+    }
+    Some(ObjectSpec {
+        name,
+        kind: kind?,
+        alias,
+        version,
+        history,
+        format,
+        encoding,
+        mode,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(yaml: &str) -> Vec<ObjectSpec> {
+        let mut errors = Vec::new();
+        let specs = parse(yaml, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        specs
+    }
+
+    fn parse_err(yaml: &str) -> String {
+        let mut errors = Vec::new();
+        parse(yaml, &mut errors);
+        assert!(!errors.is_empty());
+        errors.join("; ")
+    }
+
+    #[test]
+    fn go_provider_style_objects_parse() {
+        let specs = parse_ok(
+            "array:\n  - |\n    objectName: secret1\n    objectType: secret\n    objectVersion: \"\"\n  - |\n    objectName: key1\n    objectType: key\n    objectAlias: dir/key.pem\n    filePermission: 0600\n    objectVersionHistory: 3\n",
+        );
+        assert_eq!(specs.len(), 2);
+        assert_eq!(specs[0].alias, "secret1");
+        assert_eq!(specs[0].version, None);
+        assert_eq!(specs[0].version_id(None), "secret/secret1");
+        assert_eq!(specs[1].kind, ObjectKind::Key);
+        assert_eq!(specs[1].alias, "dir/key.pem");
+        assert_eq!(specs[1].mode, Some(0o600));
+        assert_eq!(specs[1].history, 3);
+        assert_eq!(specs[1].version_id(Some(2)), "key/key1/2");
+    }
+
+    #[test]
+    fn case_insensitive_values_and_latest() {
+        let specs = parse_ok(
+            "array:\n  - |\n    objectName: c\n    objectType: secret\n    objectFormat: PFX\n    objectEncoding: Base64\n    objectVersion: latest\n",
+        );
+        assert_eq!(specs[0].format, ObjectFormat::Pfx);
+        assert_eq!(specs[0].encoding, ObjectEncoding::Base64);
+        assert_eq!(specs[0].version, None);
+    }
+
+    #[test]
+    fn errors_name_index_object_and_a_valid_value() {
+        let e = parse_err("array:\n  - |\n    objectName: s\n    objectType: secrets\n");
+        assert!(e.contains("objects.array[0] (s)") && e.contains("secret, key or cert"), "{e}");
+        let e = parse_err("array:\n  - |\n    objectName: s\n    objectType: secret\n    filePermission: \"999\"\n");
+        assert!(e.contains("filePermission") && e.contains("0600"), "{e}");
+        let e = parse_err("array:\n  - |\n    objectType: secret\n");
+        assert!(e.contains("objects.array[0]: objectName is required"), "{e}");
+        let e = parse_err("array:\n  - |\n    objectName: k\n    objectType: key\n    objectFormat: pfx\n");
+        assert!(e.contains("only valid with objectType: secret"), "{e}");
+        let e = parse_err("array:\n  - |\n    objectName: s\n    objectType: secret\n    objectAlias: ../etc/passwd\n");
+        assert!(e.contains("objectAlias"), "{e}");
+        let e = parse_err("array:\n  - |\n    objectName: s\n    objectType: secret\n    objectVersionHistory: many\n");
+        assert!(e.contains("objectVersionHistory"), "{e}");
+        let e = parse_err("array:\n  - |\n    objectName: s\n    objectType: secret\n    objectEncoding: rot13\n");
+        assert!(e.contains("utf-8, base64 or hex"), "{e}");
+    }
+
+    #[test]
+    fn empty_array_and_bad_yaml_are_explained() {
+        assert!(parse_err("array: []").contains("empty"));
+        assert!(parse_err("array:\n").contains("empty"));
+        assert!(parse_err("array: [").contains("not valid YAML"));
+        assert!(parse_err("array:\n  - objectName: s\n    objectType: secret\n").contains("`- |`"));
+    }
+
+    #[test]
+    fn alias_with_double_dot_inside_a_name_is_fine() {
+        // Regression: the Go provider rejects any alias containing "..".
+        let specs = parse_ok("array:\n  - |\n    objectName: s\n    objectType: secret\n    objectAlias: tls..pem\n");
+        assert_eq!(specs[0].alias, "tls..pem");
+    }
+}

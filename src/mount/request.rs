@@ -1,0 +1,575 @@
+//! A `MountRequest` parsed and validated into a [`MountPlan`] before any network call (spec 1.3, 2.1).
+//!
+//! `attributes` is deserialized into [`RawAttributes`] (serde renames give the parameter names);
+//! every rule is then checked here, in one place, and all violations are reported together, each
+//! naming the field and showing a valid value. The attribute map carries the pod's service-account
+//! token, so it is never logged and never echoed back.
+
+use std::collections::BTreeMap;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::objects::{self, ObjectSpec};
+use crate::auth::Identity;
+use crate::auth::assertion::{Assertion, WORKLOAD_IDENTITY_AUDIENCE};
+use crate::cloud::CloudName;
+use crate::config::parse_bool;
+
+/// Attribute key of the service-account tokens (also accepted from `secrets`).
+pub const TOKENS_KEY: &str = "csi.storage.k8s.io/serviceAccount.tokens";
+/// Audience of identity-binding assertions.
+pub const IDENTITY_BINDING_AUDIENCE: &str = "api://AKSIdentityBinding";
+
+/// `attributes` as sent: SecretProviderClass parameters plus the pod attributes the driver adds.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawAttributes {
+    #[serde(rename = "keyvaultName")]
+    pub keyvault_name: Option<String>,
+    #[serde(rename = "tenantID")]
+    pub tenant_id: Option<String>,
+    #[serde(rename = "tenantId")]
+    pub tenant_id_legacy: Option<String>,
+    #[serde(rename = "clientID")]
+    pub client_id: Option<String>,
+    #[serde(rename = "useVMManagedIdentity")]
+    pub use_vm_managed_identity: Option<String>,
+    #[serde(rename = "userAssignedIdentityID")]
+    pub user_assigned_identity_id: Option<String>,
+    #[serde(rename = "usePodIdentity")]
+    pub use_pod_identity: Option<String>,
+    #[serde(rename = "useAzureTokenProxy")]
+    pub use_azure_token_proxy: Option<String>,
+    #[serde(rename = "cloudName")]
+    pub cloud_name: Option<String>,
+    #[serde(rename = "cloudEnvFileName")]
+    pub cloud_env_file_name: Option<String>,
+    pub objects: Option<String>,
+    #[serde(rename = "secretProviderClass")]
+    pub secret_provider_class: Option<String>,
+    #[serde(rename = "csi.storage.k8s.io/pod.name")]
+    pub pod_name: Option<String>,
+    #[serde(rename = "csi.storage.k8s.io/pod.namespace")]
+    pub pod_namespace: Option<String>,
+    #[serde(rename = "csi.storage.k8s.io/pod.uid")]
+    pub pod_uid: Option<String>,
+    #[serde(rename = "csi.storage.k8s.io/serviceAccount.name")]
+    pub service_account: Option<String>,
+    #[serde(rename = "csi.storage.k8s.io/serviceAccount.tokens")]
+    pub service_account_tokens: Option<String>,
+    /// Everything else: legacy parameters (`resourceGroup`, …) and typos, which get hints.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+/// The pod a Mount is for (for logs, messages and the assertion check).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodInfo {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub service_account: String,
+    pub secret_provider_class: String,
+}
+
+/// A validated Mount.
+#[derive(Debug)]
+pub struct MountPlan {
+    pub vault_name: String,
+    pub tenant: String,
+    pub cloud: CloudName,
+    pub cloud_env_file: Option<String>,
+    pub identity: Identity,
+    pub objects: Vec<ObjectSpec>,
+    /// The request's `permission`: default file mode.
+    pub default_mode: u32,
+    pub pod: PodInfo,
+}
+
+#[derive(Deserialize)]
+struct TokenEntry {
+    token: String,
+}
+
+fn trimmed(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Hints for keys that are the known key `wanted` but for case.
+fn near_miss(other: &BTreeMap<String, serde_json::Value>, wanted: &str) -> String {
+    other
+        .keys()
+        .filter(|k| k.eq_ignore_ascii_case(wanted) && k.as_str() != wanted)
+        .map(|k| format!(" (found {k:?}: parameter names are case-sensitive, write {wanted})"))
+        .collect()
+}
+
+fn valid_tenant(t: &str) -> bool {
+    t.len() <= 256 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+fn valid_vault_name(v: &str) -> bool {
+    (3..=24).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// Parses the request; `now` is Unix seconds (for the assertion's expiry).
+pub fn parse(
+    attributes: &str,
+    secrets: &str,
+    permission: &str,
+    default_cloud: CloudName,
+    now: i64,
+) -> Result<MountPlan, Vec<String>> {
+    let mut errors = Vec::new();
+    let attrs: RawAttributes = match serde_json::from_str(attributes) {
+        Ok(a) => a,
+        Err(e) => {
+            return Err(vec![format!(
+                "attributes: not a JSON object of string values ({e}); this comes from the CSI driver, \
+                 check its version"
+            )]);
+        }
+    };
+    let secrets = parse_secrets(secrets, &mut errors);
+
+    let default_mode = match permission.trim() {
+        "" => 0o644,
+        p => match p.parse::<u32>() {
+            Ok(m) if m <= 0o777 => m,
+            _ => {
+                errors.push(format!(
+                    "permission: {p:?} is not a file mode in decimal up to 511 (e.g. \"420\" for 0644)"
+                ));
+                0o644
+            }
+        },
+    };
+
+    let vault_name = match trimmed(&attrs.keyvault_name) {
+        Some(v) if valid_vault_name(v) => v.to_owned(),
+        Some(v) => {
+            errors.push(format!(
+                "keyvaultName: {v:?} is not a Key Vault name (3-24 letters, digits and '-'), e.g. \
+                 keyvaultName: my-vault"
+            ));
+            String::new()
+        }
+        None => {
+            errors.push(format!(
+                "keyvaultName is required, e.g. keyvaultName: my-vault{}",
+                near_miss(&attrs.other, "keyvaultName")
+            ));
+            String::new()
+        }
+    };
+
+    let tenant = match trimmed(&attrs.tenant_id).or(trimmed(&attrs.tenant_id_legacy)) {
+        Some(t) if valid_tenant(t) => t.to_owned(),
+        Some(t) => {
+            errors.push(format!(
+                "tenantID: {t:?} is not a tenant ID (a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47 \
+                 or a domain such as contoso.onmicrosoft.com)"
+            ));
+            String::new()
+        }
+        None => {
+            errors.push(format!(
+                "tenantID is required: the Entra tenant of the identity and the vault, e.g. tenantID: \
+                 72f988bf-86f1-41af-91ab-2d7cd011db47{}",
+                near_miss(&attrs.other, "tenantID")
+            ));
+            String::new()
+        }
+    };
+
+    let cloud = match trimmed(&attrs.cloud_name) {
+        None => default_cloud,
+        Some(c) => c.parse().unwrap_or_else(|e: String| {
+            errors.push(format!("cloudName: {e}"));
+            default_cloud
+        }),
+    };
+
+    let pod = PodInfo {
+        namespace: trimmed(&attrs.pod_namespace).unwrap_or_default().to_owned(),
+        name: trimmed(&attrs.pod_name).unwrap_or_default().to_owned(),
+        uid: trimmed(&attrs.pod_uid).unwrap_or_default().to_owned(),
+        service_account: trimmed(&attrs.service_account).unwrap_or_default().to_owned(),
+        secret_provider_class: trimmed(&attrs.secret_provider_class).unwrap_or_default().to_owned(),
+    };
+
+    let identity = select_identity(&attrs, &secrets, &pod, now, &mut errors);
+
+    let objects = match trimmed(&attrs.objects) {
+        Some(yaml) => objects::parse(yaml, &mut errors),
+        None => {
+            errors.push(format!(
+                "objects is required: a YAML list of the Key Vault objects to mount{}",
+                near_miss(&attrs.other, "objects")
+            ));
+            Vec::new()
+        }
+    };
+    check_unique_paths(&objects, &mut errors);
+
+    match identity {
+        Some(identity) if errors.is_empty() => Ok(MountPlan {
+            vault_name,
+            tenant,
+            cloud,
+            cloud_env_file: trimmed(&attrs.cloud_env_file_name).map(str::to_owned),
+            identity,
+            objects,
+            default_mode,
+            pod,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// `secrets`: `null`, empty, `{}` or an object of strings. Keys stay as sent; lookups ignore case.
+fn parse_secrets(secrets: &str, errors: &mut Vec<String>) -> BTreeMap<String, SecretString> {
+    let text = secrets.trim();
+    if text.is_empty() || text == "null" {
+        return BTreeMap::new();
+    }
+    match serde_json::from_str::<BTreeMap<String, SecretString>>(text) {
+        Ok(map) => map,
+        Err(_) => {
+            // serde_json's message could quote part of a secret value: say only what is wrong.
+            errors.push(
+                "secrets: the nodePublishSecretRef data is not a JSON object of string values; check the \
+                 Secret referenced by nodePublishSecretRef"
+                    .to_owned(),
+            );
+            BTreeMap::new()
+        }
+    }
+}
+
+fn secret_value<'a>(secrets: &'a BTreeMap<String, SecretString>, key: &str) -> Option<&'a SecretString> {
+    secrets
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
+}
+
+fn flag(attrs_value: &Option<String>, name: &str, errors: &mut Vec<String>) -> bool {
+    match trimmed(attrs_value) {
+        None => false,
+        Some(v) => parse_bool(v).unwrap_or_else(|_| {
+            errors.push(format!("{name}: {v:?} is not a boolean; use \"true\" or \"false\""));
+            false
+        }),
+    }
+}
+
+const MODES_HELP: &str = "set clientID to the client ID of the managed identity or app registration \
+    federated with the pod's service account (workload identity), or useVMManagedIdentity: \"true\" \
+    (plus userAssignedIdentityID) to use the node's managed identity, or reference a Secret with \
+    clientid and clientsecret in nodePublishSecretRef (service principal)";
+
+fn select_identity(
+    attrs: &RawAttributes,
+    secrets: &BTreeMap<String, SecretString>,
+    pod: &PodInfo,
+    now: i64,
+    errors: &mut Vec<String>,
+) -> Option<Identity> {
+    let pod_identity = flag(&attrs.use_pod_identity, "usePodIdentity", errors);
+    let vm_identity = flag(&attrs.use_vm_managed_identity, "useVMManagedIdentity", errors);
+    let token_proxy = flag(&attrs.use_azure_token_proxy, "useAzureTokenProxy", errors);
+    let client_id = trimmed(&attrs.client_id);
+    if [pod_identity, vm_identity, token_proxy].iter().filter(|f| **f).count() > 1 {
+        errors.push(
+            "usePodIdentity, useVMManagedIdentity and useAzureTokenProxy are mutually exclusive: set only \
+             one of them to \"true\""
+                .to_owned(),
+        );
+        return None;
+    }
+    if vm_identity {
+        return Some(Identity::VmManagedIdentity {
+            client_id: trimmed(&attrs.user_assigned_identity_id).map(str::to_owned),
+        });
+    }
+    if pod_identity {
+        return Some(Identity::PodIdentity {
+            namespace: pod.namespace.clone(),
+            pod: pod.name.clone(),
+        });
+    }
+    if token_proxy {
+        let Some(client_id) = client_id else {
+            errors.push("useAzureTokenProxy requires clientID: the client ID of the identity bound to the pod's service account".to_owned());
+            return None;
+        };
+        let assertion = service_account_assertion(attrs, secrets, pod, IDENTITY_BINDING_AUDIENCE, now, errors)?;
+        return Some(Identity::TokenProxy {
+            client_id: client_id.to_owned(),
+            assertion,
+        });
+    }
+    if let Some(client_id) = client_id {
+        let assertion =
+            service_account_assertion(attrs, secrets, pod, WORKLOAD_IDENTITY_AUDIENCE, now, errors)?;
+        return Some(Identity::Workload {
+            client_id: client_id.to_owned(),
+            assertion,
+        });
+    }
+    match (secret_value(secrets, "clientid"), secret_value(secrets, "clientsecret")) {
+        (Some(id), Some(secret)) => {
+            use secrecy::ExposeSecret;
+            let id = id.expose_secret().trim();
+            if id.is_empty() || secret.expose_secret().is_empty() {
+                errors.push("the nodePublishSecretRef Secret has an empty clientid or clientsecret".to_owned());
+                return None;
+            }
+            Some(Identity::ServicePrincipal {
+                client_id: id.to_owned(),
+                client_secret: secret.clone(),
+            })
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            errors.push(
+                "the nodePublishSecretRef Secret must have both clientid and clientsecret keys for a \
+                 service principal; one is missing"
+                    .to_owned(),
+            );
+            None
+        }
+        (None, None) => {
+            let mut msg = format!("no identity selected: {MODES_HELP}");
+            msg.push_str(&near_miss(&attrs.other, "clientID"));
+            msg.push_str(&near_miss(&attrs.other, "useVMManagedIdentity"));
+            if trimmed(&attrs.user_assigned_identity_id).is_some() {
+                msg.push_str(" (userAssignedIdentityID is set but useVMManagedIdentity is not \"true\")");
+            }
+            errors.push(msg);
+            None
+        }
+    }
+}
+
+/// Takes the service-account token for `audience` from `attributes` (or, on Kubernetes ≥1.35 with
+/// `serviceAccountTokenInSecrets`, from `secrets`) and checks it belongs to this pod.
+fn service_account_assertion(
+    attrs: &RawAttributes,
+    secrets: &BTreeMap<String, SecretString>,
+    pod: &PodInfo,
+    audience: &str,
+    now: i64,
+    errors: &mut Vec<String>,
+) -> Option<Assertion> {
+    use secrecy::ExposeSecret;
+    let from_secrets = secret_value(secrets, TOKENS_KEY).map(|s| s.expose_secret().to_owned());
+    let tokens_json = trimmed(&attrs.service_account_tokens)
+        .map(str::to_owned)
+        .or(from_secrets);
+    let missing = || {
+        format!(
+            "clientID is set but the request has no service-account token for audience {audience}: the \
+             CSIDriver object secrets-store.csi.k8s.io needs tokenRequests: [{{audience: {audience}}}] \
+             (Helm: tokenRequests with that audience; then restart the pod)"
+        )
+    };
+    let Some(tokens_json) = tokens_json else {
+        errors.push(missing());
+        return None;
+    };
+    let tokens: BTreeMap<String, TokenEntry> = match serde_json::from_str(&tokens_json) {
+        Ok(t) => t,
+        Err(_) => {
+            errors.push(format!(
+                "{TOKENS_KEY}: not the JSON the driver sends ({{\"<audience>\":{{\"token\":\"…\"}}}})"
+            ));
+            return None;
+        }
+    };
+    let Some(entry) = tokens.get(audience) else {
+        errors.push(missing());
+        return None;
+    };
+    let assertion = match Assertion::parse(&entry.token) {
+        Ok(a) => a,
+        Err(e) => {
+            errors.push(format!("the service-account token for {audience} {e}"));
+            return None;
+        }
+    };
+    if pod.namespace.is_empty() || pod.service_account.is_empty() {
+        errors.push(
+            "the request lacks csi.storage.k8s.io/pod.namespace or csi.storage.k8s.io/serviceAccount.name: \
+             set podInfoOnMount: true on the CSIDriver object"
+                .to_owned(),
+        );
+        return None;
+    }
+    let subject = format!("system:serviceaccount:{}:{}", pod.namespace, pod.service_account);
+    if let Err(e) = assertion.check(now, audience, &subject) {
+        errors.push(format!("the service-account token for {audience} {e}"));
+        return None;
+    }
+    Some(assertion)
+}
+
+/// Two objects writing the same file would silently overwrite each other.
+fn check_unique_paths(objects: &[ObjectSpec], errors: &mut Vec<String>) {
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for o in objects {
+        if let Some(first) = seen.insert(o.alias.as_str(), o.name.as_str()) {
+            errors.push(format!(
+                "objects: {first} and {} both write the file {:?}; give one of them an objectAlias",
+                o.name, o.alias
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn jwt(ns: &str, sa: &str, aud: &str, exp: i64) -> String {
+        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let claims = serde_json::json!({
+            "iss": "https://oidc.example/", "sub": format!("system:serviceaccount:{ns}:{sa}"),
+            "aud": [aud], "exp": exp });
+        format!("{}.{}.c2ln", e.encode(r#"{"alg":"RS256"}"#), e.encode(claims.to_string()))
+    }
+
+    fn attrs(extra: serde_json::Value) -> String {
+        let mut base = serde_json::json!({
+            "keyvaultName": "kv1",
+            "tenantID": "tenant-1",
+            "objects": "array:\n  - |\n    objectName: s1\n    objectType: secret\n",
+            "csi.storage.k8s.io/pod.namespace": "ns",
+            "csi.storage.k8s.io/pod.name": "pod",
+            "csi.storage.k8s.io/serviceAccount.name": "sa",
+            "resourceGroup": "legacy-is-ignored",
+        });
+        if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                if v.is_null() {
+                    b.remove(k);
+                } else {
+                    b.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        base.to_string()
+    }
+
+    fn tokens(token: &str) -> String {
+        serde_json::json!({ WORKLOAD_IDENTITY_AUDIENCE: {"token": token, "expirationTimestamp": "x"} }).to_string()
+    }
+
+    fn errors_of(a: &str, secrets: &str) -> String {
+        parse(a, secrets, "420", CloudName::Public, NOW).unwrap_err().join("\n")
+    }
+
+    #[test]
+    fn workload_identity_plan() {
+        let a = attrs(serde_json::json!({
+            "clientID": "cid", TOKENS_KEY: tokens(&jwt("ns", "sa", WORKLOAD_IDENTITY_AUDIENCE, NOW + 600)),
+        }));
+        let plan = parse(&a, "null", "420", CloudName::Public, NOW).unwrap();
+        assert_eq!(plan.vault_name, "kv1");
+        assert_eq!(plan.default_mode, 0o644);
+        assert!(matches!(plan.identity, Identity::Workload { ref client_id, .. } if client_id == "cid"));
+        assert_eq!(plan.objects.len(), 1);
+    }
+
+    #[test]
+    fn tokens_may_arrive_in_secrets() {
+        let a = attrs(serde_json::json!({"clientID": "cid"}));
+        let s = serde_json::json!({TOKENS_KEY: tokens(&jwt("ns", "sa", WORKLOAD_IDENTITY_AUDIENCE, NOW + 600))}).to_string();
+        assert!(parse(&a, &s, "420", CloudName::Public, NOW).is_ok());
+    }
+
+    #[test]
+    fn client_id_without_token_points_at_token_requests() {
+        let e = errors_of(&attrs(serde_json::json!({"clientID": "cid"})), "{}");
+        assert!(e.contains("tokenRequests"), "{e}");
+    }
+
+    #[test]
+    fn foreign_or_expired_assertions_are_refused() {
+        let other = attrs(serde_json::json!({
+            "clientID": "cid", TOKENS_KEY: tokens(&jwt("other-ns", "sa", WORKLOAD_IDENTITY_AUDIENCE, NOW + 600)),
+        }));
+        assert!(errors_of(&other, "null").contains("subject"));
+        let expired = attrs(serde_json::json!({
+            "clientID": "cid", TOKENS_KEY: tokens(&jwt("ns", "sa", WORKLOAD_IDENTITY_AUDIENCE, NOW - 1)),
+        }));
+        assert!(errors_of(&expired, "null").contains("expired"));
+    }
+
+    #[test]
+    fn service_principal_keys_match_case_insensitively() {
+        let s = r#"{"ClientID":"app","ClientSecret":"shh"}"#;
+        let plan = parse(&attrs(serde_json::json!({})), s, "420", CloudName::Public, NOW).unwrap();
+        assert!(matches!(plan.identity, Identity::ServicePrincipal { ref client_id, .. } if client_id == "app"));
+        assert!(!format!("{:?}", plan.identity).contains("shh"));
+    }
+
+    #[test]
+    fn no_identity_explains_modes_and_near_misses() {
+        let e = errors_of(&attrs(serde_json::json!({"clientId": "cid"})), "null");
+        assert!(e.contains("no identity selected") && e.contains("write clientID"), "{e}");
+        assert!(e.contains("nodePublishSecretRef"), "{e}");
+    }
+
+    #[test]
+    fn exclusive_flags_and_bad_booleans() {
+        let e = errors_of(&attrs(serde_json::json!({"useVMManagedIdentity": "true", "usePodIdentity": "True"})), "null");
+        assert!(e.contains("mutually exclusive"), "{e}");
+        let e = errors_of(&attrs(serde_json::json!({"useVMManagedIdentity": "yes"})), "null");
+        assert!(e.contains("useVMManagedIdentity") && e.contains("boolean"), "{e}");
+    }
+
+    #[test]
+    fn every_required_field_is_reported_at_once() {
+        let e = errors_of(
+            &attrs(serde_json::json!({"keyvaultName": null, "tenantID": null, "objects": null, "keyVaultName": "x"})),
+            r#"{"clientid":"a","clientsecret":"b"}"#,
+        );
+        assert!(e.contains("keyvaultName is required") && e.contains("found \"keyVaultName\""), "{e}");
+        assert!(e.contains("tenantID is required"), "{e}");
+        assert!(e.contains("objects is required"), "{e}");
+    }
+
+    #[test]
+    fn tenant_id_wins_over_legacy_and_legacy_alone_works() {
+        let sp = r#"{"clientid":"a","clientsecret":"b"}"#;
+        let plan = parse(&attrs(serde_json::json!({"tenantId": "legacy"})), sp, "420", CloudName::Public, NOW).unwrap();
+        assert_eq!(plan.tenant, "tenant-1");
+        let plan = parse(&attrs(serde_json::json!({"tenantID": null, "tenantId": "legacy"})), sp, "420", CloudName::Public, NOW).unwrap();
+        assert_eq!(plan.tenant, "legacy");
+    }
+
+    #[test]
+    fn malformed_inputs_are_errors_not_panics() {
+        assert!(parse("not json", "null", "420", CloudName::Public, NOW).is_err());
+        let sp = r#"{"clientid":"a","clientsecret":"b"}"#;
+        let e = parse(&attrs(serde_json::json!({})), sp, "0x1", CloudName::Public, NOW).unwrap_err().join("");
+        assert!(e.contains("permission"), "{e}");
+        let e = errors_of(&attrs(serde_json::json!({})), r#"{"clientsecret": 5}"#);
+        assert!(e.contains("secrets:"), "{e}");
+        let e = errors_of(&attrs(serde_json::json!({"keyvaultName": "bad_name!"})), sp);
+        assert!(e.contains("not a Key Vault name"), "{e}");
+        let e = errors_of(&attrs(serde_json::json!({"cloudName": "Mars"})), sp);
+        assert!(e.contains("cloudName"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_file_paths_are_refused() {
+        let objects = "array:\n  - |\n    objectName: a\n    objectType: secret\n    objectAlias: same\n  - |\n    objectName: b\n    objectType: secret\n    objectAlias: same\n";
+        let e = errors_of(&attrs(serde_json::json!({"objects": objects})), r#"{"clientid":"a","clientsecret":"b"}"#);
+        assert!(e.contains("both write the file"), "{e}");
+    }
+}

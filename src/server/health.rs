@@ -1,0 +1,93 @@
+//! The HTTP liveness endpoint (spec 6.3): `GET :{healthz-port}{healthz-path}` dials the provider's own
+//! socket and calls `grpc.health.v1.Health/Check`, so the DaemonSet's liveness probe fails when the
+//! gRPC server stops answering, not merely when the process is gone.
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, UnixStream};
+use tonic::transport::{Endpoint, Uri};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::config::Healthz;
+
+/// Calls Health/Check on the socket at `path` within `timeout`.
+pub async fn check_socket(path: PathBuf, timeout: std::time::Duration) -> Result<(), String> {
+    let attempt = async {
+        // The URI is required by the API but unused: the connector dials the socket.
+        let path = Arc::new(path);
+        let connector = tower::service_fn(move |_uri: Uri| {
+            let path = path.clone();
+            async move { UnixStream::connect(path.as_path()).await.map(TokioIo::new) }
+        });
+        let channel = Endpoint::from_static("http://localhost")
+            .connect_with_connector(connector)
+            .await
+            .map_err(|e| format!("connecting to the provider socket: {e}"))?;
+        let response = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map_err(|e| format!("Health/Check failed: {}", e.message()))?;
+        match response.into_inner().status {
+            1 => Ok(()),
+            other => Err(format!("Health/Check returned status {other}, not SERVING")),
+        }
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .unwrap_or_else(|_| Err(format!("Health/Check did not answer within {timeout:?}")))
+}
+
+/// Serves the liveness endpoint until the task is aborted.
+pub async fn serve_http(config: Healthz, socket: PathBuf) {
+    let listener = match TcpListener::bind(("0.0.0.0", config.port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(port = config.port, error = %e, "cannot serve the healthz endpoint");
+            return;
+        }
+    };
+    tracing::info!(port = config.port, path = %config.path, "healthz endpoint listening");
+    let config = Arc::new(config);
+    let socket = Arc::new(socket);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let config = config.clone();
+        let socket = socket.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req: Request<Incoming>| {
+                let config = config.clone();
+                let socket = socket.clone();
+                async move { Ok::<_, Infallible>(respond(&req, &config, &socket).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn respond(req: &Request<Incoming>, config: &Healthz, socket: &PathBuf) -> Response<Full<Bytes>> {
+    let (status, body) = if req.uri().path() != config.path {
+        (StatusCode::NOT_FOUND, "not found\n".to_owned())
+    } else {
+        match check_socket(socket.clone(), config.timeout).await {
+            Ok(()) => (StatusCode::OK, "ok".to_owned()),
+            Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
+        }
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+}

@@ -1,0 +1,126 @@
+//! The provider's Unix socket (spec 6.2): a stale socket is removed only if it really is a socket, and
+//! the new one is never reachable with wider permissions than 0600, because it is bound inside a
+//! private 0700 directory, restricted, and only then renamed into place.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use tokio::net::UnixListener;
+
+/// Errors preparing the socket; shown at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    #[error("{path} exists and is not a socket; refusing to remove it (is --endpoint right?)")]
+    NotASocket { path: PathBuf },
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("socket path {path} is {len} bytes long; Unix sockets allow at most 107")]
+    TooLong { path: PathBuf, len: usize },
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SocketError + 'a {
+    move |source| SocketError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Binds the listening socket at `path` with mode 0600. Must run inside a Tokio runtime.
+pub fn bind(path: &Path) -> Result<UnixListener, SocketError> {
+    let len = path.as_os_str().len();
+    if len > 107 {
+        return Err(SocketError::TooLong {
+            path: path.to_owned(),
+            len,
+        });
+    }
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            fs::remove_file(path).map_err(io_err("removing stale socket", path))?
+        }
+        Ok(_) => {
+            return Err(SocketError::NotASocket {
+                path: path.to_owned(),
+            });
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("inspecting", path)(e)),
+    }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(io_err("creating directory", parent))?;
+
+    let private = parent.join(format!(".akv-csi-provider-{}.tmp", std::process::id()));
+    if fs::symlink_metadata(&private).is_ok() {
+        fs::remove_dir_all(&private).map_err(io_err("removing leftover", &private))?;
+    }
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(io_err("creating private directory", &private))?;
+    let result = bind_in(&private, path);
+    // Best effort: the directory is empty after a successful rename.
+    let _ = fs::remove_dir_all(&private);
+    result
+}
+
+fn bind_in(private: &Path, path: &Path) -> Result<UnixListener, SocketError> {
+    let staged = private.join("s.sock");
+    let listener =
+        std::os::unix::net::UnixListener::bind(&staged).map_err(io_err("binding", &staged))?;
+    fs::set_permissions(&staged, fs::Permissions::from_mode(0o600))
+        .map_err(io_err("restricting", &staged))?;
+    fs::rename(&staged, path).map_err(io_err("moving socket to", path))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(io_err("configuring", path))?;
+    UnixListener::from_std(listener).map_err(io_err("registering", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn socket_is_0600_and_replaces_a_stale_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("azure.sock");
+        let first = bind(&path).unwrap();
+        drop(first);
+        // The file is left behind like after a crash; binding again must replace it.
+        let _listener = bind(&path).unwrap();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "private directory not cleaned up");
+    }
+
+    #[tokio::test]
+    async fn refuses_to_remove_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("azure.sock");
+        fs::write(&path, b"important").unwrap();
+        assert!(matches!(bind(&path), Err(SocketError::NotASocket { .. })));
+        assert_eq!(fs::read(&path).unwrap(), b"important");
+    }
+
+    #[tokio::test]
+    async fn creates_missing_parent_and_rejects_long_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/azure.sock");
+        bind(&path).unwrap();
+        assert!(path.exists());
+        let long = dir.path().join("x".repeat(120));
+        assert!(matches!(bind(&long), Err(SocketError::TooLong { .. })));
+    }
+}
