@@ -64,7 +64,7 @@ impl CsiDriverProvider for Provider {
     }
 }
 
-/// Serves on `listener` until `shutdown` completes, then lets in-flight Mounts finish within the grace
+/// Serves on `listener` (bound with [`socket::bind`] at `config.socket_path`) until `shutdown` completes, then lets in-flight Mounts finish within the grace
 /// period and removes the socket.
 pub async fn run(
     config: Config,
@@ -72,10 +72,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let config = Arc::new(config);
-    let socket_path = listener
-        .local_addr()
-        .ok()
-        .and_then(|a| a.as_pathname().map(ToOwned::to_owned));
+    // The listener was bound in a private directory and renamed into place (see `socket`), so its
+    // own address is stale: the configured path is where clients find it.
+    let socket_path = config.socket_path.clone();
     let http = build_client(&HttpSettings {
         user_agent: config.user_agent(),
         connect_timeout: config.connect_timeout,
@@ -95,10 +94,10 @@ pub async fn run(
         .set_serving::<CsiDriverProviderServer<Provider>>()
         .await;
 
-    let healthz = match (&config.healthz, &socket_path) {
-        (Some(h), Some(path)) => Some(tokio::spawn(health::serve_http(h.clone(), path.clone()))),
-        _ => None,
-    };
+    let healthz = config
+        .healthz
+        .clone()
+        .map(|h| tokio::spawn(health::serve_http(h, socket_path.clone())));
 
     let incoming = UnixListenerStream::new(listener).map(|conn| conn.map(AuthorityFix::new));
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -129,8 +128,6 @@ pub async fn run(
     if let Some(task) = healthz {
         task.abort();
     }
-    if let Some(path) = socket_path {
-        let _ = std::fs::remove_file(&path);
-    }
+    socket::remove(&socket_path);
     result
 }

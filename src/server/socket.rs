@@ -73,6 +73,15 @@ pub fn bind(path: &Path) -> Result<UnixListener, SocketError> {
     result
 }
 
+/// Removes the socket at shutdown, if it is still a socket.
+pub fn remove(path: &Path) {
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket())
+        && let Err(e) = fs::remove_file(path)
+    {
+        tracing::warn!(path = %path.display(), error = %e, "could not remove the socket");
+    }
+}
+
 fn bind_in(private: &Path, path: &Path) -> Result<UnixListener, SocketError> {
     let staged = private.join("s.sock");
     let listener =
