@@ -6,16 +6,20 @@
 //! the many Mounts of one workload.
 
 pub mod assertion;
+pub mod cache;
 pub mod entra;
 pub mod service_principal;
 pub mod workload;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
 
 use crate::cloud::CloudEnvironment;
 use assertion::Assertion;
+use cache::{CacheKey, TokenCache};
 
 /// A bearer token for Key Vault. `Debug` never shows it.
 #[derive(Clone)]
@@ -121,15 +125,24 @@ impl AuthError {
     }
 }
 
-/// Gets tokens for every identity mode over the shared HTTP client.
+/// Gets tokens for every identity mode over the shared HTTP client, through the token cache.
 #[derive(Clone, Debug)]
 pub struct Authenticator {
     http: reqwest::Client,
+    cache: Arc<TokenCache>,
 }
 
 impl Authenticator {
     pub fn new(http: reqwest::Client) -> Self {
-        Self { http }
+        Self {
+            http,
+            cache: Arc::new(TokenCache::default()),
+        }
+    }
+
+    /// Cache statistics.
+    pub fn cache_stats(&self) -> cache::CacheStats {
+        self.cache.stats()
     }
 
     /// A Key Vault token for `identity` in `tenant` on `cloud`.
@@ -139,16 +152,42 @@ impl Authenticator {
         tenant: &str,
         identity: &Identity,
     ) -> Result<AccessToken, AuthError> {
+        let scope = cloud.key_vault_scope();
         match identity {
             Identity::Workload {
                 client_id,
                 assertion,
-            } => workload::token(&self.http, cloud, tenant, client_id, assertion).await,
+            } => {
+                let key = CacheKey::Workload {
+                    authority: cloud.authority.clone(),
+                    tenant: tenant.to_owned(),
+                    client_id: client_id.clone(),
+                    scope,
+                    issuer: assertion.issuer.clone(),
+                    subject: assertion.subject.clone(),
+                };
+                self.cache
+                    .get_or_fetch(&key, || {
+                        workload::token(&self.http, cloud, tenant, client_id, assertion)
+                    })
+                    .await
+            }
             Identity::ServicePrincipal {
                 client_id,
                 client_secret,
             } => {
-                service_principal::token(&self.http, cloud, tenant, client_id, client_secret).await
+                let key = CacheKey::ServicePrincipal {
+                    authority: cloud.authority.clone(),
+                    tenant: tenant.to_owned(),
+                    client_id: client_id.clone(),
+                    scope,
+                    secret_sha256: Sha256::digest(client_secret.expose_secret().as_bytes()).into(),
+                };
+                self.cache
+                    .get_or_fetch(&key, || {
+                        service_principal::token(&self.http, cloud, tenant, client_id, client_secret)
+                    })
+                    .await
             }
             other => Err(AuthError::NotImplemented { mode: other.mode() }),
         }
