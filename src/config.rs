@@ -46,6 +46,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
+    /// IMDS base URL; `main` takes `AZURE_POD_IDENTITY_AUTHORITY_HOST` when set, as the Azure SDKs do.
+    pub imds_endpoint: String,
+    /// aad-pod-identity NMI base URL.
+    pub nmi_endpoint: String,
 }
 
 /// The HTTP liveness probe settings.
@@ -82,6 +86,8 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(20),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            imds_endpoint: "http://169.254.169.254".to_owned(),
+            nmi_endpoint: "http://localhost:2579".to_owned(),
         }
     }
 }

@@ -184,6 +184,17 @@ pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, HttpErro
     Ok(client)
 }
 
+/// The client for node-local endpoints (IMDS, NMI): plain HTTP, no proxy (an `HTTP_PROXY` meant for
+/// the internet must not receive node-local token requests), short connect timeout.
+pub fn build_local_client(settings: &HttpSettings) -> Result<reqwest::Client, HttpError> {
+    Ok(reqwest::Client::builder()
+        .no_proxy()
+        .user_agent(settings.user_agent.clone())
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(settings.request_timeout)
+        .build()?)
+}
+
 /// Finds a [`DnsError`] in an error's source chain.
 pub fn dns_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a DnsError> {
     let mut current = Some(err);

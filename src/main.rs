@@ -31,6 +31,13 @@ fn main() -> ExitCode {
         }
         Command::Run(config) => *config,
     };
+    let mut config = config;
+    // The Azure SDKs' override of the IMDS address (also used by aad-pod-identity setups).
+    if let Ok(host) = std::env::var("AZURE_POD_IDENTITY_AUTHORITY_HOST")
+        && !host.trim().is_empty()
+    {
+        config.imds_endpoint = host.trim().to_owned();
+    }
     init_logging(config.log_format_json, config.verbosity);
     match serve(config) {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,6 +8,8 @@
 pub mod assertion;
 pub mod cache;
 pub mod entra;
+pub mod managed_identity;
+pub mod pod_identity;
 pub mod service_principal;
 pub mod workload;
 
@@ -106,6 +108,25 @@ pub enum AuthError {
         description: String,
         hint: Option<String>,
     },
+    /// IMDS answered with an error or could not be reached.
+    #[error(
+        "the node's managed identity ({identity}) could not get a token{}: {description}{}",
+        status.map(|s| format!(" (IMDS HTTP {s})")).unwrap_or_default(),
+        hint.as_deref().map(|h| format!(". {h}")).unwrap_or_default()
+    )]
+    Imds {
+        identity: String,
+        status: Option<u16>,
+        description: String,
+        hint: Option<String>,
+    },
+    /// aad-pod-identity's NMI refused or could not be reached.
+    #[error("pod identity for {pod}: {description}")]
+    PodIdentity {
+        pod: String,
+        status: Option<u16>,
+        description: String,
+    },
     #[error("cannot reach Entra ID at {host}: {reason}")]
     Transport { host: String, reason: String },
     #[error("Entra ID at {host} sent an unexpected response: {reason}")]
@@ -120,6 +141,9 @@ impl AuthError {
         match self {
             Self::Transport { .. } => true,
             Self::Entra { status, .. } => *status == 429 || *status >= 500,
+            Self::Imds { status, .. } | Self::PodIdentity { status, .. } => {
+                status.is_none_or(|s| s == 429 || s >= 500)
+            }
             Self::Decode { .. } | Self::NotImplemented { .. } => false,
         }
     }
@@ -129,13 +153,27 @@ impl AuthError {
 #[derive(Clone, Debug)]
 pub struct Authenticator {
     http: reqwest::Client,
+    /// For the node-local endpoints (IMDS, NMI): plain HTTP, never through a proxy.
+    local_http: reqwest::Client,
+    endpoints: LocalEndpoints,
     cache: Arc<TokenCache>,
 }
 
+/// Node-local token endpoints.
+#[derive(Clone, Debug)]
+pub struct LocalEndpoints {
+    /// IMDS base URL, e.g. `http://169.254.169.254`.
+    pub imds: String,
+    /// aad-pod-identity NMI base URL, e.g. `http://localhost:2579`.
+    pub nmi: String,
+}
+
 impl Authenticator {
-    pub fn new(http: reqwest::Client) -> Self {
+    pub fn new(http: reqwest::Client, local_http: reqwest::Client, endpoints: LocalEndpoints) -> Self {
         Self {
             http,
+            local_http,
+            endpoints,
             cache: Arc::new(TokenCache::default()),
         }
     }
@@ -186,6 +224,42 @@ impl Authenticator {
                 self.cache
                     .get_or_fetch(&key, || {
                         service_principal::token(&self.http, cloud, tenant, client_id, client_secret)
+                    })
+                    .await
+            }
+            Identity::VmManagedIdentity { client_id } => {
+                let key = CacheKey::ManagedIdentity {
+                    endpoint: self.endpoints.imds.clone(),
+                    identity: client_id.clone().unwrap_or_default(),
+                    resource: cloud.key_vault_resource.clone(),
+                };
+                self.cache
+                    .get_or_fetch(&key, || {
+                        managed_identity::token(
+                            &self.local_http,
+                            &self.endpoints.imds,
+                            &cloud.key_vault_resource,
+                            client_id.as_deref(),
+                        )
+                    })
+                    .await
+            }
+            Identity::PodIdentity { namespace, pod } => {
+                let key = CacheKey::PodIdentity {
+                    endpoint: self.endpoints.nmi.clone(),
+                    namespace: namespace.clone(),
+                    pod: pod.clone(),
+                    resource: cloud.key_vault_resource.clone(),
+                };
+                self.cache
+                    .get_or_fetch(&key, || {
+                        pod_identity::token(
+                            &self.local_http,
+                            &self.endpoints.nmi,
+                            &cloud.key_vault_resource,
+                            namespace,
+                            pod,
+                        )
                     })
                     .await
             }

@@ -15,7 +15,7 @@ use futures_util::{StreamExt as _, TryStreamExt as _};
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
-use crate::auth::{AccessToken, Authenticator};
+use crate::auth::{AccessToken, Authenticator, LocalEndpoints};
 use crate::cloud;
 use crate::config::Config;
 use crate::convert::{self, ObjectFormat, SecretOptions};
@@ -44,11 +44,15 @@ pub struct MountService {
 }
 
 impl MountService {
-    pub fn new(config: Arc<Config>, http: reqwest::Client) -> Self {
+    pub fn new(config: Arc<Config>, http: reqwest::Client, local_http: reqwest::Client) -> Self {
+        let endpoints = LocalEndpoints {
+            imds: config.imds_endpoint.clone(),
+            nmi: config.nmi_endpoint.clone(),
+        };
         Self {
-            config,
-            auth: Authenticator::new(http.clone()),
+            auth: Authenticator::new(http.clone(), local_http, endpoints),
             keyvault: KeyVaultClient::new(http),
+            config,
         }
     }
 

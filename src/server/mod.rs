@@ -14,7 +14,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Request, Response, Status};
 
 use crate::config::Config;
-use crate::http::{HttpSettings, build_client};
+use crate::http::{HttpSettings, build_client, build_local_client};
 use crate::mount::MountService;
 use crate::proto::csi_driver_provider_server::{CsiDriverProvider, CsiDriverProviderServer};
 use crate::proto::{MountRequest, MountResponse, VersionRequest, VersionResponse};
@@ -75,7 +75,7 @@ pub async fn run(
     // The listener was bound in a private directory and renamed into place (see `socket`), so its
     // own address is stale: the configured path is where clients find it.
     let socket_path = config.socket_path.clone();
-    let http = build_client(&HttpSettings {
+    let settings = HttpSettings {
         user_agent: config.user_agent(),
         connect_timeout: config.connect_timeout,
         request_timeout: config.request_timeout,
@@ -85,9 +85,11 @@ pub async fn run(
             .iter()
             .map(|der| rustls::pki_types::CertificateDer::from(der.clone()))
             .collect(),
-    })?;
+    };
+    let http = build_client(&settings)?;
+    let local_http = build_local_client(&settings)?;
     let provider = Provider {
-        mounts: MountService::new(config.clone(), http),
+        mounts: MountService::new(config.clone(), http, local_http),
     };
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
