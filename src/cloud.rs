@@ -63,7 +63,11 @@ impl CloudEnvironment {
 
     /// Base URL of a vault (no trailing slash).
     pub fn vault_url(&self, vault: &str) -> String {
-        format!("https://{}.{}", vault.to_ascii_lowercase(), self.key_vault_dns_suffix)
+        format!(
+            "https://{}.{}",
+            vault.to_ascii_lowercase(),
+            self.key_vault_dns_suffix
+        )
     }
 }
 
@@ -201,8 +205,14 @@ mod tests {
     #[test]
     fn names_are_case_insensitive_and_aliases_match() {
         assert_eq!("azurecloud".parse::<CloudName>(), Ok(CloudName::Public));
-        assert_eq!("AzurePublicCloud".parse::<CloudName>(), Ok(CloudName::Public));
-        assert_eq!("AZUREUSGOVERNMENT".parse::<CloudName>(), Ok(CloudName::UsGovernment));
+        assert_eq!(
+            "AzurePublicCloud".parse::<CloudName>(),
+            Ok(CloudName::Public)
+        );
+        assert_eq!(
+            "AZUREUSGOVERNMENT".parse::<CloudName>(),
+            Ok(CloudName::UsGovernment)
+        );
         assert_eq!("AzureChinaCloud".parse::<CloudName>(), Ok(CloudName::China));
         assert_eq!("AzureStackCloud".parse::<CloudName>(), Ok(CloudName::Stack));
         let err = "Mars".parse::<CloudName>().unwrap_err();
@@ -213,7 +223,10 @@ mod tests {
     async fn named_clouds_have_their_endpoints() {
         let gov = resolve(CloudName::UsGovernment, None, None).await.unwrap();
         assert_eq!(gov.authority, "https://login.microsoftonline.us/");
-        assert_eq!(gov.key_vault_scope(), "https://vault.usgovcloudapi.net/.default");
+        assert_eq!(
+            gov.key_vault_scope(),
+            "https://vault.usgovcloudapi.net/.default"
+        );
         assert_eq!(gov.vault_url("KV1"), "https://kv1.vault.usgovcloudapi.net");
         let cn = resolve(CloudName::China, None, None).await.unwrap();
         assert_eq!(cn.key_vault_dns_suffix, "vault.azure.cn");
@@ -238,13 +251,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("activeDirectoryEndpoint"), "{err}");
-        let err = parse_environment_file("f.json", "[").unwrap_err().to_string();
+        let err = parse_environment_file("f.json", "[")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not valid JSON"), "{err}");
     }
 
     #[tokio::test]
     async fn stack_without_file_says_how_to_fix() {
-        let err = resolve(CloudName::Stack, None, None).await.unwrap_err().to_string();
+        let err = resolve(CloudName::Stack, None, None)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cloudEnvFileName"), "{err}");
         let err = resolve(CloudName::Stack, Some("/nonexistent/x.json"), None)
             .await

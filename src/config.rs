@@ -134,27 +134,103 @@ enum Kind {
 
 /// Every flag we accept: (name, kind, help). Order is the usage order.
 const FLAGS: &[(&str, Kind, &str)] = &[
-    ("endpoint", Kind::Value, "gRPC endpoint: unix:///path/to/azure.sock (default unix:///tmp/azure.sock)"),
-    ("construct-pem-chain", Kind::Bool, "order PFX certificates leaf to root (default true)"),
-    ("write-cert-and-key-in-separate-files", Kind::Bool, "also write <file>.crt and <file>.key for certificates (default false)"),
-    ("cloud-name", Kind::Value, "cloud used when the SecretProviderClass sets none (default AzurePublicCloud)"),
-    ("healthz-port", Kind::Value, "port of the HTTP liveness endpoint; 0 disables it (default 8989)"),
-    ("healthz-path", Kind::Value, "path of the HTTP liveness endpoint (default /healthz)"),
-    ("healthz-timeout", Kind::Value, "timeout of the liveness check against the socket (default 5s)"),
-    ("metrics-backend", Kind::Value, "metrics backend (default Prometheus)"),
-    ("prometheus-port", Kind::Value, "Prometheus metrics port (default 8898)"),
-    ("log-format-json", Kind::Bool, "log as JSON lines (default false)"),
-    ("enable-pprof", Kind::Bool, "accepted for compatibility; no profiling server is started"),
+    (
+        "endpoint",
+        Kind::Value,
+        "gRPC endpoint: unix:///path/to/azure.sock (default unix:///tmp/azure.sock)",
+    ),
+    (
+        "construct-pem-chain",
+        Kind::Bool,
+        "order PFX certificates leaf to root (default true)",
+    ),
+    (
+        "write-cert-and-key-in-separate-files",
+        Kind::Bool,
+        "also write <file>.crt and <file>.key for certificates (default false)",
+    ),
+    (
+        "cloud-name",
+        Kind::Value,
+        "cloud used when the SecretProviderClass sets none (default AzurePublicCloud)",
+    ),
+    (
+        "healthz-port",
+        Kind::Value,
+        "port of the HTTP liveness endpoint; 0 disables it (default 8989)",
+    ),
+    (
+        "healthz-path",
+        Kind::Value,
+        "path of the HTTP liveness endpoint (default /healthz)",
+    ),
+    (
+        "healthz-timeout",
+        Kind::Value,
+        "timeout of the liveness check against the socket (default 5s)",
+    ),
+    (
+        "metrics-backend",
+        Kind::Value,
+        "metrics backend (default Prometheus)",
+    ),
+    (
+        "prometheus-port",
+        Kind::Value,
+        "Prometheus metrics port (default 8898)",
+    ),
+    (
+        "log-format-json",
+        Kind::Bool,
+        "log as JSON lines (default false)",
+    ),
+    (
+        "enable-pprof",
+        Kind::Bool,
+        "accepted for compatibility; no profiling server is started",
+    ),
     ("pprof-port", Kind::Value, "accepted for compatibility"),
-    ("custom-user-agent", Kind::Value, "appended to the User-Agent of outgoing requests"),
-    ("token-proxy-url", Kind::Value, "identity binding: URL of the AKS token proxy"),
-    ("sni-name", Kind::Value, "identity binding: TLS server name for the token proxy"),
-    ("resolve", Kind::Value, "HOST=ADDR:PORT: connect to ADDR:PORT for HOST (repeatable; *.suffix matches subdomains)"),
-    ("mount-timeout", Kind::Value, "upper bound on one Mount (default 90s)"),
-    ("max-concurrent-fetches", Kind::Value, "Key Vault objects of one Mount fetched at once (default 8)"),
-    ("shutdown-grace-period", Kind::Value, "time in-flight Mounts get after SIGTERM (default 20s)"),
+    (
+        "custom-user-agent",
+        Kind::Value,
+        "appended to the User-Agent of outgoing requests",
+    ),
+    (
+        "token-proxy-url",
+        Kind::Value,
+        "identity binding: URL of the AKS token proxy",
+    ),
+    (
+        "sni-name",
+        Kind::Value,
+        "identity binding: TLS server name for the token proxy",
+    ),
+    (
+        "resolve",
+        Kind::Value,
+        "HOST=ADDR:PORT: connect to ADDR:PORT for HOST (repeatable; *.suffix matches subdomains)",
+    ),
+    (
+        "mount-timeout",
+        Kind::Value,
+        "upper bound on one Mount (default 90s)",
+    ),
+    (
+        "max-concurrent-fetches",
+        Kind::Value,
+        "Key Vault objects of one Mount fetched at once (default 8)",
+    ),
+    (
+        "shutdown-grace-period",
+        Kind::Value,
+        "time in-flight Mounts get after SIGTERM (default 20s)",
+    ),
     ("version", Kind::Bool, "print the version as JSON and exit"),
-    ("v", Kind::Value, "klog verbosity: 0 info, 1-4 debug, 5+ trace"),
+    (
+        "v",
+        Kind::Value,
+        "klog verbosity: 0 info, 1-4 debug, 5+ trace",
+    ),
     // klog flags the Go provider registers; accepted so existing manifests keep working.
     ("vmodule", Kind::Value, "klog: ignored"),
     ("logtostderr", Kind::Bool, "klog: ignored (always stderr)"),
@@ -231,7 +307,9 @@ where
         };
         match name.as_str() {
             "endpoint" => config.socket_path = parse_endpoint(&value).map_err(invalid)?,
-            "construct-pem-chain" => config.construct_pem_chain = parse_bool(&value).map_err(invalid)?,
+            "construct-pem-chain" => {
+                config.construct_pem_chain = parse_bool(&value).map_err(invalid)?
+            }
             "write-cert-and-key-in-separate-files" => {
                 config.write_cert_and_key_in_separate_files = parse_bool(&value).map_err(invalid)?
             }
@@ -241,7 +319,10 @@ where
                 config.healthz = match (port, config.healthz.take()) {
                     (0, _) => None,
                     (port, Some(h)) => Some(Healthz { port, ..h }),
-                    (port, None) => Some(Healthz { port, ..default_healthz() }),
+                    (port, None) => Some(Healthz {
+                        port,
+                        ..default_healthz()
+                    }),
                 };
             }
             "healthz-path" => {
@@ -271,8 +352,12 @@ where
             "custom-user-agent" => config.custom_user_agent = value.clone(),
             "token-proxy-url" => config.token_proxy_url = value.clone(),
             "sni-name" => config.sni_name = value.clone(),
-            "resolve" => config.resolve_overrides.push(value.parse().map_err(invalid)?),
-            "mount-timeout" => config.mount_timeout = parse_positive_duration(&value).map_err(invalid)?,
+            "resolve" => config
+                .resolve_overrides
+                .push(value.parse().map_err(invalid)?),
+            "mount-timeout" => {
+                config.mount_timeout = parse_positive_duration(&value).map_err(invalid)?
+            }
             "max-concurrent-fetches" => {
                 config.max_concurrent_fetches = value
                     .parse::<usize>()
@@ -280,7 +365,9 @@ where
                     .filter(|n| (1..=256).contains(n))
                     .ok_or_else(|| invalid("must be a whole number from 1 to 256".to_owned()))?
             }
-            "shutdown-grace-period" => config.shutdown_grace = parse_duration(&value).map_err(invalid)?,
+            "shutdown-grace-period" => {
+                config.shutdown_grace = parse_duration(&value).map_err(invalid)?
+            }
             "version" => version = parse_bool(&value).map_err(invalid)?,
             "v" => {
                 config.verbosity = value
@@ -438,12 +525,19 @@ mod tests {
         assert_eq!(c.verbosity, 5);
         assert_eq!(c.default_cloud, CloudName::UsGovernment);
         assert_eq!(c.resolve_overrides.len(), 1);
-        assert!(run(&["--custom-user-agent=team-x"]).user_agent().ends_with(" team-x"));
+        assert!(
+            run(&["--custom-user-agent=team-x"])
+                .user_agent()
+                .ends_with(" team-x")
+        );
     }
 
     #[test]
     fn endpoint_scheme_is_case_insensitive_and_tcp_refused() {
-        assert_eq!(run(&["-endpoint", "UNIX:///a/b.sock"]).socket_path, PathBuf::from("/a/b.sock"));
+        assert_eq!(
+            run(&["-endpoint", "UNIX:///a/b.sock"]).socket_path,
+            PathBuf::from("/a/b.sock")
+        );
         assert!(matches!(
             parse_args(["--endpoint=tcp://0.0.0.0:1"]),
             Err(FlagError::Invalid { .. })
@@ -460,16 +554,31 @@ mod tests {
     fn unknown_flags_and_bad_values_are_errors() {
         let err = parse_args(["--nope"]).unwrap_err();
         assert_eq!(err.to_string(), "flag provided but not defined: -nope");
-        assert!(matches!(parse_args(["--healthz-port"]), Err(FlagError::MissingValue(_))));
-        assert!(matches!(parse_args(["--construct-pem-chain=yes"]), Err(FlagError::Invalid { .. })));
-        assert!(matches!(parse_args(["--cloud-name=Mars"]), Err(FlagError::Invalid { .. })));
-        assert!(matches!(parse_args(["---x"]), Err(FlagError::Invalid { .. })));
+        assert!(matches!(
+            parse_args(["--healthz-port"]),
+            Err(FlagError::MissingValue(_))
+        ));
+        assert!(matches!(
+            parse_args(["--construct-pem-chain=yes"]),
+            Err(FlagError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse_args(["--cloud-name=Mars"]),
+            Err(FlagError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse_args(["---x"]),
+            Err(FlagError::Invalid { .. })
+        ));
     }
 
     #[test]
     fn version_and_help() {
         assert!(matches!(parse_args(["--version"]), Ok(Command::Version)));
-        assert!(matches!(parse_args(["-version=false"]), Ok(Command::Run(_))));
+        assert!(matches!(
+            parse_args(["-version=false"]),
+            Ok(Command::Run(_))
+        ));
         assert!(matches!(parse_args(["-h"]), Ok(Command::Help)));
         assert!(usage().contains("-endpoint value"));
     }

@@ -44,9 +44,9 @@ impl std::str::FromStr for ResolveOverride {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (host, addr) = s
-            .split_once('=')
-            .ok_or_else(|| format!("{s:?} is not HOST=ADDR:PORT (e.g. myvault.vault.azure.net=10.0.0.5:443)"))?;
+        let (host, addr) = s.split_once('=').ok_or_else(|| {
+            format!("{s:?} is not HOST=ADDR:PORT (e.g. myvault.vault.azure.net=10.0.0.5:443)")
+        })?;
         let host = host.trim().to_ascii_lowercase();
         if host.is_empty() {
             return Err(format!("{s:?} has an empty host name"));
@@ -130,7 +130,8 @@ impl Resolve for Resolver {
                         return Err(Box::new(DnsError {
                             host,
                             reason: "no addresses".into(),
-                        }) as Box<dyn std::error::Error + Send + Sync>);
+                        })
+                            as Box<dyn std::error::Error + Send + Sync>);
                     }
                     let addrs: Addrs = Box::new(addrs.into_iter());
                     Ok(addrs)
@@ -138,7 +139,8 @@ impl Resolve for Resolver {
                 Err(e) => Err(Box::new(DnsError {
                     host,
                     reason: e.to_string(),
-                }) as Box<dyn std::error::Error + Send + Sync>),
+                })
+                    as Box<dyn std::error::Error + Send + Sync>),
             }
         })
     }
@@ -253,10 +255,20 @@ mod tests {
             "*.vault.azure.net=127.0.0.1:1".parse().unwrap(),
             "login.microsoftonline.com=127.0.0.1:2".parse().unwrap(),
         ]);
-        assert_eq!(r.lookup_override("a.vault.azure.net").map(|a| a.port()), Some(1));
-        assert_eq!(r.lookup_override("A.VAULT.azure.net").map(|a| a.port()), Some(1));
+        assert_eq!(
+            r.lookup_override("a.vault.azure.net").map(|a| a.port()),
+            Some(1)
+        );
+        assert_eq!(
+            r.lookup_override("A.VAULT.azure.net").map(|a| a.port()),
+            Some(1)
+        );
         assert_eq!(r.lookup_override("evilvault.azure.net"), None);
-        assert_eq!(r.lookup_override("login.microsoftonline.com").map(|a| a.port()), Some(2));
+        assert_eq!(
+            r.lookup_override("login.microsoftonline.com")
+                .map(|a| a.port()),
+            Some(2)
+        );
         assert_eq!(r.lookup_override("other.example"), None);
     }
 }

@@ -71,8 +71,13 @@ pub enum AssertionError {
          the node clock is wrong or the token was copied from elsewhere"
     )]
     Expired { expired_at: i64 },
-    #[error("has audience {actual:?}, not {expected:?}; set the CSIDriver tokenRequests audience to {expected}")]
-    Audience { expected: String, actual: Vec<String> },
+    #[error(
+        "has audience {actual:?}, not {expected:?}; set the CSIDriver tokenRequests audience to {expected}"
+    )]
+    Audience {
+        expected: String,
+        actual: Vec<String>,
+    },
     #[error(
         "has subject {actual:?} but the pod runs as {expected:?}; the token must be the pod's own \
          service-account token"
@@ -156,7 +161,11 @@ mod tests {
 
     fn jwt(claims: &str) -> String {
         let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        format!("{}.{}.sig", e.encode(r#"{"alg":"RS256"}"#), e.encode(claims))
+        format!(
+            "{}.{}.sig",
+            e.encode(r#"{"alg":"RS256"}"#),
+            e.encode(claims)
+        )
     }
 
     #[test]
@@ -166,9 +175,20 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(a.issuer, "https://oidc.example/");
-        assert!(a.check(1000, WORKLOAD_IDENTITY_AUDIENCE, "system:serviceaccount:ns:sa").is_ok());
+        assert!(
+            a.check(
+                1000,
+                WORKLOAD_IDENTITY_AUDIENCE,
+                "system:serviceaccount:ns:sa"
+            )
+            .is_ok()
+        );
         assert_eq!(
-            a.check(2000, WORKLOAD_IDENTITY_AUDIENCE, "system:serviceaccount:ns:sa"),
+            a.check(
+                2000,
+                WORKLOAD_IDENTITY_AUDIENCE,
+                "system:serviceaccount:ns:sa"
+            ),
             Err(AssertionError::Expired { expired_at: 2000 })
         );
         assert!(matches!(
@@ -176,7 +196,11 @@ mod tests {
             Err(AssertionError::Audience { .. })
         ));
         assert!(matches!(
-            a.check(1000, WORKLOAD_IDENTITY_AUDIENCE, "system:serviceaccount:other:sa"),
+            a.check(
+                1000,
+                WORKLOAD_IDENTITY_AUDIENCE,
+                "system:serviceaccount:other:sa"
+            ),
             Err(AssertionError::Subject { .. })
         ));
     }
@@ -189,10 +213,22 @@ mod tests {
 
     #[test]
     fn malformed_tokens_are_refused_and_never_printed() {
-        assert_eq!(Assertion::parse("abc").unwrap_err(), AssertionError::Malformed);
-        assert_eq!(Assertion::parse("a.!!!.c").unwrap_err(), AssertionError::Malformed);
-        assert_eq!(Assertion::parse(&jwt("5")).unwrap_err(), AssertionError::BadClaims);
-        assert_eq!(Assertion::parse(&jwt("{}")).unwrap_err(), AssertionError::NoExpiry);
+        assert_eq!(
+            Assertion::parse("abc").unwrap_err(),
+            AssertionError::Malformed
+        );
+        assert_eq!(
+            Assertion::parse("a.!!!.c").unwrap_err(),
+            AssertionError::Malformed
+        );
+        assert_eq!(
+            Assertion::parse(&jwt("5")).unwrap_err(),
+            AssertionError::BadClaims
+        );
+        assert_eq!(
+            Assertion::parse(&jwt("{}")).unwrap_err(),
+            AssertionError::NoExpiry
+        );
         let token = jwt(r#"{"exp":5,"secretish":"x"}"#);
         let a = Assertion::parse(&token).unwrap();
         assert!(!format!("{a:?}").contains(&token));

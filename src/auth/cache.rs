@@ -138,7 +138,11 @@ impl TokenCache {
     /// The cached token for `key`, or a new one from `fetch`. Callers for the same key wait for one
     /// fetch. A token past its refresh point is renewed; if renewing fails and the old token still
     /// has [`MIN_REMAINING`] left, the old token is served.
-    pub async fn get_or_fetch<F, Fut>(&self, key: &CacheKey, fetch: F) -> Result<AccessToken, AuthError>
+    pub async fn get_or_fetch<F, Fut>(
+        &self,
+        key: &CacheKey,
+        fetch: F,
+    ) -> Result<AccessToken, AuthError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<AccessToken, AuthError>>,
@@ -201,7 +205,8 @@ fn evict(slots: &mut HashMap<CacheKey, Arc<Slot>>) {
     };
     let before = slots.len();
     // Entries being fetched right now (locked) are kept.
-    slots.retain(|_, slot| slot.cached.try_lock().is_err() || expiry(slot).is_some_and(|e| e > now));
+    slots
+        .retain(|_, slot| slot.cached.try_lock().is_err() || expiry(slot).is_some_and(|e| e > now));
     if slots.len() < before {
         return;
     }
@@ -268,11 +273,15 @@ mod tests {
     async fn other_subjects_do_not_hit() {
         let cache = TokenCache::default();
         let a = cache
-            .get_or_fetch(&key("system:serviceaccount:a:b"), || async { Ok(token("A", Duration::from_secs(3600))) })
+            .get_or_fetch(&key("system:serviceaccount:a:b"), || async {
+                Ok(token("A", Duration::from_secs(3600)))
+            })
             .await
             .unwrap();
         let b = cache
-            .get_or_fetch(&key("system:serviceaccount:other:b"), || async { Ok(token("B", Duration::from_secs(3600))) })
+            .get_or_fetch(&key("system:serviceaccount:other:b"), || async {
+                Ok(token("B", Duration::from_secs(3600)))
+            })
             .await
             .unwrap();
         assert_eq!(a.secret().expose_secret(), "A");
@@ -311,11 +320,14 @@ mod tests {
         let cache = TokenCache::default();
         let k = key("s");
         cache
-            .get_or_fetch(&k, || async { Ok(token("current", Duration::from_secs(3600))) })
+            .get_or_fetch(&k, || async {
+                Ok(token("current", Duration::from_secs(3600)))
+            })
             .await
             .unwrap();
         let slot = cache.slot(&k);
-        slot.cached.lock().await.as_mut().unwrap().refresh_at = Instant::now() - Duration::from_secs(1);
+        slot.cached.lock().await.as_mut().unwrap().refresh_at =
+            Instant::now() - Duration::from_secs(1);
         let failing = || async {
             Err(AuthError::Transport {
                 host: "login".into(),
@@ -352,12 +364,19 @@ mod tests {
         let k2 = key("s2");
         assert!(
             cache
-                .get_or_fetch(&k2, || async { Err(AuthError::Transport { host: "h".into(), reason: "r".into() }) })
+                .get_or_fetch(&k2, || async {
+                    Err(AuthError::Transport {
+                        host: "h".into(),
+                        reason: "r".into(),
+                    })
+                })
                 .await
                 .is_err()
         );
         let ok = cache
-            .get_or_fetch(&k2, || async { Ok(token("later", Duration::from_secs(3600))) })
+            .get_or_fetch(&k2, || async {
+                Ok(token("later", Duration::from_secs(3600)))
+            })
             .await
             .unwrap();
         assert_eq!(ok.secret().expose_secret(), "later");
@@ -368,7 +387,9 @@ mod tests {
         let cache = TokenCache::new(3);
         for i in 0..10 {
             cache
-                .get_or_fetch(&key(&format!("s{i}")), || async { Ok(token("x", Duration::from_secs(3600 + i))) })
+                .get_or_fetch(&key(&format!("s{i}")), || async {
+                    Ok(token("x", Duration::from_secs(3600 + i)))
+                })
                 .await
                 .unwrap();
         }

@@ -43,11 +43,14 @@ struct ErrorResponse {
     error_codes: Vec<u64>,
 }
 
-/// An Entra error before the mode adds its hint.
-pub struct EntraFailure {
-    pub status: u16,
-    pub codes: Vec<u64>,
-    pub description: String,
+/// A failed token request: Entra's refusal (before the mode adds its hint), or anything else.
+pub enum TokenFailure {
+    Refused {
+        status: u16,
+        codes: Vec<u64>,
+        description: String,
+    },
+    Other(Box<AuthError>),
 }
 
 /// POSTs a client-credentials grant. `form` holds the credential fields; `scope` and `grant_type`
@@ -57,61 +60,60 @@ pub async fn request_token(
     cloud: &CloudEnvironment,
     tenant: &str,
     form: &[(&str, &str)],
-) -> Result<AccessToken, Result<EntraFailure, AuthError>> {
+) -> Result<AccessToken, TokenFailure> {
     let url = format!("{}{tenant}/oauth2/v2.0/token", cloud.authority);
     let host = reqwest::Url::parse(&url)
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_else(|| cloud.authority.clone());
     let scope = cloud.key_vault_scope();
-    let mut fields: Vec<(&str, &str)> = vec![("grant_type", "client_credentials"), ("scope", &scope)];
+    let mut fields: Vec<(&str, &str)> =
+        vec![("grant_type", "client_credentials"), ("scope", &scope)];
     fields.extend_from_slice(form);
-    let response = http
-        .post(&url)
-        .form(&fields)
-        .send()
-        .await
-        .map_err(|e| {
-            Err(AuthError::Transport {
-                host: host.clone(),
-                reason: crate::http::describe_transport_error(&e),
-            })
-        })?;
-    let status = response.status();
-    let body = response.bytes().await.map_err(|e| {
-        Err(AuthError::Transport {
+    let response = http.post(&url).form(&fields).send().await.map_err(|e| {
+        TokenFailure::Other(Box::new(AuthError::Transport {
             host: host.clone(),
             reason: crate::http::describe_transport_error(&e),
-        })
+        }))
+    })?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| {
+        TokenFailure::Other(Box::new(AuthError::Transport {
+            host: host.clone(),
+            reason: crate::http::describe_transport_error(&e),
+        }))
     })?;
     if status.is_success() {
         let token: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
-            Err(AuthError::Decode {
+            TokenFailure::Other(Box::new(AuthError::Decode {
                 host: host.clone(),
                 reason: format!("token response is not the expected JSON: {e}"),
-            })
+            }))
         })?;
         let lifetime = token
             .expires_in
             .as_ref()
             .and_then(NumberOrString::as_u64)
             .unwrap_or(3599);
-        return Ok(AccessToken::new(token.access_token, Duration::from_secs(lifetime)));
+        return Ok(AccessToken::new(
+            token.access_token,
+            Duration::from_secs(lifetime),
+        ));
     }
     match serde_json::from_slice::<ErrorResponse>(&body) {
-        Ok(err) => Err(Ok(EntraFailure {
+        Ok(err) => Err(TokenFailure::Refused {
             status: status.as_u16(),
             codes: err.error_codes,
             description: clean_description(&err.error, &err.error_description),
-        })),
-        Err(_) => Err(Ok(EntraFailure {
+        }),
+        Err(_) => Err(TokenFailure::Refused {
             status: status.as_u16(),
             codes: Vec::new(),
             description: format!(
                 "HTTP {status} with a non-JSON body: {}",
                 String::from_utf8_lossy(&body[..body.len().min(200)]).trim()
             ),
-        })),
+        }),
     }
 }
 
@@ -124,11 +126,7 @@ fn clean_description(error: &str, description: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
-    if d.is_empty() {
-        error.to_owned()
-    } else {
-        d
-    }
+    if d.is_empty() { error.to_owned() } else { d }
 }
 
 #[cfg(test)]
@@ -138,7 +136,10 @@ mod tests {
     #[test]
     fn descriptions_are_folded_onto_one_line() {
         assert_eq!(
-            clean_description("invalid_client", "AADSTS70021: No match.\r\nTrace ID: x\r\n"),
+            clean_description(
+                "invalid_client",
+                "AADSTS70021: No match.\r\nTrace ID: x\r\n"
+            ),
             "AADSTS70021: No match. Trace ID: x"
         );
         assert_eq!(clean_description("invalid_client", ""), "invalid_client");

@@ -59,7 +59,10 @@ pub async fn token(
     if let Some(id) = client_id {
         query.push(("client_id", id));
     }
-    let identity = client_id.map_or_else(|| "system-assigned".to_owned(), |id| format!("user-assigned {id}"));
+    let identity = client_id.map_or_else(
+        || "system-assigned".to_owned(),
+        |id| format!("user-assigned {id}"),
+    );
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 1;
     loop {
@@ -127,9 +130,11 @@ fn hint(description: &str, client_id: Option<&str>) -> Option<String> {
                  with az vmss identity assign --resource-group <node-resource-group> --name <vmss-name> \
                  --identities <identity-resource-id>, or check userAssignedIdentityID"
             ),
-            None => "This node has no system-assigned identity: enable it on the VM scale set or set \
+            None => {
+                "This node has no system-assigned identity: enable it on the VM scale set or set \
                      userAssignedIdentityID to a user-assigned identity of the node pool"
-                .to_owned(),
+                    .to_owned()
+            }
         });
     }
     if d.contains("multiple user assigned identities") {
@@ -148,8 +153,16 @@ mod tests {
 
     #[test]
     fn hints_for_the_common_imds_errors() {
-        assert!(hint("Identity not found", Some("abc")).unwrap().contains("az vmss identity assign"));
-        assert!(hint("Identity not found", None).unwrap().contains("system-assigned"));
+        assert!(
+            hint("Identity not found", Some("abc"))
+                .unwrap()
+                .contains("az vmss identity assign")
+        );
+        assert!(
+            hint("Identity not found", None)
+                .unwrap()
+                .contains("system-assigned")
+        );
         assert!(
             hint(
                 "Multiple user assigned identities exist, please specify the clientId / resourceId of the identity in the token request",

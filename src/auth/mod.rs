@@ -131,7 +131,9 @@ pub enum AuthError {
     Transport { host: String, reason: String },
     #[error("Entra ID at {host} sent an unexpected response: {reason}")]
     Decode { host: String, reason: String },
-    #[error("{mode} is not supported by this version of the provider yet; use workload identity (clientID) or a service principal (nodePublishSecretRef)")]
+    #[error(
+        "{mode} is not supported by this version of the provider yet; use workload identity (clientID) or a service principal (nodePublishSecretRef)"
+    )]
     NotImplemented { mode: &'static str },
 }
 
@@ -169,7 +171,11 @@ pub struct LocalEndpoints {
 }
 
 impl Authenticator {
-    pub fn new(http: reqwest::Client, local_http: reqwest::Client, endpoints: LocalEndpoints) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        local_http: reqwest::Client,
+        endpoints: LocalEndpoints,
+    ) -> Self {
         Self {
             http,
             local_http,
@@ -223,7 +229,13 @@ impl Authenticator {
                 };
                 self.cache
                     .get_or_fetch(&key, || {
-                        service_principal::token(&self.http, cloud, tenant, client_id, client_secret)
+                        service_principal::token(
+                            &self.http,
+                            cloud,
+                            tenant,
+                            client_id,
+                            client_secret,
+                        )
                     })
                     .await
             }

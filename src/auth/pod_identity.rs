@@ -57,7 +57,9 @@ pub async fn token(
     let status = response.status();
     let body = response.bytes().await.unwrap_or_default();
     if !status.is_success() {
-        let text = String::from_utf8_lossy(&body[..body.len().min(300)]).trim().to_owned();
+        let text = String::from_utf8_lossy(&body[..body.len().min(300)])
+            .trim()
+            .to_owned();
         return Err(failure(
             format!(
                 "NMI answered HTTP {status}: {text}; check the AzureIdentity and AzureIdentityBinding for \
@@ -76,5 +78,8 @@ pub async fn token(
                 .map(|on| on.saturating_sub(super::assertion::unix_now().max(0) as u64))
         })
         .unwrap_or(300);
-    Ok(AccessToken::new(parsed.token.access_token, Duration::from_secs(lifetime)))
+    Ok(AccessToken::new(
+        parsed.token.access_token,
+        Duration::from_secs(lifetime),
+    ))
 }

@@ -3,7 +3,7 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::entra::request_token;
+use super::entra::{TokenFailure, request_token};
 use super::{AccessToken, AuthError};
 use crate::cloud::CloudEnvironment;
 
@@ -21,9 +21,13 @@ pub async fn token(
     ];
     match request_token(http, cloud, tenant, &form).await {
         Ok(token) => Ok(token),
-        Err(Err(e)) => Err(e),
-        Err(Ok(failure)) => {
-            let hint = failure.codes.iter().find_map(|code| match code {
+        Err(TokenFailure::Other(e)) => Err(*e),
+        Err(TokenFailure::Refused {
+            status,
+            codes,
+            description,
+        }) => {
+            let hint = codes.iter().find_map(|code| match code {
                 7000215 => Some(
                     "The client secret in the nodePublishSecretRef Secret is wrong: store the secret's \
                      value (not its ID) under the key clientsecret"
@@ -45,9 +49,9 @@ pub async fn token(
                 mode: "service principal",
                 tenant: tenant.to_owned(),
                 client_id: client_id.to_owned(),
-                status: failure.status,
-                codes: failure.codes,
-                description: failure.description,
+                status,
+                codes,
+                description,
                 hint,
             })
         }

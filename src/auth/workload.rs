@@ -2,7 +2,7 @@
 //! federated identity credential (spec 3.1).
 
 use super::assertion::Assertion;
-use super::entra::request_token;
+use super::entra::{TokenFailure, request_token};
 use super::{AccessToken, AuthError};
 use crate::cloud::CloudEnvironment;
 
@@ -23,15 +23,19 @@ pub async fn token(
     ];
     match request_token(http, cloud, tenant, &form).await {
         Ok(token) => Ok(token),
-        Err(Err(e)) => Err(e),
-        Err(Ok(failure)) => Err(AuthError::Entra {
+        Err(TokenFailure::Other(e)) => Err(*e),
+        Err(TokenFailure::Refused {
+            status,
+            codes,
+            description,
+        }) => Err(AuthError::Entra {
             mode: "workload identity",
             tenant: tenant.to_owned(),
             client_id: client_id.to_owned(),
-            status: failure.status,
-            hint: hint(&failure.codes, client_id, assertion),
-            codes: failure.codes,
-            description: failure.description,
+            status,
+            hint: hint(&codes, client_id, assertion),
+            codes,
+            description,
         }),
     }
 }

@@ -41,7 +41,8 @@ pub fn blocks(input: &[u8]) -> Vec<Block<'_>> {
             break;
         };
         let end_marker = format!("-----END {label}-----");
-        let Some(end) = find(&input[label_end..], end_marker.as_bytes()).map(|i| i + label_end) else {
+        let Some(end) = find(&input[label_end..], end_marker.as_bytes()).map(|i| i + label_end)
+        else {
             break;
         };
         let mut stop = end + end_marker.len();

@@ -112,7 +112,10 @@ impl KeyVaultClient {
                 kind.collection(),
                 utf8_percent_encode(v, SEGMENT)
             ),
-            None => format!("{vault_url}/{}/{name}?api-version={API_VERSION}", kind.collection()),
+            None => format!(
+                "{vault_url}/{}/{name}?api-version={API_VERSION}",
+                kind.collection()
+            ),
         }
     }
 
@@ -124,8 +127,11 @@ impl KeyVaultClient {
         version: Option<&str>,
         token: &AccessToken,
     ) -> Result<SecretBundle, KeyVaultError> {
-        self.get_json(&Self::object_url(vault_url, ObjectKind::Secret, name, version), token)
-            .await
+        self.get_json(
+            &Self::object_url(vault_url, ObjectKind::Secret, name, version),
+            token,
+        )
+        .await
     }
 
     /// `GET /keys/{name}[/{version}]`.
@@ -136,8 +142,11 @@ impl KeyVaultClient {
         version: Option<&str>,
         token: &AccessToken,
     ) -> Result<KeyBundle, KeyVaultError> {
-        self.get_json(&Self::object_url(vault_url, ObjectKind::Key, name, version), token)
-            .await
+        self.get_json(
+            &Self::object_url(vault_url, ObjectKind::Key, name, version),
+            token,
+        )
+        .await
     }
 
     /// `GET /certificates/{name}[/{version}]`.
@@ -148,8 +157,11 @@ impl KeyVaultClient {
         version: Option<&str>,
         token: &AccessToken,
     ) -> Result<CertificateBundle, KeyVaultError> {
-        self.get_json(&Self::object_url(vault_url, ObjectKind::Cert, name, version), token)
-            .await
+        self.get_json(
+            &Self::object_url(vault_url, ObjectKind::Cert, name, version),
+            token,
+        )
+        .await
     }
 
     /// Every version of an object, following `nextLink` (only within the same vault).
@@ -283,7 +295,9 @@ fn status_error(status: StatusCode, body: &[u8]) -> KeyVaultError {
             inner: None,
             // Bodies of non-JSON errors (proxies, gateways) are short HTML or text; a bounded excerpt
             // helps more than nothing and cannot carry a secret (the request had none in its body).
-            message: String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_owned(),
+            message: String::from_utf8_lossy(&body[..body.len().min(200)])
+                .trim()
+                .to_owned(),
         },
     }
 }
@@ -295,11 +309,21 @@ mod tests {
     #[test]
     fn urls_escape_names_and_carry_the_api_version() {
         assert_eq!(
-            KeyVaultClient::object_url("https://kv.vault.azure.net", ObjectKind::Secret, "db-pass", None),
+            KeyVaultClient::object_url(
+                "https://kv.vault.azure.net",
+                ObjectKind::Secret,
+                "db-pass",
+                None
+            ),
             "https://kv.vault.azure.net/secrets/db-pass?api-version=7.4"
         );
         assert_eq!(
-            KeyVaultClient::object_url("https://kv.vault.azure.net", ObjectKind::Cert, "a b", Some("v1")),
+            KeyVaultClient::object_url(
+                "https://kv.vault.azure.net",
+                ObjectKind::Cert,
+                "a b",
+                Some("v1")
+            ),
             "https://kv.vault.azure.net/certificates/a%20b/v1?api-version=7.4"
         );
     }

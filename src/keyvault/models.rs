@@ -5,7 +5,6 @@ use serde::Deserialize;
 
 use crate::convert::jwk::Jwk;
 
-
 /// `GET /secrets/{name}/{version}`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -81,7 +80,10 @@ pub struct ErrorDetail {
 
 /// The version id: the last path segment of an object id (`…/secrets/{name}/{version}`).
 pub fn version_of(id: &str) -> &str {
-    id.trim_end_matches('/').rsplit('/').next().unwrap_or_default()
+    id.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

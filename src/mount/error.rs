@@ -63,9 +63,7 @@ fn keyvault_message(vault: &str, kind: &ObjectKind, object: &str, err: &KeyVault
             kind.as_str()
         ),
         KeyVaultError::Status {
-            status: 403,
-            inner,
-            ..
+            status: 403, inner, ..
         } => match inner.as_deref() {
             Some("ForbiddenByRbac") => format!(
                 ": grant the identity the \"Key Vault {} User\" role (or a role with the action named \
@@ -164,14 +162,23 @@ mod tests {
         assert_eq!(kv(429, None).code(), Code::Unavailable);
         assert_eq!(kv(503, None).code(), Code::Unavailable);
         assert_eq!(kv(404, None).code(), Code::NotFound);
-        assert_eq!(kv(403, Some("ForbiddenByRbac")).code(), Code::PermissionDenied);
-        assert_eq!(MountError::Invalid(vec!["x".into()]).code(), Code::InvalidArgument);
+        assert_eq!(
+            kv(403, Some("ForbiddenByRbac")).code(),
+            Code::PermissionDenied
+        );
+        assert_eq!(
+            MountError::Invalid(vec!["x".into()]).code(),
+            Code::InvalidArgument
+        );
     }
 
     #[test]
     fn messages_name_vault_object_and_fix() {
         let msg = kv(403, Some("ForbiddenByRbac")).to_string();
-        assert!(msg.starts_with("secret \"db\" from vault kv1: HTTP 403 Code (ForbiddenByRbac): msg"), "{msg}");
+        assert!(
+            msg.starts_with("secret \"db\" from vault kv1: HTTP 403 Code (ForbiddenByRbac): msg"),
+            "{msg}"
+        );
         assert!(msg.contains("Key Vault Secrets User"), "{msg}");
         let dns = MountError::KeyVault {
             vault: "nope".into(),
@@ -179,7 +186,10 @@ mod tests {
             object: "db".into(),
             source: KeyVaultError::Dns("DNS lookup of nope.vault.azure.net failed: x".into()),
         };
-        assert!(dns.to_string().contains("nope.vault.azure.net") && dns.to_string().contains("does not exist"));
+        assert!(
+            dns.to_string().contains("nope.vault.azure.net")
+                && dns.to_string().contains("does not exist")
+        );
         assert_eq!(dns.code(), Code::NotFound);
     }
 }

@@ -107,8 +107,12 @@ impl MountService {
 
     async fn execute(&self, plan: &MountPlan) -> Result<MountResponse, MountError> {
         let env_var_file = std::env::var("AZURE_ENVIRONMENT_FILEPATH").ok();
-        let cloud =
-            cloud::resolve(plan.cloud, plan.cloud_env_file.as_deref(), env_var_file.as_deref()).await?;
+        let cloud = cloud::resolve(
+            plan.cloud,
+            plan.cloud_env_file.as_deref(),
+            env_var_file.as_deref(),
+        )
+        .await?;
         let token = self
             .auth
             .token(&cloud, &plan.tenant, &plan.identity)
@@ -122,7 +126,11 @@ impl MountService {
         };
         // `buffered` keeps SecretProviderClass order while fetching up to N objects at once, and
         // `try_collect` stops at the first failure, dropping (cancelling) the other fetches.
-        let fetches: Vec<_> = plan.objects.iter().map(|spec| fetcher.fetch(spec)).collect();
+        let fetches: Vec<_> = plan
+            .objects
+            .iter()
+            .map(|spec| fetcher.fetch(spec))
+            .collect();
         let per_object: Vec<Vec<OutputFile>> = futures_util::stream::iter(fetches)
             .buffered(self.config.max_concurrent_fetches)
             .try_collect()
@@ -230,7 +238,10 @@ impl Fetcher<'_> {
             .filter(|item| item.attributes.enabled.unwrap_or(true))
             .filter_map(|item| {
                 let id = item.id.or(item.kid)?;
-                Some((item.attributes.created.unwrap_or(0), version_of(&id).to_owned()))
+                Some((
+                    item.attributes.created.unwrap_or(0),
+                    version_of(&id).to_owned(),
+                ))
             })
             .collect();
         // Newest first; ties broken by id so that the order is stable across calls.
@@ -288,7 +299,8 @@ impl Fetcher<'_> {
                 )
                 .map_err(|e| self.convert_error(spec, e))?;
                 let mut files = Vec::new();
-                let split = certificate_backed && self.service.config.write_cert_and_key_in_separate_files;
+                let split =
+                    certificate_backed && self.service.config.write_cert_and_key_in_separate_files;
                 if split && spec.format == ObjectFormat::Pfx {
                     tracing::info!(
                         object = %spec.name,
@@ -318,7 +330,10 @@ impl Fetcher<'_> {
                 let pem = convert::jwk::public_key_pem(&bundle.key)
                     .map_err(|e| self.convert_error(spec, e))?;
                 let kid = bundle.key.kid.clone().unwrap_or_default();
-                Ok((vec![("", Zeroizing::new(pem.into_bytes()))], version_of(&kid).to_owned()))
+                Ok((
+                    vec![("", Zeroizing::new(pem.into_bytes()))],
+                    version_of(&kid).to_owned(),
+                ))
             }
             ObjectKind::Cert => {
                 let bundle = kv
@@ -328,10 +343,16 @@ impl Fetcher<'_> {
                 let der = base64::engine::general_purpose::STANDARD
                     .decode(bundle.cer.trim())
                     .map_err(|e| {
-                        self.object_error(spec, format!("the certificate's cer field is not base64: {e}"))
+                        self.object_error(
+                            spec,
+                            format!("the certificate's cer field is not base64: {e}"),
+                        )
                     })?;
                 let pem = convert::cert_pem(&der);
-                Ok((vec![("", Zeroizing::new(pem.into_bytes()))], version_of(&bundle.id).to_owned()))
+                Ok((
+                    vec![("", Zeroizing::new(pem.into_bytes()))],
+                    version_of(&bundle.id).to_owned(),
+                ))
             }
         }
     }

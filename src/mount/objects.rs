@@ -69,7 +69,8 @@ impl ObjectSpec {
     }
 }
 
-const EXAMPLE: &str = "objects: |\n  array:\n    - |\n      objectName: db-password\n      objectType: secret";
+const EXAMPLE: &str =
+    "objects: |\n  array:\n    - |\n      objectName: db-password\n      objectType: secret";
 
 /// Parses and validates the `objects` parameter. Errors are collected, not stopped at the first.
 pub fn parse(yaml: &str, errors: &mut Vec<String>) -> Vec<ObjectSpec> {
@@ -149,13 +150,18 @@ pub fn validate(index: usize, raw: RawObject, errors: &mut Vec<String>) -> Optio
         format!("objects.array[{index}] ({name})")
     };
     if name.is_empty() {
-        errors.push(format!("{at}: objectName is required, e.g. objectName: db-password"));
+        errors.push(format!(
+            "{at}: objectName is required, e.g. objectName: db-password"
+        ));
     } else if !valid_object_name(&name) {
         errors.push(format!(
             "{at}: objectName {name:?} is not a Key Vault object name (1-127 letters, digits and '-')"
         ));
     }
-    let kind = match trimmed(&raw.object_type).map(str::to_ascii_lowercase).as_deref() {
+    let kind = match trimmed(&raw.object_type)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("secret") => Some(ObjectKind::Secret),
         Some("key") => Some(ObjectKind::Key),
         Some("cert") => Some(ObjectKind::Cert),
@@ -182,7 +188,9 @@ pub fn validate(index: usize, raw: RawObject, errors: &mut Vec<String>) -> Optio
     let version = match trimmed(&raw.object_version) {
         None => None,
         Some(v) if v.eq_ignore_ascii_case("latest") => None,
-        Some(v) if v.bytes().all(|b| b.is_ascii_alphanumeric()) && v.len() <= 64 => Some(v.to_owned()),
+        Some(v) if v.bytes().all(|b| b.is_ascii_alphanumeric()) && v.len() <= 64 => {
+            Some(v.to_owned())
+        }
         Some(v) => {
             errors.push(format!(
                 "{at}: objectVersion {v:?} is not a Key Vault version id (32 hex digits, e.g. \
@@ -210,7 +218,10 @@ pub fn validate(index: usize, raw: RawObject, errors: &mut Vec<String>) -> Optio
             }
         },
     };
-    let format = match trimmed(&raw.object_format).map(str::to_ascii_lowercase).as_deref() {
+    let format = match trimmed(&raw.object_format)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("pem") => ObjectFormat::Pem,
         Some("pfx") => {
             if kind.is_some_and(|k| k != ObjectKind::Secret) {
@@ -222,11 +233,16 @@ pub fn validate(index: usize, raw: RawObject, errors: &mut Vec<String>) -> Optio
             ObjectFormat::Pfx
         }
         Some(other) => {
-            errors.push(format!("{at}: objectFormat {other:?} is not valid; use pem or pfx"));
+            errors.push(format!(
+                "{at}: objectFormat {other:?} is not valid; use pem or pfx"
+            ));
             ObjectFormat::Pem
         }
     };
-    let encoding = match trimmed(&raw.object_encoding).map(str::to_ascii_lowercase).as_deref() {
+    let encoding = match trimmed(&raw.object_encoding)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("utf-8") => ObjectEncoding::Utf8,
         Some(enc @ ("base64" | "hex")) => {
             if kind.is_some_and(|k| k != ObjectKind::Secret) {
@@ -321,18 +337,34 @@ mod tests {
     #[test]
     fn errors_name_index_object_and_a_valid_value() {
         let e = parse_err("array:\n  - |\n    objectName: s\n    objectType: secrets\n");
-        assert!(e.contains("objects.array[0] (s)") && e.contains("secret, key or cert"), "{e}");
-        let e = parse_err("array:\n  - |\n    objectName: s\n    objectType: secret\n    filePermission: \"999\"\n");
+        assert!(
+            e.contains("objects.array[0] (s)") && e.contains("secret, key or cert"),
+            "{e}"
+        );
+        let e = parse_err(
+            "array:\n  - |\n    objectName: s\n    objectType: secret\n    filePermission: \"999\"\n",
+        );
         assert!(e.contains("filePermission") && e.contains("0600"), "{e}");
         let e = parse_err("array:\n  - |\n    objectType: secret\n");
-        assert!(e.contains("objects.array[0]: objectName is required"), "{e}");
-        let e = parse_err("array:\n  - |\n    objectName: k\n    objectType: key\n    objectFormat: pfx\n");
+        assert!(
+            e.contains("objects.array[0]: objectName is required"),
+            "{e}"
+        );
+        let e = parse_err(
+            "array:\n  - |\n    objectName: k\n    objectType: key\n    objectFormat: pfx\n",
+        );
         assert!(e.contains("only valid with objectType: secret"), "{e}");
-        let e = parse_err("array:\n  - |\n    objectName: s\n    objectType: secret\n    objectAlias: ../etc/passwd\n");
+        let e = parse_err(
+            "array:\n  - |\n    objectName: s\n    objectType: secret\n    objectAlias: ../etc/passwd\n",
+        );
         assert!(e.contains("objectAlias"), "{e}");
-        let e = parse_err("array:\n  - |\n    objectName: s\n    objectType: secret\n    objectVersionHistory: many\n");
+        let e = parse_err(
+            "array:\n  - |\n    objectName: s\n    objectType: secret\n    objectVersionHistory: many\n",
+        );
         assert!(e.contains("objectVersionHistory"), "{e}");
-        let e = parse_err("array:\n  - |\n    objectName: s\n    objectType: secret\n    objectEncoding: rot13\n");
+        let e = parse_err(
+            "array:\n  - |\n    objectName: s\n    objectType: secret\n    objectEncoding: rot13\n",
+        );
         assert!(e.contains("utf-8, base64 or hex"), "{e}");
     }
 
@@ -347,7 +379,9 @@ mod tests {
     #[test]
     fn alias_with_double_dot_inside_a_name_is_fine() {
         // Regression: the Go provider rejects any alias containing "..".
-        let specs = parse_ok("array:\n  - |\n    objectName: s\n    objectType: secret\n    objectAlias: tls..pem\n");
+        let specs = parse_ok(
+            "array:\n  - |\n    objectName: s\n    objectType: secret\n    objectAlias: tls..pem\n",
+        );
         assert_eq!(specs[0].alias, "tls..pem");
     }
 }

@@ -8,7 +8,10 @@ pub fn check(path: &str) -> Result<(), String> {
         return Err("is empty".to_owned());
     }
     if path.len() > 4096 {
-        return Err(format!("is {} characters long; the limit is 4096", path.len()));
+        return Err(format!(
+            "is {} characters long; the limit is 4096",
+            path.len()
+        ));
     }
     if path.starts_with('/') {
         return Err("is absolute; use a relative path such as tls/cert.pem".to_owned());
@@ -42,7 +45,15 @@ mod tests {
 
     #[test]
     fn accepts_what_the_driver_accepts() {
-        for ok in ["a", "tls.crt", "dir/sub/file", "tls..pem", "a..b/c", ".hidden", "x/.y"] {
+        for ok in [
+            "a",
+            "tls.crt",
+            "dir/sub/file",
+            "tls..pem",
+            "a..b/c",
+            ".hidden",
+            "x/.y",
+        ] {
             assert_eq!(check(ok), Ok(()), "{ok}");
         }
     }
@@ -50,7 +61,19 @@ mod tests {
     #[test]
     fn rejects_what_the_driver_rejects() {
         let long = "a".repeat(256);
-        for bad in ["", "/abs", "../x", "..x", "a/../b", "a/..", "./a", "a/", "a//b", "a/./b", long.as_str()] {
+        for bad in [
+            "",
+            "/abs",
+            "../x",
+            "..x",
+            "a/../b",
+            "a/..",
+            "./a",
+            "a/",
+            "a//b",
+            "a/./b",
+            long.as_str(),
+        ] {
             assert!(check(bad).is_err(), "{bad}");
         }
         assert!(check(&"a/".repeat(2100)).is_err());

@@ -105,7 +105,9 @@ fn near_miss(other: &BTreeMap<String, serde_json::Value>, wanted: &str) -> Strin
 }
 
 fn valid_tenant(t: &str) -> bool {
-    t.len() <= 256 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    t.len() <= 256
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 fn valid_vault_name(v: &str) -> bool {
@@ -194,8 +196,12 @@ pub fn parse(
         namespace: trimmed(&attrs.pod_namespace).unwrap_or_default().to_owned(),
         name: trimmed(&attrs.pod_name).unwrap_or_default().to_owned(),
         uid: trimmed(&attrs.pod_uid).unwrap_or_default().to_owned(),
-        service_account: trimmed(&attrs.service_account).unwrap_or_default().to_owned(),
-        secret_provider_class: trimmed(&attrs.secret_provider_class).unwrap_or_default().to_owned(),
+        service_account: trimmed(&attrs.service_account)
+            .unwrap_or_default()
+            .to_owned(),
+        secret_provider_class: trimmed(&attrs.secret_provider_class)
+            .unwrap_or_default()
+            .to_owned(),
     };
 
     let identity = select_identity(&attrs, &secrets, &pod, now, &mut errors);
@@ -247,7 +253,10 @@ fn parse_secrets(secrets: &str, errors: &mut Vec<String>) -> BTreeMap<String, Se
     }
 }
 
-fn secret_value<'a>(secrets: &'a BTreeMap<String, SecretString>, key: &str) -> Option<&'a SecretString> {
+fn secret_value<'a>(
+    secrets: &'a BTreeMap<String, SecretString>,
+    key: &str,
+) -> Option<&'a SecretString> {
     secrets
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(key))
@@ -258,7 +267,9 @@ fn flag(attrs_value: &Option<String>, name: &str, errors: &mut Vec<String>) -> b
     match trimmed(attrs_value) {
         None => false,
         Some(v) => parse_bool(v).unwrap_or_else(|_| {
-            errors.push(format!("{name}: {v:?} is not a boolean; use \"true\" or \"false\""));
+            errors.push(format!(
+                "{name}: {v:?} is not a boolean; use \"true\" or \"false\""
+            ));
             false
         }),
     }
@@ -277,10 +288,19 @@ fn select_identity(
     errors: &mut Vec<String>,
 ) -> Option<Identity> {
     let pod_identity = flag(&attrs.use_pod_identity, "usePodIdentity", errors);
-    let vm_identity = flag(&attrs.use_vm_managed_identity, "useVMManagedIdentity", errors);
+    let vm_identity = flag(
+        &attrs.use_vm_managed_identity,
+        "useVMManagedIdentity",
+        errors,
+    );
     let token_proxy = flag(&attrs.use_azure_token_proxy, "useAzureTokenProxy", errors);
     let client_id = trimmed(&attrs.client_id);
-    if [pod_identity, vm_identity, token_proxy].iter().filter(|f| **f).count() > 1 {
+    if [pod_identity, vm_identity, token_proxy]
+        .iter()
+        .filter(|f| **f)
+        .count()
+        > 1
+    {
         errors.push(
             "usePodIdentity, useVMManagedIdentity and useAzureTokenProxy are mutually exclusive: set only \
              one of them to \"true\""
@@ -304,26 +324,39 @@ fn select_identity(
             errors.push("useAzureTokenProxy requires clientID: the client ID of the identity bound to the pod's service account".to_owned());
             return None;
         };
-        let assertion = service_account_assertion(attrs, secrets, pod, IDENTITY_BINDING_AUDIENCE, now, errors)?;
+        let assertion =
+            service_account_assertion(attrs, secrets, pod, IDENTITY_BINDING_AUDIENCE, now, errors)?;
         return Some(Identity::TokenProxy {
             client_id: client_id.to_owned(),
             assertion,
         });
     }
     if let Some(client_id) = client_id {
-        let assertion =
-            service_account_assertion(attrs, secrets, pod, WORKLOAD_IDENTITY_AUDIENCE, now, errors)?;
+        let assertion = service_account_assertion(
+            attrs,
+            secrets,
+            pod,
+            WORKLOAD_IDENTITY_AUDIENCE,
+            now,
+            errors,
+        )?;
         return Some(Identity::Workload {
             client_id: client_id.to_owned(),
             assertion,
         });
     }
-    match (secret_value(secrets, "clientid"), secret_value(secrets, "clientsecret")) {
+    match (
+        secret_value(secrets, "clientid"),
+        secret_value(secrets, "clientsecret"),
+    ) {
         (Some(id), Some(secret)) => {
             use secrecy::ExposeSecret;
             let id = id.expose_secret().trim();
             if id.is_empty() || secret.expose_secret().is_empty() {
-                errors.push("the nodePublishSecretRef Secret has an empty clientid or clientsecret".to_owned());
+                errors.push(
+                    "the nodePublishSecretRef Secret has an empty clientid or clientsecret"
+                        .to_owned(),
+                );
                 return None;
             }
             Some(Identity::ServicePrincipal {
@@ -344,7 +377,9 @@ fn select_identity(
             msg.push_str(&near_miss(&attrs.other, "clientID"));
             msg.push_str(&near_miss(&attrs.other, "useVMManagedIdentity"));
             if trimmed(&attrs.user_assigned_identity_id).is_some() {
-                msg.push_str(" (userAssignedIdentityID is set but useVMManagedIdentity is not \"true\")");
+                msg.push_str(
+                    " (userAssignedIdentityID is set but useVMManagedIdentity is not \"true\")",
+                );
             }
             errors.push(msg);
             None
@@ -406,7 +441,10 @@ fn service_account_assertion(
         );
         return None;
     }
-    let subject = format!("system:serviceaccount:{}:{}", pod.namespace, pod.service_account);
+    let subject = format!(
+        "system:serviceaccount:{}:{}",
+        pod.namespace, pod.service_account
+    );
     if let Err(e) = assertion.check(now, audience, &subject) {
         errors.push(format!("the service-account token for {audience} {e}"));
         return None;
@@ -439,7 +477,11 @@ mod tests {
         let claims = serde_json::json!({
             "iss": "https://oidc.example/", "sub": format!("system:serviceaccount:{ns}:{sa}"),
             "aud": [aud], "exp": exp });
-        format!("{}.{}.c2ln", e.encode(r#"{"alg":"RS256"}"#), e.encode(claims.to_string()))
+        format!(
+            "{}.{}.c2ln",
+            e.encode(r#"{"alg":"RS256"}"#),
+            e.encode(claims.to_string())
+        )
     }
 
     fn attrs(extra: serde_json::Value) -> String {
@@ -469,7 +511,9 @@ mod tests {
     }
 
     fn errors_of(a: &str, secrets: &str) -> String {
-        parse(a, secrets, "420", CloudName::Public, NOW).unwrap_err().join("\n")
+        parse(a, secrets, "420", CloudName::Public, NOW)
+            .unwrap_err()
+            .join("\n")
     }
 
     #[test]
@@ -480,7 +524,9 @@ mod tests {
         let plan = parse(&a, "null", "420", CloudName::Public, NOW).unwrap();
         assert_eq!(plan.vault_name, "kv1");
         assert_eq!(plan.default_mode, 0o644);
-        assert!(matches!(plan.identity, Identity::Workload { ref client_id, .. } if client_id == "cid"));
+        assert!(
+            matches!(plan.identity, Identity::Workload { ref client_id, .. } if client_id == "cid")
+        );
         assert_eq!(plan.objects.len(), 1);
     }
 
@@ -512,33 +558,59 @@ mod tests {
     #[test]
     fn service_principal_keys_match_case_insensitively() {
         let s = r#"{"ClientID":"app","ClientSecret":"shh"}"#;
-        let plan = parse(&attrs(serde_json::json!({})), s, "420", CloudName::Public, NOW).unwrap();
-        assert!(matches!(plan.identity, Identity::ServicePrincipal { ref client_id, .. } if client_id == "app"));
+        let plan = parse(
+            &attrs(serde_json::json!({})),
+            s,
+            "420",
+            CloudName::Public,
+            NOW,
+        )
+        .unwrap();
+        assert!(
+            matches!(plan.identity, Identity::ServicePrincipal { ref client_id, .. } if client_id == "app")
+        );
         assert!(!format!("{:?}", plan.identity).contains("shh"));
     }
 
     #[test]
     fn no_identity_explains_modes_and_near_misses() {
         let e = errors_of(&attrs(serde_json::json!({"clientId": "cid"})), "null");
-        assert!(e.contains("no identity selected") && e.contains("write clientID"), "{e}");
+        assert!(
+            e.contains("no identity selected") && e.contains("write clientID"),
+            "{e}"
+        );
         assert!(e.contains("nodePublishSecretRef"), "{e}");
     }
 
     #[test]
     fn exclusive_flags_and_bad_booleans() {
-        let e = errors_of(&attrs(serde_json::json!({"useVMManagedIdentity": "true", "usePodIdentity": "True"})), "null");
+        let e = errors_of(
+            &attrs(serde_json::json!({"useVMManagedIdentity": "true", "usePodIdentity": "True"})),
+            "null",
+        );
         assert!(e.contains("mutually exclusive"), "{e}");
-        let e = errors_of(&attrs(serde_json::json!({"useVMManagedIdentity": "yes"})), "null");
-        assert!(e.contains("useVMManagedIdentity") && e.contains("boolean"), "{e}");
+        let e = errors_of(
+            &attrs(serde_json::json!({"useVMManagedIdentity": "yes"})),
+            "null",
+        );
+        assert!(
+            e.contains("useVMManagedIdentity") && e.contains("boolean"),
+            "{e}"
+        );
     }
 
     #[test]
     fn every_required_field_is_reported_at_once() {
         let e = errors_of(
-            &attrs(serde_json::json!({"keyvaultName": null, "tenantID": null, "objects": null, "keyVaultName": "x"})),
+            &attrs(
+                serde_json::json!({"keyvaultName": null, "tenantID": null, "objects": null, "keyVaultName": "x"}),
+            ),
             r#"{"clientid":"a","clientsecret":"b"}"#,
         );
-        assert!(e.contains("keyvaultName is required") && e.contains("found \"keyVaultName\""), "{e}");
+        assert!(
+            e.contains("keyvaultName is required") && e.contains("found \"keyVaultName\""),
+            "{e}"
+        );
         assert!(e.contains("tenantID is required"), "{e}");
         assert!(e.contains("objects is required"), "{e}");
     }
@@ -546,9 +618,23 @@ mod tests {
     #[test]
     fn tenant_id_wins_over_legacy_and_legacy_alone_works() {
         let sp = r#"{"clientid":"a","clientsecret":"b"}"#;
-        let plan = parse(&attrs(serde_json::json!({"tenantId": "legacy"})), sp, "420", CloudName::Public, NOW).unwrap();
+        let plan = parse(
+            &attrs(serde_json::json!({"tenantId": "legacy"})),
+            sp,
+            "420",
+            CloudName::Public,
+            NOW,
+        )
+        .unwrap();
         assert_eq!(plan.tenant, "tenant-1");
-        let plan = parse(&attrs(serde_json::json!({"tenantID": null, "tenantId": "legacy"})), sp, "420", CloudName::Public, NOW).unwrap();
+        let plan = parse(
+            &attrs(serde_json::json!({"tenantID": null, "tenantId": "legacy"})),
+            sp,
+            "420",
+            CloudName::Public,
+            NOW,
+        )
+        .unwrap();
         assert_eq!(plan.tenant, "legacy");
     }
 
@@ -556,7 +642,15 @@ mod tests {
     fn malformed_inputs_are_errors_not_panics() {
         assert!(parse("not json", "null", "420", CloudName::Public, NOW).is_err());
         let sp = r#"{"clientid":"a","clientsecret":"b"}"#;
-        let e = parse(&attrs(serde_json::json!({})), sp, "0x1", CloudName::Public, NOW).unwrap_err().join("");
+        let e = parse(
+            &attrs(serde_json::json!({})),
+            sp,
+            "0x1",
+            CloudName::Public,
+            NOW,
+        )
+        .unwrap_err()
+        .join("");
         assert!(e.contains("permission"), "{e}");
         let e = errors_of(&attrs(serde_json::json!({})), r#"{"clientsecret": 5}"#);
         assert!(e.contains("secrets:"), "{e}");
@@ -569,7 +663,10 @@ mod tests {
     #[test]
     fn duplicate_file_paths_are_refused() {
         let objects = "array:\n  - |\n    objectName: a\n    objectType: secret\n    objectAlias: same\n  - |\n    objectName: b\n    objectType: secret\n    objectAlias: same\n";
-        let e = errors_of(&attrs(serde_json::json!({"objects": objects})), r#"{"clientid":"a","clientsecret":"b"}"#);
+        let e = errors_of(
+            &attrs(serde_json::json!({"objects": objects})),
+            r#"{"clientid":"a","clientsecret":"b"}"#,
+        );
         assert!(e.contains("both write the file"), "{e}");
     }
 }

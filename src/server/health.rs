@@ -3,7 +3,7 @@
 //! gRPC server stops answering, not merely when the process is gone.
 
 use std::convert::Infallible;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use http::{Request, Response, StatusCode};
@@ -78,11 +78,15 @@ pub async fn serve_http(config: Healthz, socket: PathBuf) {
     }
 }
 
-async fn respond(req: &Request<Incoming>, config: &Healthz, socket: &PathBuf) -> Response<Full<Bytes>> {
+async fn respond(
+    req: &Request<Incoming>,
+    config: &Healthz,
+    socket: &Path,
+) -> Response<Full<Bytes>> {
     let (status, body) = if req.uri().path() != config.path {
         (StatusCode::NOT_FOUND, "not found\n".to_owned())
     } else {
-        match check_socket(socket.clone(), config.timeout).await {
+        match check_socket(socket.to_owned(), config.timeout).await {
             Ok(()) => (StatusCode::OK, "ok".to_owned()),
             Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
         }
