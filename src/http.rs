@@ -146,8 +146,8 @@ impl Resolve for Resolver {
     }
 }
 
-/// Builds the shared client.
-pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, HttpError> {
+/// The rustls configuration: ring, system roots plus the extra ones, ALPN h2 and HTTP/1.1.
+fn tls_config(settings: &HttpSettings) -> Result<rustls::ClientConfig, HttpError> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for err in &native.errors {
@@ -173,9 +173,13 @@ pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, HttpErro
         .with_root_certificates(roots)
         .with_no_client_auth();
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tls)
+}
 
+/// Builds the shared client.
+pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, HttpError> {
     let client = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
+        .tls_backend_preconfigured(tls_config(settings)?)
         .dns_resolver(Resolver::new(&settings.resolve_overrides))
         .user_agent(settings.user_agent.clone())
         .connect_timeout(settings.connect_timeout)
@@ -189,7 +193,9 @@ pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, HttpErro
 /// The client for node-local endpoints (IMDS, NMI): plain HTTP, no proxy (an `HTTP_PROXY` meant for
 /// the internet must not receive node-local token requests), short connect timeout.
 pub fn build_local_client(settings: &HttpSettings) -> Result<reqwest::Client, HttpError> {
+    // reqwest needs a TLS configuration even for a plain-HTTP client; this one is never used for TLS.
     Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config(settings)?)
         .no_proxy()
         .user_agent(settings.user_agent.clone())
         .connect_timeout(Duration::from_secs(2))

@@ -1,0 +1,140 @@
+//! The daemon around Mount: Version, health, socket permissions and graceful shutdown.
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+
+use crate::support::fake_azure::FakeAzure;
+use crate::support::harness::*;
+
+#[tokio::test]
+async fn version_and_health_answer() {
+    let fake = FakeAzure::start().await;
+    let provider = Provider::start(&fake, |_| {}).await;
+    let response = provider
+        .client()
+        .await
+        .version(akv_csi_provider::proto::VersionRequest {
+            version: "v1alpha1".into(),
+        })
+        .await
+        .expect("Version")
+        .into_inner();
+    assert_eq!(response.version, "v1alpha1");
+    assert_eq!(response.runtime_name, "akv-csi-provider");
+    assert_eq!(response.runtime_version, env!("CARGO_PKG_VERSION"));
+    let health = akv_csi_provider::server::health::check_socket(
+        provider.socket.clone(),
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(health, Ok(()));
+}
+
+#[tokio::test]
+async fn socket_is_private_and_removed_at_shutdown() {
+    let fake = FakeAzure::start().await;
+    let provider = Provider::start(&fake, |_| {}).await;
+    let meta = std::fs::symlink_metadata(&provider.socket).expect("socket exists");
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let path = provider.socket.clone();
+    provider.stop().await;
+    assert!(!path.exists(), "socket removed at shutdown");
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_mount_finish() {
+    let fake = FakeAzure::start().await;
+    let pod = Pod::default();
+    fake.add_federated_credential(TENANT, CLIENT_ID, ISSUER, &pod.subject(), WI_AUDIENCE);
+    fake.grant(VAULT, CLIENT_ID);
+    fake.put_secret(
+        VAULT,
+        "slow",
+        crate::support::fake_azure::FakeSecret {
+            version: "0a1b2c3d4e5f60718293a4b5c6d7e8f9".into(),
+            value: "finished".into(),
+            content_type: None,
+            kid: None,
+            created: 1,
+            enabled: true,
+        },
+    );
+    fake.set_latency(std::time::Duration::from_millis(700));
+    let provider = Provider::start(&fake, |_| {}).await;
+    let mut client = provider.client().await;
+    let request =
+        MountBuilder::workload(&objects(&["objectName: slow\nobjectType: secret"])).build();
+    let in_flight = tokio::spawn(async move { client.mount(request).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let path = provider.socket.clone();
+    provider.stop().await;
+    let response = in_flight
+        .await
+        .expect("join")
+        .expect("in-flight Mount completes")
+        .into_inner();
+    assert_eq!(response.files[0].contents, b"finished");
+    assert!(!path.exists());
+}
+
+/// The real binary: flags, `--version`, and a SIGTERM that removes the socket and exits 0.
+#[tokio::test]
+async fn the_binary_starts_serves_and_stops_on_sigterm() {
+    let bin = env!("CARGO_BIN_EXE_akv-csi-provider");
+    let out = std::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .expect("run --version");
+    assert!(out.status.success());
+    let version: serde_json::Value = serde_json::from_slice(&out.stdout).expect("version is JSON");
+    assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
+
+    let out = std::process::Command::new(bin)
+        .arg("--no-such-flag")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("flag provided but not defined: -no-such-flag")
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("azure.sock");
+    let mut child = std::process::Command::new(bin)
+        .arg(format!("--endpoint=unix://{}", socket.display()))
+        .args([
+            "--healthz-port=0",
+            "-v=2",
+            "--construct-pem-chain",
+            "--logtostderr",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn daemon");
+    let started = std::time::Instant::now();
+    while !socket.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "socket never appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let health = akv_csi_provider::server::health::check_socket(
+        socket.clone(),
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(health, Ok(()));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
+    assert!(!socket.exists(), "socket removed");
+}

@@ -1,0 +1,302 @@
+//! Every identity mode end to end, and the token cache's rules: one exchange per workload, never a
+//! hit across workloads.
+
+use std::sync::Arc;
+
+use tonic::Code;
+
+use crate::support::fake_azure::{FakeAzure, FakeSecret};
+use crate::support::fake_local::FakeLocal;
+use crate::support::harness::*;
+
+const NODE_MI: &str = "6a1e2b3c-0000-4000-8000-00000000a001";
+const ADDON_MI: &str = "6a1e2b3c-0000-4000-8000-00000000a002";
+const SYSTEM_MI: &str = "6a1e2b3c-0000-4000-8000-00000000a003";
+
+async fn fake_with_secret() -> FakeAzure {
+    let fake = FakeAzure::start().await;
+    fake.put_secret(
+        VAULT,
+        "db-password",
+        FakeSecret {
+            version: "0a1b2c3d4e5f60718293a4b5c6d7e8f9".into(),
+            value: "s3cr3t!".into(),
+            content_type: None,
+            kid: None,
+            created: 1,
+            enabled: true,
+        },
+    );
+    fake
+}
+
+async fn local_for(fake: &FakeAzure) -> FakeLocal {
+    let handle = fake.clone_handle();
+    FakeLocal::start(Arc::new(move |client_id: &str| {
+        handle.mint_token(TENANT, client_id)
+    }))
+    .await
+}
+
+fn vm_identity(user_assigned: Option<&str>) -> MountBuilder {
+    let mut b = MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"]))
+        .without("clientID")
+        .param("useVMManagedIdentity", "true");
+    if let Some(id) = user_assigned {
+        b = b.param("userAssignedIdentityID", id);
+    }
+    b.token = None;
+    b
+}
+
+#[tokio::test]
+async fn node_user_assigned_identity_and_the_addon_identity() {
+    let fake = fake_with_secret().await;
+    let local = local_for(&fake).await;
+    local.assign_user_identity(NODE_MI);
+    local.assign_user_identity(ADDON_MI);
+    fake.grant(VAULT, NODE_MI);
+    fake.grant(VAULT, ADDON_MI);
+    let imds = local.url();
+    let provider = Provider::start(&fake, |c| c.imds_endpoint = imds).await;
+    for id in [NODE_MI, ADDON_MI] {
+        let response = provider
+            .mount(vm_identity(Some(id)).build())
+            .await
+            .expect("mount");
+        assert_eq!(response.files[0].contents, b"s3cr3t!");
+    }
+    assert_eq!(local.requests_without_metadata_header(), 0);
+    // Several identities and none named: IMDS refuses, and we say which parameter fixes it.
+    let status = provider
+        .mount(vm_identity(None).build())
+        .await
+        .expect_err("ambiguous");
+    assert!(
+        status.message().contains("userAssignedIdentityID"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn system_assigned_identity() {
+    let fake = fake_with_secret().await;
+    let local = local_for(&fake).await;
+    local.set_system_identity(SYSTEM_MI);
+    fake.grant(VAULT, SYSTEM_MI);
+    let imds = local.url();
+    let provider = Provider::start(&fake, |c| c.imds_endpoint = imds).await;
+    let response = provider
+        .mount(vm_identity(None).build())
+        .await
+        .expect("mount");
+    assert_eq!(response.files[0].contents, b"s3cr3t!");
+}
+
+#[tokio::test]
+async fn unassigned_identity_says_how_to_assign_it() {
+    let fake = fake_with_secret().await;
+    let local = local_for(&fake).await;
+    local.assign_user_identity(NODE_MI);
+    let imds = local.url();
+    let provider = Provider::start(&fake, |c| c.imds_endpoint = imds).await;
+    let status = provider
+        .mount(vm_identity(Some("99999999-0000-4000-8000-000000000000")).build())
+        .await
+        .expect_err("not assigned");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let msg = status.message();
+    assert!(
+        msg.contains("Identity not found") && msg.contains("az vmss identity assign"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("99999999-0000-4000-8000-000000000000"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn transient_imds_failures_are_retried_and_tokens_cached() {
+    let fake = fake_with_secret().await;
+    let local = local_for(&fake).await;
+    local.assign_user_identity(NODE_MI);
+    fake.grant(VAULT, NODE_MI);
+    local.fail_next(&[503, 429, 500]);
+    let imds = local.url();
+    let provider = Provider::start(&fake, |c| c.imds_endpoint = imds).await;
+    let response = provider
+        .mount(vm_identity(Some(NODE_MI)).build())
+        .await
+        .expect("retried");
+    assert_eq!(response.files[0].contents, b"s3cr3t!");
+    assert_eq!(local.requests(), 4);
+    provider
+        .mount(vm_identity(Some(NODE_MI)).build())
+        .await
+        .expect("cached");
+    assert_eq!(local.requests(), 4, "second Mount served from the cache");
+}
+
+#[tokio::test]
+async fn pod_identity_through_nmi() {
+    let fake = fake_with_secret().await;
+    let local = local_for(&fake).await;
+    let pod = Pod::default();
+    local.bind_pod(&pod.namespace, &pod.name, NODE_MI);
+    fake.grant(VAULT, NODE_MI);
+    let nmi = local.url();
+    let provider = Provider::start(&fake, |c| c.nmi_endpoint = nmi).await;
+    let mut b = MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"]))
+        .without("clientID")
+        .param("usePodIdentity", "true");
+    b.token = None;
+    let response = provider.mount(b.build()).await.expect("mount");
+    assert_eq!(response.files[0].contents, b"s3cr3t!");
+    let other = b.pod(Pod {
+        name: "unbound".into(),
+        ..Pod::default()
+    });
+    let status = provider.mount(other.build()).await.expect_err("no binding");
+    assert!(
+        status.message().contains("AzureIdentityBinding"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn twenty_pods_of_one_service_account_cause_one_exchange() {
+    let fake = fake_with_secret().await;
+    fake.add_federated_credential(
+        TENANT,
+        CLIENT_ID,
+        ISSUER,
+        &Pod::default().subject(),
+        WI_AUDIENCE,
+    );
+    fake.grant(VAULT, CLIENT_ID);
+    let provider = Arc::new(Provider::start(&fake, |_| {}).await);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let provider = provider.clone();
+        tasks.push(tokio::spawn(async move {
+            let pod = Pod {
+                name: format!("web-{i}"),
+                ..Pod::default()
+            };
+            let b =
+                MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"]))
+                    .pod(pod);
+            provider.mount(b.build()).await
+        }));
+    }
+    for t in tasks {
+        let response = t.await.expect("join").expect("mount");
+        assert_eq!(response.files[0].contents, b"s3cr3t!");
+    }
+    assert_eq!(fake.token_requests_for(CLIENT_ID), 1);
+}
+
+#[tokio::test]
+async fn another_namespace_naming_the_same_client_id_gets_no_cached_token() {
+    let fake = fake_with_secret().await;
+    fake.add_federated_credential(
+        TENANT,
+        CLIENT_ID,
+        ISSUER,
+        &Pod::default().subject(),
+        WI_AUDIENCE,
+    );
+    fake.grant(VAULT, CLIENT_ID);
+    let provider = Provider::start(&fake, |_| {}).await;
+    let request = |pod: Pod| {
+        MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"]))
+            .pod(pod)
+            .build()
+    };
+    provider
+        .mount(request(Pod::default()))
+        .await
+        .expect("legitimate pod");
+    let intruders = [
+        Pod {
+            namespace: "attacker".into(),
+            ..Pod::default()
+        },
+        Pod {
+            service_account: "other-sa".into(),
+            ..Pod::default()
+        },
+    ];
+    for intruder in intruders {
+        let status = provider
+            .mount(request(intruder.clone()))
+            .await
+            .expect_err("must not ride on the cache");
+        assert!(
+            status.message().contains("AADSTS70021"),
+            "{}",
+            status.message()
+        );
+        assert!(
+            status.message().contains(&intruder.subject()),
+            "{}",
+            status.message()
+        );
+    }
+    assert_eq!(
+        fake.token_requests_for(CLIENT_ID),
+        3,
+        "each workload asked Entra itself"
+    );
+}
+
+#[tokio::test]
+async fn tokens_close_to_expiry_are_not_reused() {
+    let fake = fake_with_secret().await;
+    fake.add_federated_credential(
+        TENANT,
+        CLIENT_ID,
+        ISSUER,
+        &Pod::default().subject(),
+        WI_AUDIENCE,
+    );
+    fake.grant(VAULT, CLIENT_ID);
+    // Four minutes: below the five minutes a handed-out token must have left.
+    fake.set_token_lifetime(240);
+    let provider = Provider::start(&fake, |_| {}).await;
+    let request = || {
+        MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"])).build()
+    };
+    provider.mount(request()).await.expect("first");
+    provider.mount(request()).await.expect("second");
+    assert_eq!(fake.token_requests_for(CLIENT_ID), 2);
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_never_rides_on_a_right_ones_token() {
+    let fake = fake_with_secret().await;
+    let app = "11111111-2222-3333-4444-555555555555";
+    fake.add_client_secret(TENANT, app, "right");
+    fake.grant(VAULT, app);
+    let provider = Provider::start(&fake, |_| {}).await;
+    let sp = |secret: &str| {
+        let mut b =
+            MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"]))
+                .without("clientID");
+        b.token = None;
+        b.secrets = format!(r#"{{"clientid":"{app}","clientsecret":"{secret}"}}"#);
+        b.build()
+    };
+    provider.mount(sp("right")).await.expect("right secret");
+    provider.mount(sp("right")).await.expect("cached");
+    assert_eq!(fake.token_requests_for(app), 1);
+    let status = provider.mount(sp("wrong")).await.expect_err("wrong secret");
+    assert!(
+        status.message().contains("AADSTS7000215"),
+        "{}",
+        status.message()
+    );
+}

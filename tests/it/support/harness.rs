@@ -1,0 +1,281 @@
+//! Starts the real provider (`akv_csi_provider::run`) on a temporary Unix socket, pointed at the fake
+//! Azure through the production resolver override and trusting the test CA, and calls it with a
+//! generated tonic client the way the driver does.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use akv_csi_provider::Config;
+use akv_csi_provider::proto::csi_driver_provider_client::CsiDriverProviderClient;
+use akv_csi_provider::proto::{MountRequest, MountResponse, VersionRequest};
+use akv_csi_provider::server::socket;
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use super::fake_azure::{self, FakeAzure};
+use super::pki;
+
+pub const TENANT: &str = "33333333-3333-3333-3333-333333333333";
+pub const CLIENT_ID: &str = "8c9f4a2e-1b7d-4c55-9a1e-6f0d2b3c4d5e";
+pub const ISSUER: &str = "https://oidc.prod-aks.azure.com/1c2d3e4f-aaaa-bbbb-cccc-000000000001/5a6b7c8d-dddd-eeee-ffff-000000000002/";
+pub const VAULT: &str = "kv-main";
+pub const WI_AUDIENCE: &str = "api://AzureADTokenExchange";
+/// Vaults the resolver override sends to the fake; any other name goes to real DNS and fails.
+pub const VAULTS: &[&str] = &["kv-main", "kv-other"];
+
+/// A running provider.
+pub struct Provider {
+    pub socket: PathBuf,
+    _dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), akv_csi_provider::server::ServeError>>>,
+}
+
+impl Provider {
+    /// Starts a provider that reaches `fake` for the public and US Government clouds and the
+    /// `login.example`/`vault.example` Azure Stack test cloud.
+    pub async fn start(fake: &FakeAzure, tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket_path = dir.path().join("azure.sock");
+        let addr = fake.addr;
+        let mut config = Config {
+            socket_path: socket_path.clone(),
+            healthz: None,
+            extra_root_certs: vec![pki::ca_der()],
+            mount_timeout: Duration::from_secs(20),
+            ..Config::default()
+        };
+        let mut hosts: Vec<String> = vec![
+            "login.microsoftonline.com".into(),
+            "login.microsoftonline.us".into(),
+            "login.example".into(),
+        ];
+        for vault in VAULTS {
+            hosts.push(format!("{vault}.vault.azure.net"));
+            hosts.push(format!("{vault}.vault.usgovcloudapi.net"));
+            hosts.push(format!("{vault}.vault.example"));
+        }
+        config.resolve_overrides = hosts
+            .iter()
+            .map(|h| format!("{h}={addr}").parse().expect("override"))
+            .collect();
+        tweak(&mut config);
+        let listener = socket::bind(&socket_path).expect("bind socket");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(akv_csi_provider::run(config, listener, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            socket: socket_path,
+            _dir: dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// A client like the driver v1.6's: HTTP/2 over the socket, `:authority` localhost.
+    pub async fn client(&self) -> CsiDriverProviderClient<Channel> {
+        let path = self.socket.clone();
+        let channel = Endpoint::from_static("http://localhost")
+            .connect_with_connector(tower::service_fn(move |_: Uri| {
+                let path = path.clone();
+                async move { UnixStream::connect(path).await.map(TokioIo::new) }
+            }))
+            .await
+            .expect("connect to provider socket");
+        CsiDriverProviderClient::new(channel)
+    }
+
+    pub async fn mount(&self, request: MountRequest) -> Result<MountResponse, tonic::Status> {
+        self.client()
+            .await
+            .mount(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn version(&self) -> String {
+        self.client()
+            .await
+            .version(VersionRequest {
+                version: "v1alpha1".into(),
+            })
+            .await
+            .expect("Version")
+            .into_inner()
+            .runtime_name
+    }
+
+    /// Sends the shutdown signal and waits for `run` to return.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("join").expect("run returned an error");
+        }
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// The pod a request is for.
+#[derive(Clone, Debug)]
+pub struct Pod {
+    pub namespace: String,
+    pub name: String,
+    pub service_account: String,
+}
+
+impl Default for Pod {
+    fn default() -> Self {
+        Self {
+            namespace: "app".into(),
+            name: "web-0".into(),
+            service_account: "web".into(),
+        }
+    }
+}
+
+impl Pod {
+    pub fn subject(&self) -> String {
+        format!(
+            "system:serviceaccount:{}:{}",
+            self.namespace, self.service_account
+        )
+    }
+
+    /// The pod's projected token for `audience`, valid for an hour.
+    pub fn token(&self, audience: &str) -> String {
+        fake_azure::service_account_token(
+            ISSUER,
+            &self.namespace,
+            &self.service_account,
+            audience,
+            now() + 3600,
+        )
+    }
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Builds a MountRequest like driver v1.6 sends: SPC parameters plus pod attributes and tokens.
+pub struct MountBuilder {
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub secrets: String,
+    pub permission: String,
+    pub pod: Pod,
+    pub token: Option<String>,
+}
+
+impl MountBuilder {
+    /// Workload identity against `VAULT` with the given objects YAML (the `array:` document).
+    pub fn workload(objects: &str) -> Self {
+        let pod = Pod::default();
+        let mut params = serde_json::Map::new();
+        params.insert("keyvaultName".into(), VAULT.into());
+        params.insert("tenantID".into(), TENANT.into());
+        params.insert("clientID".into(), CLIENT_ID.into());
+        params.insert("objects".into(), objects.into());
+        Self {
+            token: Some(pod.token(WI_AUDIENCE)),
+            params,
+            secrets: "null".into(),
+            permission: "420".into(),
+            pod,
+        }
+    }
+
+    pub fn param(mut self, key: &str, value: &str) -> Self {
+        self.params.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn without(mut self, key: &str) -> Self {
+        self.params.remove(key);
+        self
+    }
+
+    pub fn pod(mut self, pod: Pod) -> Self {
+        self.token = Some(pod.token(WI_AUDIENCE));
+        self.pod = pod;
+        self
+    }
+
+    pub fn build(&self) -> MountRequest {
+        let mut attrs = self.params.clone();
+        attrs.insert("secretProviderClass".into(), "spc".into());
+        attrs.insert(
+            "csi.storage.k8s.io/pod.name".into(),
+            self.pod.name.clone().into(),
+        );
+        attrs.insert(
+            "csi.storage.k8s.io/pod.namespace".into(),
+            self.pod.namespace.clone().into(),
+        );
+        attrs.insert(
+            "csi.storage.k8s.io/pod.uid".into(),
+            "0b6f1c1e-0000-4000-8000-000000000001".into(),
+        );
+        attrs.insert(
+            "csi.storage.k8s.io/serviceAccount.name".into(),
+            self.pod.service_account.clone().into(),
+        );
+        attrs.insert("csi.storage.k8s.io/ephemeral".into(), "false".into());
+        if let Some(token) = &self.token {
+            attrs.insert(
+                "csi.storage.k8s.io/serviceAccount.tokens".into(),
+                fake_azure::tokens_attribute(WI_AUDIENCE, token, "2099-01-01T00:00:00Z").into(),
+            );
+        }
+        MountRequest {
+            attributes: serde_json::Value::Object(attrs).to_string(),
+            secrets: self.secrets.clone(),
+            target_path: "/var/lib/kubelet/pods/x/volumes/kubernetes.io~csi/secrets/mount".into(),
+            permission: self.permission.clone(),
+            current_object_version: Vec::new(),
+        }
+    }
+}
+
+/// `array:` YAML for the given per-object YAML snippets.
+pub fn objects(items: &[&str]) -> String {
+    let mut out = String::from("array:\n");
+    for item in items {
+        out.push_str("  - |\n");
+        for line in item.lines() {
+            out.push_str("    ");
+            out.push_str(line.trim());
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The file at `path` in a response.
+pub fn file<'a>(response: &'a MountResponse, path: &str) -> &'a akv_csi_provider::proto::File {
+    response
+        .files
+        .iter()
+        .find(|f| f.path == path)
+        .unwrap_or_else(|| {
+            panic!(
+                "no file {path:?} in {:?}",
+                response.files.iter().map(|f| &f.path).collect::<Vec<_>>()
+            )
+        })
+}
