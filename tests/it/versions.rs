@@ -1,0 +1,167 @@
+//! `objectVersionHistory`, version listing with `nextLink` paging, and Key Vault throttling.
+
+use tonic::Code;
+
+use crate::support::fake_azure::{FakeAzure, FakeSecret};
+use crate::support::harness::*;
+
+fn version(i: usize) -> String {
+    format!("{i:032x}")
+}
+
+/// `rotating` has versions 1..=5 created at 100..500; version 4 is disabled.
+async fn fixture() -> FakeAzure {
+    let fake = FakeAzure::start().await;
+    fake.add_federated_credential(
+        TENANT,
+        CLIENT_ID,
+        ISSUER,
+        &Pod::default().subject(),
+        WI_AUDIENCE,
+    );
+    fake.grant(VAULT, CLIENT_ID);
+    // Inserted out of order: the listing's order is not guaranteed, the provider sorts by created.
+    for i in [3, 1, 5, 2, 4] {
+        fake.put_secret(
+            VAULT,
+            "rotating",
+            FakeSecret {
+                version: version(i),
+                value: format!("value-{i}"),
+                content_type: None,
+                kid: None,
+                created: 100 * i as i64,
+                enabled: i != 4,
+            },
+        );
+    }
+    fake
+}
+
+#[tokio::test]
+async fn history_writes_exactly_n_enabled_versions_newest_first() {
+    let fake = fixture().await;
+    fake.set_page_size(2); // three pages: nextLink must be followed
+    let provider = Provider::start(&fake, |_| {}).await;
+    let request = MountBuilder::workload(&objects(&[
+        "objectName: rotating\nobjectType: secret\nobjectVersionHistory: 3\nobjectAlias: hist\nfilePermission: \"0640\"",
+    ]))
+    .build();
+    let response = provider.mount(request).await.expect("mount");
+    let got: Vec<(&str, &[u8], i32)> = response
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.contents.as_slice(), f.mode))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("hist/0", b"value-5".as_slice(), 0o640),
+            ("hist/1", b"value-3".as_slice(), 0o640),
+            ("hist/2", b"value-2".as_slice(), 0o640),
+        ],
+        "exactly N files (the Go provider writes N+1), skipping the disabled version"
+    );
+    let ids: Vec<(&str, &str)> = response
+        .object_version
+        .iter()
+        .map(|v| (v.id.as_str(), v.version.as_str()))
+        .collect();
+    let (v5, v3, v2) = (version(5), version(3), version(2));
+    assert_eq!(
+        ids,
+        vec![
+            ("secret/rotating/0", v5.as_str()),
+            ("secret/rotating/1", v3.as_str()),
+            ("secret/rotating/2", v2.as_str()),
+        ]
+    );
+    let listings = fake
+        .kv_requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/versions"))
+        .count();
+    assert_eq!(listings, 3, "followed nextLink across three pages");
+}
+
+#[tokio::test]
+async fn history_starts_at_object_version_and_stops_at_the_oldest() {
+    let fake = fixture().await;
+    let provider = Provider::start(&fake, |_| {}).await;
+    let request = MountBuilder::workload(&objects(&[&format!(
+        "objectName: rotating\nobjectType: secret\nobjectVersionHistory: 10\nobjectVersion: {}",
+        version(3)
+    )]))
+    .build();
+    let response = provider.mount(request).await.expect("mount");
+    let paths: Vec<&str> = response.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["rotating/0", "rotating/1", "rotating/2"]);
+    assert_eq!(response.files[0].contents, b"value-3");
+    assert_eq!(response.files[2].contents, b"value-1");
+}
+
+#[tokio::test]
+async fn history_with_an_unknown_start_version_says_so() {
+    let fake = fixture().await;
+    let provider = Provider::start(&fake, |_| {}).await;
+    let request = MountBuilder::workload(&objects(&[&format!(
+        "objectName: rotating\nobjectType: secret\nobjectVersionHistory: 2\nobjectVersion: {}",
+        version(4)
+    )]))
+    .build();
+    let status = provider
+        .mount(request)
+        .await
+        .expect_err("disabled start version");
+    assert!(
+        status.message().contains("rotating") && status.message().contains("enabled versions"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn throttling_is_retried_after_retry_after() {
+    let fake = fixture().await;
+    fake.throttle_next(VAULT, 1, 1);
+    let provider = Provider::start(&fake, |_| {}).await;
+    let request =
+        MountBuilder::workload(&objects(&["objectName: rotating\nobjectType: secret"])).build();
+    let started = std::time::Instant::now();
+    let response = provider.mount(request).await.expect("retried");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "honoured Retry-After"
+    );
+    assert_eq!(response.files[0].contents, b"value-5");
+}
+
+#[tokio::test]
+async fn persistent_throttling_is_unavailable_so_the_driver_retries() {
+    let fake = fixture().await;
+    fake.throttle_next(VAULT, 10, 0);
+    let provider = Provider::start(&fake, |_| {}).await;
+    let request =
+        MountBuilder::workload(&objects(&["objectName: rotating\nobjectType: secret"])).build();
+    let status = provider.mount(request).await.expect_err("throttled");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status.message().contains("Throttled") && status.message().contains(VAULT),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn server_errors_are_retried() {
+    let fake = fixture().await;
+    fake.fail_next(VAULT, 2, 503);
+    let provider = Provider::start(&fake, |_| {}).await;
+    let request =
+        MountBuilder::workload(&objects(&["objectName: rotating\nobjectType: secret"])).build();
+    let response = provider
+        .mount(request)
+        .await
+        .expect("retried past two 503s");
+    assert_eq!(response.files[0].contents, b"value-5");
+}
