@@ -50,6 +50,9 @@ pub struct Config {
     pub imds_endpoint: String,
     /// aad-pod-identity NMI base URL.
     pub nmi_endpoint: String,
+    /// CA bundle trusted for the identity-binding token proxy (the cluster CA), read when
+    /// `--token-proxy-url` is set.
+    pub token_proxy_ca_file: PathBuf,
 }
 
 /// The HTTP liveness probe settings.
@@ -88,11 +91,31 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             imds_endpoint: "http://169.254.169.254".to_owned(),
             nmi_endpoint: "http://localhost:2579".to_owned(),
+            token_proxy_ca_file: PathBuf::from(
+                "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+            ),
         }
     }
 }
 
 impl Config {
+    /// Identity binding: (authority under the TLS server name, alias of that name to the proxy's
+    /// host and port), when `--token-proxy-url` is set.
+    pub fn token_proxy(&self) -> Option<(String, (String, String, u16))> {
+        let uri = http::Uri::try_from(self.token_proxy_url.as_str()).ok()?;
+        let host = uri.host()?.to_owned();
+        let port = uri.port_u16();
+        let sni = match self.sni_name.trim() {
+            "" => host.clone(),
+            sni => sni.to_owned(),
+        };
+        let authority = match port {
+            Some(p) => format!("https://{sni}:{p}/"),
+            None => format!("https://{sni}/"),
+        };
+        Some((authority, (sni, host, port.unwrap_or(443))))
+    }
+
     /// The User-Agent sent on every outgoing request.
     pub fn user_agent(&self) -> String {
         let base = format!("akv-csi-provider/{}", env!("CARGO_PKG_VERSION"));
@@ -350,7 +373,21 @@ where
                 parse_port(&value).map_err(invalid)?;
             }
             "custom-user-agent" => config.custom_user_agent = value.clone(),
-            "token-proxy-url" => config.token_proxy_url = value.clone(),
+            "token-proxy-url" => {
+                if !value.is_empty() {
+                    let url = http::Uri::try_from(value.as_str())
+                        .ok()
+                        .filter(|u| u.scheme_str() == Some("https") && u.host().is_some())
+                        .ok_or_else(|| {
+                            invalid(
+                                "must be an https:// URL such as https://kubernetes.default.svc"
+                                    .to_owned(),
+                            )
+                        })?;
+                    drop(url);
+                }
+                config.token_proxy_url = value.clone()
+            }
             "sni-name" => config.sni_name = value.clone(),
             "resolve" => config
                 .resolve_overrides

@@ -30,6 +30,9 @@ pub struct HttpSettings {
     pub resolve_overrides: Vec<ResolveOverride>,
     /// Extra trusted roots (DER), in addition to the system store.
     pub extra_roots: Vec<CertificateDer<'static>>,
+    /// Host name → (host, port) whose addresses it takes: the identity-binding proxy is reached under
+    /// its TLS server name (`--sni-name`) at the address of `--token-proxy-url`'s host.
+    pub aliases: Vec<(String, String, u16)>,
 }
 
 /// `HOST=ADDR:PORT`: connect to `ADDR:PORT` for `HOST`. A host of `*.example.net` matches every
@@ -82,11 +85,22 @@ pub struct DnsError {
 pub struct Resolver {
     exact: HashMap<String, SocketAddr>,
     suffixes: Vec<(String, SocketAddr)>,
+    aliases: HashMap<String, (String, u16)>,
 }
 
 impl Resolver {
     pub fn new(overrides: &[ResolveOverride]) -> Self {
+        Self::with_aliases(overrides, &[])
+    }
+
+    pub fn with_aliases(overrides: &[ResolveOverride], aliases: &[(String, String, u16)]) -> Self {
         let mut resolver = Self::default();
+        for (name, host, port) in aliases {
+            resolver.aliases.insert(
+                name.to_ascii_lowercase(),
+                (host.to_ascii_lowercase(), *port),
+            );
+        }
         for o in overrides {
             match o.host.strip_prefix('*') {
                 // Keep the leading dot so that "*.vault.azure.net" never matches "evilvault.azure.net".
@@ -115,13 +129,18 @@ impl Resolver {
 
 impl Resolve for Resolver {
     fn resolve(&self, name: Name) -> Resolving {
-        let host = name.as_str().to_owned();
+        let mut host = name.as_str().to_owned();
+        let mut port = 0;
+        if let Some((target, target_port)) = self.aliases.get(&host.to_ascii_lowercase()) {
+            host = target.clone();
+            port = *target_port;
+        }
         if let Some(addr) = self.lookup_override(&host) {
             let addrs: Addrs = Box::new(std::iter::once(addr));
             return Box::pin(std::future::ready(Ok(addrs)));
         }
         Box::pin(async move {
-            let lookup = tokio::net::lookup_host((host.as_str(), 0))
+            let lookup = tokio::net::lookup_host((host.as_str(), port))
                 .await
                 .map(|addrs| addrs.collect::<Vec<SocketAddr>>());
             match lookup {
@@ -180,7 +199,10 @@ fn tls_config(settings: &HttpSettings) -> Result<rustls::ClientConfig, HttpError
 pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, HttpError> {
     let client = reqwest::Client::builder()
         .tls_backend_preconfigured(tls_config(settings)?)
-        .dns_resolver(Resolver::new(&settings.resolve_overrides))
+        .dns_resolver(Resolver::with_aliases(
+            &settings.resolve_overrides,
+            &settings.aliases,
+        ))
         .user_agent(settings.user_agent.clone())
         .connect_timeout(settings.connect_timeout)
         .timeout(settings.request_timeout)

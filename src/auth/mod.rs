@@ -131,10 +131,8 @@ pub enum AuthError {
     Transport { host: String, reason: String },
     #[error("Entra ID at {host} sent an unexpected response: {reason}")]
     Decode { host: String, reason: String },
-    #[error(
-        "{mode} is not supported by this version of the provider yet; use workload identity (clientID) or a service principal (nodePublishSecretRef)"
-    )]
-    NotImplemented { mode: &'static str },
+    #[error("{what}")]
+    NotConfigured { what: String },
 }
 
 impl AuthError {
@@ -146,7 +144,7 @@ impl AuthError {
             Self::Imds { status, .. } | Self::PodIdentity { status, .. } => {
                 status.is_none_or(|s| s == 429 || s >= 500)
             }
-            Self::Decode { .. } | Self::NotImplemented { .. } => false,
+            Self::Decode { .. } | Self::NotConfigured { .. } => false,
         }
     }
 }
@@ -168,6 +166,9 @@ pub struct LocalEndpoints {
     pub imds: String,
     /// aad-pod-identity NMI base URL, e.g. `http://localhost:2579`.
     pub nmi: String,
+    /// Identity binding: the token proxy as an authority (`https://<sni-name>[:port]/`), when
+    /// `--token-proxy-url` is set.
+    pub token_proxy: Option<String>,
 }
 
 impl Authenticator {
@@ -212,7 +213,51 @@ impl Authenticator {
                 };
                 self.cache
                     .get_or_fetch(&key, || {
-                        workload::token(&self.http, cloud, tenant, client_id, assertion)
+                        workload::token(
+                            &self.http,
+                            "workload identity",
+                            cloud,
+                            tenant,
+                            client_id,
+                            assertion,
+                        )
+                    })
+                    .await
+            }
+            Identity::TokenProxy {
+                client_id,
+                assertion,
+            } => {
+                let Some(proxy) = &self.endpoints.token_proxy else {
+                    return Err(AuthError::NotConfigured {
+                        what: "useAzureTokenProxy needs the provider started with --token-proxy-url (and \
+                               --sni-name); set them in the provider DaemonSet"
+                            .to_owned(),
+                    });
+                };
+                // The proxy stands in for the Entra authority; scope and grant are unchanged.
+                let proxied = CloudEnvironment {
+                    authority: proxy.clone(),
+                    ..cloud.clone()
+                };
+                let key = CacheKey::Workload {
+                    authority: proxy.clone(),
+                    tenant: tenant.to_owned(),
+                    client_id: client_id.clone(),
+                    scope,
+                    issuer: assertion.issuer.clone(),
+                    subject: assertion.subject.clone(),
+                };
+                self.cache
+                    .get_or_fetch(&key, || {
+                        workload::token(
+                            &self.http,
+                            "identity binding",
+                            &proxied,
+                            tenant,
+                            client_id,
+                            assertion,
+                        )
                     })
                     .await
             }
@@ -275,7 +320,6 @@ impl Authenticator {
                     })
                     .await
             }
-            other => Err(AuthError::NotImplemented { mode: other.mode() }),
         }
     }
 }

@@ -8,9 +8,11 @@ use crate::cloud::CloudEnvironment;
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// Exchanges the assertion for a token.
+/// Exchanges the assertion for a token. `mode` names the identity mode in errors (workload identity,
+/// or identity binding, which sends the same grant through the AKS token proxy).
 pub async fn token(
     http: &reqwest::Client,
+    mode: &'static str,
     cloud: &CloudEnvironment,
     tenant: &str,
     client_id: &str,
@@ -29,7 +31,7 @@ pub async fn token(
             codes,
             description,
         }) => Err(AuthError::Entra {
-            mode: "workload identity",
+            mode,
             tenant: tenant.to_owned(),
             client_id: client_id.to_owned(),
             status,

@@ -114,7 +114,7 @@ impl MountError {
         match self {
             Self::Invalid(_) | Self::Cloud(_) => Code::InvalidArgument,
             Self::Auth(e) if e.is_transient() => Code::Unavailable,
-            Self::Auth(AuthError::NotImplemented { .. }) => Code::Unimplemented,
+            Self::Auth(AuthError::NotConfigured { .. }) => Code::FailedPrecondition,
             Self::Auth(AuthError::Decode { .. }) => Code::Internal,
             Self::Auth(_) => Code::Unauthenticated,
             Self::KeyVault { source, .. } if source.is_transient() => Code::Unavailable,

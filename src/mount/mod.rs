@@ -44,10 +44,16 @@ pub struct MountService {
 }
 
 impl MountService {
-    pub fn new(config: Arc<Config>, http: reqwest::Client, local_http: reqwest::Client) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        http: reqwest::Client,
+        local_http: reqwest::Client,
+        token_proxy: Option<String>,
+    ) -> Self {
         let endpoints = LocalEndpoints {
             imds: config.imds_endpoint.clone(),
             nmi: config.nmi_endpoint.clone(),
+            token_proxy,
         };
         Self {
             auth: Authenticator::new(http.clone(), local_http, endpoints),

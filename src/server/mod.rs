@@ -64,6 +64,18 @@ impl CsiDriverProvider for Provider {
     }
 }
 
+/// The certificates of a PEM bundle; a missing or unreadable file is logged and yields none.
+fn read_ca_file(path: &std::path::Path) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    match rustls::pki_types::CertificateDer::pem_file_iter(path) {
+        Ok(certs) => certs.filter_map(Result::ok).collect(),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read the token proxy CA bundle");
+            Vec::new()
+        }
+    }
+}
+
 /// Serves on `listener` (bound with [`socket::bind`] at `config.socket_path`) until `shutdown` completes, then lets in-flight Mounts finish within the grace
 /// period and removes the socket.
 pub async fn run(
@@ -75,21 +87,36 @@ pub async fn run(
     // The listener was bound in a private directory and renamed into place (see `socket`), so its
     // own address is stale: the configured path is where clients find it.
     let socket_path = config.socket_path.clone();
+    let token_proxy = config.token_proxy();
+    let mut extra_roots: Vec<rustls::pki_types::CertificateDer<'static>> = config
+        .extra_root_certs
+        .iter()
+        .map(|der| rustls::pki_types::CertificateDer::from(der.clone()))
+        .collect();
+    if token_proxy.is_some() {
+        extra_roots.extend(read_ca_file(&config.token_proxy_ca_file));
+    }
     let settings = HttpSettings {
         user_agent: config.user_agent(),
         connect_timeout: config.connect_timeout,
         request_timeout: config.request_timeout,
         resolve_overrides: config.resolve_overrides.clone(),
-        extra_roots: config
-            .extra_root_certs
+        extra_roots,
+        aliases: token_proxy
             .iter()
-            .map(|der| rustls::pki_types::CertificateDer::from(der.clone()))
+            .map(|(_, alias)| alias.clone())
+            .filter(|(sni, host, _)| sni != host)
             .collect(),
     };
     let http = build_client(&settings)?;
     let local_http = build_local_client(&settings)?;
     let provider = Provider {
-        mounts: MountService::new(config.clone(), http, local_http),
+        mounts: MountService::new(
+            config.clone(),
+            http,
+            local_http,
+            token_proxy.map(|(authority, _)| authority),
+        ),
     };
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter

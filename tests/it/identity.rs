@@ -300,3 +300,45 @@ async fn a_wrong_client_secret_never_rides_on_a_right_ones_token() {
         status.message()
     );
 }
+
+#[tokio::test]
+async fn identity_binding_goes_through_the_token_proxy_under_its_sni_name() {
+    const BINDING_AUDIENCE: &str = "api://AKSIdentityBinding";
+    let fake = fake_with_secret().await;
+    let pod = Pod::default();
+    fake.add_federated_credential(TENANT, CLIENT_ID, ISSUER, &pod.subject(), BINDING_AUDIENCE);
+    fake.grant(VAULT, CLIENT_ID);
+    let provider = Provider::start(&fake, |c| {
+        c.token_proxy_url = "https://kubernetes.default.svc".into();
+        c.sni_name = "tokenproxy.aks.example".into();
+        c.token_proxy_ca_file = "/nonexistent/ca.crt".into();
+    })
+    .await;
+    let mut b = MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"]))
+        .param("useAzureTokenProxy", "true");
+    b.token = None;
+    let b = b.param(
+        "csi.storage.k8s.io/serviceAccount.tokens",
+        &crate::support::fake_azure::tokens_attribute(
+            BINDING_AUDIENCE,
+            &pod.token(BINDING_AUDIENCE),
+            "2099-01-01T00:00:00Z",
+        ),
+    );
+    let response = provider.mount(b.build()).await.expect("mount");
+    assert_eq!(response.files[0].contents, b"s3cr3t!");
+    assert_eq!(
+        fake.last_token_host().as_deref(),
+        Some("tokenproxy.aks.example")
+    );
+
+    // Without --token-proxy-url the mode is refused with the fix.
+    let plain = Provider::start(&fake, |_| {}).await;
+    let status = plain.mount(b.build()).await.expect_err("not configured");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status.message().contains("--token-proxy-url"),
+        "{}",
+        status.message()
+    );
+}

@@ -63,6 +63,7 @@ struct State {
     token_lifetime: i64,
     token_requests: Vec<String>,
     last_token_form: Option<HashMap<String, String>>,
+    last_token_host: Option<String>,
     grants: HashSet<(String, String)>,
     secrets: HashMap<(String, String), Vec<FakeSecret>>,
     keys: HashMap<(String, String), Vec<FakeVersion>>,
@@ -85,6 +86,7 @@ impl Default for State {
             token_lifetime: 3599,
             token_requests: Vec::new(),
             last_token_form: None,
+            last_token_host: None,
             grants: HashSet::new(),
             secrets: HashMap::new(),
             keys: HashMap::new(),
@@ -216,6 +218,11 @@ impl FakeAzure {
         self.with(|s| s.token_requests.iter().filter(|c| *c == client_id).count())
     }
 
+    /// The host name (TLS server name) the last token request was sent to.
+    pub fn last_token_host(&self) -> Option<String> {
+        self.with(|s| s.last_token_host.clone())
+    }
+
     pub fn last_token_form(&self) -> Option<HashMap<String, String>> {
         self.with(|s| s.last_token_form.clone())
     }
@@ -342,7 +349,9 @@ fn host_of(req: &Request<Incoming>) -> String {
 
 async fn route(req: Request<Incoming>, state: &Arc<Mutex<State>>) -> Response<Full<Bytes>> {
     let host = host_of(&req);
-    if host.starts_with("login.") {
+    // Entra, or the AKS identity-binding token proxy that stands in for it.
+    if host.starts_with("login.") || req.uri().path().ends_with("/oauth2/v2.0/token") {
+        state.lock().unwrap().last_token_host = Some(host.clone());
         return entra(req, state).await;
     }
     if host.contains(".vault.") {

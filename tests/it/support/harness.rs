@@ -52,6 +52,7 @@ impl Provider {
             "login.microsoftonline.com".into(),
             "login.microsoftonline.us".into(),
             "login.example".into(),
+            "kubernetes.default.svc".into(),
         ];
         for vault in VAULTS {
             hosts.push(format!("{vault}.vault.azure.net"));

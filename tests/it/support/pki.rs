@@ -24,6 +24,7 @@ pub const SERVER_NAMES: &[&str] = &[
     "login.example",
     "*.vault.example",
     "kubernetes.default.svc",
+    "tokenproxy.aks.example",
 ];
 
 fn pki() -> &'static Pki {
