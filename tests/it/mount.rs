@@ -322,3 +322,30 @@ async fn service_principal_from_node_publish_secret() {
     );
     assert!(!msg.contains("wrong\""), "never echo the secret: {msg}");
 }
+
+/// Driver v1.5 rotation: `secrets` is `{}`, `current_object_version` is filled, and
+/// `secretProviderClass` and `ephemeral` are absent.
+#[tokio::test]
+async fn driver_v1_5_rotation_request_is_served() {
+    let fake = fixture().await;
+    let provider = Provider::start(&fake, |_| {}).await;
+    let builder =
+        MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"]));
+    let mut request = builder.build();
+    let mut attrs: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&request.attributes).unwrap();
+    attrs.remove("secretProviderClass");
+    attrs.remove("csi.storage.k8s.io/ephemeral");
+    request.attributes = serde_json::Value::Object(attrs).to_string();
+    request.secrets = "{}".into();
+    request.current_object_version = vec![akv_csi_provider::proto::ObjectVersion {
+        id: "secret/db-password".into(),
+        version: V1.into(),
+    }];
+    let response = provider.mount(request).await.expect("rotation mount");
+    assert_eq!(response.files[0].contents, b"s3cr3t!");
+    assert_eq!(
+        response.object_version[0].version, V2,
+        "rotation picks up the new version"
+    );
+}
