@@ -44,7 +44,7 @@ struct ErrorResponse {
 }
 
 /// A failed token request: Entra's refusal (before the mode adds its hint), or anything else.
-pub enum TokenFailure {
+enum TokenFailure {
     Refused {
         status: u16,
         codes: Vec<u64>,
@@ -53,12 +53,46 @@ pub enum TokenFailure {
     Other(Box<AuthError>),
 }
 
-/// POSTs a client-credentials grant. `form` holds the credential fields; `scope` and `grant_type`
-/// are added here.
+/// Who is asking, for error messages, and what to advise for Entra's error codes.
+pub struct Requester<'a> {
+    pub mode: &'static str,
+    pub tenant: &'a str,
+    pub client_id: &'a str,
+    pub hint: &'a (dyn Fn(&[u64]) -> Option<String> + Sync),
+}
+
+/// POSTs a client-credentials grant. `form` holds the credential fields; `client_id`, `scope` and
+/// `grant_type` are added here. Entra's refusals become [`AuthError::Entra`] with the requester's hint.
 pub async fn request_token(
     http: &reqwest::Client,
     cloud: &CloudEnvironment,
+    requester: &Requester<'_>,
+    form: &[(&str, &str)],
+) -> Result<AccessToken, AuthError> {
+    match post(http, cloud, requester.tenant, requester.client_id, form).await {
+        Ok(token) => Ok(token),
+        Err(TokenFailure::Other(e)) => Err(*e),
+        Err(TokenFailure::Refused {
+            status,
+            codes,
+            description,
+        }) => Err(AuthError::Entra {
+            mode: requester.mode,
+            tenant: requester.tenant.to_owned(),
+            client_id: requester.client_id.to_owned(),
+            status,
+            hint: (requester.hint)(&codes),
+            codes,
+            description,
+        }),
+    }
+}
+
+async fn post(
+    http: &reqwest::Client,
+    cloud: &CloudEnvironment,
     tenant: &str,
+    client_id: &str,
     form: &[(&str, &str)],
 ) -> Result<AccessToken, TokenFailure> {
     let url = format!("{}{tenant}/oauth2/v2.0/token", cloud.authority);
@@ -67,8 +101,11 @@ pub async fn request_token(
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_else(|| cloud.authority.clone());
     let scope = cloud.key_vault_scope();
-    let mut fields: Vec<(&str, &str)> =
-        vec![("grant_type", "client_credentials"), ("scope", &scope)];
+    let mut fields: Vec<(&str, &str)> = vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", client_id),
+        ("scope", &scope),
+    ];
     fields.extend_from_slice(form);
     let response = http.post(&url).form(&fields).send().await.map_err(|e| {
         TokenFailure::Other(Box::new(AuthError::Transport {

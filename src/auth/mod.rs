@@ -190,6 +190,30 @@ impl Authenticator {
         self.cache.stats()
     }
 
+    /// The federated grant (workload identity, identity binding), cached per presenter.
+    async fn federated(
+        &self,
+        mode: &'static str,
+        cloud: &CloudEnvironment,
+        tenant: &str,
+        client_id: &str,
+        assertion: &Assertion,
+    ) -> Result<AccessToken, AuthError> {
+        let key = CacheKey::Workload {
+            authority: cloud.authority.clone(),
+            tenant: tenant.to_owned(),
+            client_id: client_id.to_owned(),
+            scope: cloud.key_vault_scope(),
+            issuer: assertion.issuer.clone(),
+            subject: assertion.subject.clone(),
+        };
+        self.cache
+            .get_or_fetch(&key, || {
+                workload::token(&self.http, mode, cloud, tenant, client_id, assertion)
+            })
+            .await
+    }
+
     /// A Key Vault token for `identity` in `tenant` on `cloud`.
     pub async fn token(
         &self,
@@ -197,31 +221,12 @@ impl Authenticator {
         tenant: &str,
         identity: &Identity,
     ) -> Result<AccessToken, AuthError> {
-        let scope = cloud.key_vault_scope();
         match identity {
             Identity::Workload {
                 client_id,
                 assertion,
             } => {
-                let key = CacheKey::Workload {
-                    authority: cloud.authority.clone(),
-                    tenant: tenant.to_owned(),
-                    client_id: client_id.clone(),
-                    scope,
-                    issuer: assertion.issuer.clone(),
-                    subject: assertion.subject.clone(),
-                };
-                self.cache
-                    .get_or_fetch(&key, || {
-                        workload::token(
-                            &self.http,
-                            "workload identity",
-                            cloud,
-                            tenant,
-                            client_id,
-                            assertion,
-                        )
-                    })
+                self.federated("workload identity", cloud, tenant, client_id, assertion)
                     .await
             }
             Identity::TokenProxy {
@@ -240,25 +245,7 @@ impl Authenticator {
                     authority: proxy.clone(),
                     ..cloud.clone()
                 };
-                let key = CacheKey::Workload {
-                    authority: proxy.clone(),
-                    tenant: tenant.to_owned(),
-                    client_id: client_id.clone(),
-                    scope,
-                    issuer: assertion.issuer.clone(),
-                    subject: assertion.subject.clone(),
-                };
-                self.cache
-                    .get_or_fetch(&key, || {
-                        workload::token(
-                            &self.http,
-                            "identity binding",
-                            &proxied,
-                            tenant,
-                            client_id,
-                            assertion,
-                        )
-                    })
+                self.federated("identity binding", &proxied, tenant, client_id, assertion)
                     .await
             }
             Identity::ServicePrincipal {
@@ -269,7 +256,7 @@ impl Authenticator {
                     authority: cloud.authority.clone(),
                     tenant: tenant.to_owned(),
                     client_id: client_id.clone(),
-                    scope,
+                    scope: cloud.key_vault_scope(),
                     secret_sha256: Sha256::digest(client_secret.expose_secret().as_bytes()).into(),
                 };
                 self.cache

@@ -2,7 +2,7 @@
 //! federated identity credential (spec 3.1).
 
 use super::assertion::Assertion;
-use super::entra::{TokenFailure, request_token};
+use super::entra::{Requester, request_token};
 use super::{AccessToken, AuthError};
 use crate::cloud::CloudEnvironment;
 
@@ -19,27 +19,16 @@ pub async fn token(
     assertion: &Assertion,
 ) -> Result<AccessToken, AuthError> {
     let form = [
-        ("client_id", client_id),
         ("client_assertion_type", ASSERTION_TYPE),
         ("client_assertion", assertion.token()),
     ];
-    match request_token(http, cloud, tenant, &form).await {
-        Ok(token) => Ok(token),
-        Err(TokenFailure::Other(e)) => Err(*e),
-        Err(TokenFailure::Refused {
-            status,
-            codes,
-            description,
-        }) => Err(AuthError::Entra {
-            mode,
-            tenant: tenant.to_owned(),
-            client_id: client_id.to_owned(),
-            status,
-            hint: hint(&codes, client_id, assertion),
-            codes,
-            description,
-        }),
-    }
+    let requester = Requester {
+        mode,
+        tenant,
+        client_id,
+        hint: &|codes| hint(codes, client_id, assertion),
+    };
+    request_token(http, cloud, &requester, &form).await
 }
 
 /// What to do about the errors users meet most.

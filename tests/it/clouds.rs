@@ -1,29 +1,14 @@
 //! Clouds: a named sovereign cloud, and Azure Stack from an environment file read per request.
 
-use crate::support::fake_azure::{FakeAzure, FakeSecret};
+use crate::support::fake_azure::FakeAzure;
 use crate::support::harness::*;
 
 async fn fixture() -> FakeAzure {
-    let fake = FakeAzure::start().await;
-    fake.add_federated_credential(
-        TENANT,
-        CLIENT_ID,
-        ISSUER,
-        &Pod::default().subject(),
-        WI_AUDIENCE,
-    );
-    fake.grant(VAULT, CLIENT_ID);
+    let fake = federated_fake().await;
     fake.put_secret(
         VAULT,
         "db-password",
-        FakeSecret {
-            version: "0a1b2c3d4e5f60718293a4b5c6d7e8f9".into(),
-            value: "s3cr3t!".into(),
-            content_type: None,
-            kid: None,
-            created: 1,
-            enabled: true,
-        },
+        plain_secret("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "s3cr3t!", 1),
     );
     fake
 }

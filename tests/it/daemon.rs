@@ -43,21 +43,11 @@ async fn socket_is_private_and_removed_at_shutdown() {
 
 #[tokio::test]
 async fn shutdown_lets_an_in_flight_mount_finish() {
-    let fake = FakeAzure::start().await;
-    let pod = Pod::default();
-    fake.add_federated_credential(TENANT, CLIENT_ID, ISSUER, &pod.subject(), WI_AUDIENCE);
-    fake.grant(VAULT, CLIENT_ID);
+    let fake = federated_fake().await;
     fake.put_secret(
         VAULT,
         "slow",
-        crate::support::fake_azure::FakeSecret {
-            version: "0a1b2c3d4e5f60718293a4b5c6d7e8f9".into(),
-            value: "finished".into(),
-            content_type: None,
-            kid: None,
-            created: 1,
-            enabled: true,
-        },
+        plain_secret("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "finished", 1),
     );
     fake.set_latency(std::time::Duration::from_millis(700));
     let provider = Provider::start(&fake, |_| {}).await;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tonic::Code;
 
-use crate::support::fake_azure::{FakeAzure, FakeSecret};
+use crate::support::fake_azure::FakeAzure;
 use crate::support::fake_local::FakeLocal;
 use crate::support::harness::*;
 
@@ -18,14 +18,7 @@ async fn fake_with_secret() -> FakeAzure {
     fake.put_secret(
         VAULT,
         "db-password",
-        FakeSecret {
-            version: "0a1b2c3d4e5f60718293a4b5c6d7e8f9".into(),
-            value: "s3cr3t!".into(),
-            content_type: None,
-            kid: None,
-            created: 1,
-            enabled: true,
-        },
+        plain_secret("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "s3cr3t!", 1),
     );
     fake
 }

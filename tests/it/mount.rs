@@ -10,23 +10,13 @@ const V1: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
 const V2: &str = "f9e8d7c6b5a4938271605f4e3d2c1b0a";
 
 fn secret(version: &str, value: &str, created: i64) -> FakeSecret {
-    FakeSecret {
-        version: version.into(),
-        value: value.into(),
-        content_type: None,
-        kid: None,
-        created,
-        enabled: true,
-    }
+    plain_secret(version, value, created)
 }
 
 /// A fake with the managed identity federated for the default pod and allowed on kv-main, holding
 /// `db-password` in two versions (V2 newest).
 async fn fixture() -> FakeAzure {
-    let fake = FakeAzure::start().await;
-    let pod = Pod::default();
-    fake.add_federated_credential(TENANT, CLIENT_ID, ISSUER, &pod.subject(), WI_AUDIENCE);
-    fake.grant(VAULT, CLIENT_ID);
+    let fake = federated_fake().await;
     fake.put_secret(
         VAULT,
         "db-password",

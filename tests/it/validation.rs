@@ -3,7 +3,7 @@
 
 use tonic::Code;
 
-use crate::support::fake_azure::{FakeAzure, FakeSecret};
+use crate::support::fake_azure::FakeAzure;
 use crate::support::harness::*;
 
 const ONE: &str = "objectName: db-password\nobjectType: secret";
@@ -304,21 +304,11 @@ async fn all_problems_are_reported_together() {
 
 #[tokio::test]
 async fn garbage_requests_do_not_stop_the_provider() {
-    let fake = FakeAzure::start().await;
-    let pod = Pod::default();
-    fake.add_federated_credential(TENANT, CLIENT_ID, ISSUER, &pod.subject(), WI_AUDIENCE);
-    fake.grant(VAULT, CLIENT_ID);
+    let fake = federated_fake().await;
     fake.put_secret(
         VAULT,
         "db-password",
-        FakeSecret {
-            version: "0a1b2c3d4e5f60718293a4b5c6d7e8f9".into(),
-            value: "ok".into(),
-            content_type: None,
-            kid: None,
-            created: 1,
-            enabled: true,
-        },
+        plain_secret("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "ok", 1),
     );
     let provider = Provider::start(&fake, |_| {}).await;
     let mut client = provider.client().await;

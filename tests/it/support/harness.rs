@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use super::fake_azure::{self, FakeAzure};
+use super::fake_azure::{self, FakeAzure, FakeSecret};
 use super::pki;
 
 pub const TENANT: &str = "33333333-3333-3333-3333-333333333333";
@@ -279,4 +279,30 @@ pub fn file<'a>(response: &'a MountResponse, path: &str) -> &'a akv_csi_provider
                 response.files.iter().map(|f| &f.path).collect::<Vec<_>>()
             )
         })
+}
+
+/// A plain (not certificate-backed) secret version.
+pub fn plain_secret(version: &str, value: &str, created: i64) -> FakeSecret {
+    FakeSecret {
+        version: version.into(),
+        value: value.into(),
+        content_type: None,
+        kid: None,
+        created,
+        enabled: true,
+    }
+}
+
+/// A fake where `CLIENT_ID` is federated with the default pod and may read `VAULT`.
+pub async fn federated_fake() -> FakeAzure {
+    let fake = FakeAzure::start().await;
+    fake.add_federated_credential(
+        TENANT,
+        CLIENT_ID,
+        ISSUER,
+        &Pod::default().subject(),
+        WI_AUDIENCE,
+    );
+    fake.grant(VAULT, CLIENT_ID);
+    fake
 }
