@@ -3,7 +3,10 @@
 //! Nothing here does I/O: each function takes what Key Vault returned and the object's options and
 //! gives the exact bytes the Go provider would have written, so swapping providers changes no file.
 
+pub mod chain;
+pub mod der_writer;
 pub mod encoding;
+pub mod pkcs12;
 
 use zeroize::Zeroizing;
 
@@ -40,6 +43,8 @@ pub enum ConvertError {
     UnsupportedContentType { content_type: Option<String> },
     #[error("{0}")]
     Unsupported(String),
+    #[error("cannot decode the certificate's PFX: {0}")]
+    Pkcs12(String),
 }
 
 /// Options that change how a secret's value becomes a file.
@@ -49,21 +54,68 @@ pub struct SecretOptions {
     pub construct_pem_chain: bool,
 }
 
-/// The file contents for `objectType: secret`, before `objectEncoding` is applied.
+/// Converted contents, with a warning for the log when the result is not what the user probably
+/// wanted (an incomplete certificate chain kept in file order).
+pub struct Converted {
+    pub contents: Zeroizing<Vec<u8>>,
+    pub warning: Option<String>,
+}
+
+const PKCS12: &str = "application/x-pkcs12";
+const PEM_FILE: &str = "application/x-pem-file";
+
+/// The file contents for `objectType: secret`, before `objectEncoding` is applied (spec 5.1).
 ///
-/// A plain secret (no `kid`) is its value's bytes whatever its content type.
+/// A plain secret (no `kid`) is its value's bytes whatever its content type. A certificate-backed
+/// one depends on its exact content type: PEM passes through; PKCS#12 is either passed through
+/// (`objectFormat: pfx`) or decoded into PKCS#8 keys followed by the certificates.
 pub fn secret_contents(
     value: &str,
     content_type: Option<&str>,
     certificate_backed: bool,
     options: SecretOptions,
-) -> Result<Zeroizing<Vec<u8>>, ConvertError> {
+) -> Result<Converted, ConvertError> {
+    let unchanged = || Converted {
+        contents: Zeroizing::new(value.as_bytes().to_vec()),
+        warning: None,
+    };
     if !certificate_backed {
-        return Ok(Zeroizing::new(value.as_bytes().to_vec()));
+        return Ok(unchanged());
     }
-    let _ = options;
-    Err(ConvertError::UnsupportedContentType {
-        content_type: content_type.map(str::to_owned),
+    match content_type {
+        Some(PEM_FILE) => Ok(unchanged()),
+        Some(PKCS12) if options.format == ObjectFormat::Pfx => Ok(unchanged()),
+        Some(PKCS12) => pfx_to_pem(value, options.construct_pem_chain),
+        other => Err(ConvertError::UnsupportedContentType {
+            content_type: other.map(str::to_owned),
+        }),
+    }
+}
+
+/// Keys first (PKCS#8), then certificates, ordered leaf to root when asked and possible.
+fn pfx_to_pem(value: &str, construct_pem_chain: bool) -> Result<Converted, ConvertError> {
+    let decoded = pkcs12::decode(value)?;
+    let mut out = Zeroizing::new(String::new());
+    for key in &decoded.keys {
+        out.push_str(&Zeroizing::new(pem::encode("PRIVATE KEY", key)));
+    }
+    let (order, warning) = if construct_pem_chain {
+        let ordered = chain::order(&decoded.certs)?;
+        let warning = (!ordered.complete).then(|| {
+            "certificate chain is not complete (a certificate is missing, or several chains are present); \
+             certificates kept in the order of the PFX"
+                .to_owned()
+        });
+        (ordered.order, warning)
+    } else {
+        ((0..decoded.certs.len()).collect(), None)
+    };
+    for i in order {
+        out.push_str(&pem::encode("CERTIFICATE", &decoded.certs[i]));
+    }
+    Ok(Converted {
+        contents: Zeroizing::new(out.as_bytes().to_vec()),
+        warning,
     })
 }
 

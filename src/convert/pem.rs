@@ -58,6 +58,19 @@ pub fn blocks(input: &[u8]) -> Vec<Block<'_>> {
     out
 }
 
+/// The DER inside a block (its base64 body).
+pub fn decode_block(block: &Block<'_>) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(block.text).ok()?;
+    let body: String = text
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<Vec<_>>()
+        .concat();
+    base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .ok()
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }

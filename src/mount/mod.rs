@@ -297,13 +297,17 @@ impl Fetcher<'_> {
                     format: spec.format,
                     construct_pem_chain: self.service.config.construct_pem_chain,
                 };
-                let contents = convert::secret_contents(
+                let converted = convert::secret_contents(
                     bundle.value.expose_secret(),
                     bundle.content_type.as_deref(),
                     certificate_backed,
                     options,
                 )
                 .map_err(|e| self.convert_error(spec, e))?;
+                if let Some(warning) = &converted.warning {
+                    tracing::warn!(vault = %self.plan.vault_name, object = %spec.name, "{warning}");
+                }
+                let contents = converted.contents;
                 let mut files = Vec::new();
                 let split =
                     certificate_backed && self.service.config.write_cert_and_key_in_separate_files;
