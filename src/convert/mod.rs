@@ -141,3 +141,171 @@ pub fn split_cert_and_key(pem_text: &[u8]) -> (Vec<u8>, Vec<u8>) {
     }
     (certs, keys)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn go(path: &str) -> String {
+        let full = format!(
+            "{}/../shared/vectors/keyvault/go-provider-vectors/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+    }
+
+    fn manifest() -> Vec<serde_json::Value> {
+        let m: serde_json::Value = serde_json::from_str(&go("manifest.json")).unwrap();
+        m["vectors"].as_array().unwrap().clone()
+    }
+
+    const PEM_CHAIN: SecretOptions = SecretOptions {
+        format: ObjectFormat::Pem,
+        construct_pem_chain: true,
+    };
+
+    #[test]
+    fn decode_pkcs12_vectors() {
+        for case in ["case1", "case2"] {
+            let input = go(&format!("decodePKCS12/{case}/input.pfx.b64"));
+            let out = secret_contents(&input, Some(PKCS12), true, PEM_CHAIN).unwrap();
+            let expected = go(&format!("decodePKCS12/{case}/expected_output.pem"));
+            assert_eq!(
+                String::from_utf8(out.contents.to_vec()).unwrap(),
+                expected,
+                "{case}"
+            );
+            assert!(out.warning.is_none());
+        }
+    }
+
+    /// TestGetSecret: every case's files, including the split `.crt`/`.key`.
+    #[test]
+    fn get_secret_vectors() {
+        let mut checked = 0;
+        for v in manifest() {
+            if v["kind"] != "secret_bundle_to_files" {
+                continue;
+            }
+            let dir = v["files"][0]
+                .as_str()
+                .unwrap()
+                .rsplit_once('/')
+                .unwrap()
+                .0
+                .to_owned();
+            let input = go(&format!("{dir}/input_secret_value.txt"));
+            let bundle = &v["input_secret_bundle"];
+            let format = match v["objectFormat"].as_str() {
+                Some("pfx") => ObjectFormat::Pfx,
+                _ => ObjectFormat::Pem,
+            };
+            let options = SecretOptions {
+                format,
+                construct_pem_chain: true,
+            };
+            let out = secret_contents(
+                &input,
+                bundle["contentType"].as_str(),
+                bundle["kid"].is_string(),
+                options,
+            )
+            .unwrap();
+            let main = String::from_utf8(out.contents.to_vec()).unwrap();
+            for expected in v["expected_outputs"].as_array().unwrap() {
+                let want = go(&format!("{dir}/{}", expected["file"].as_str().unwrap()));
+                let got = match expected["fileNameSuffix"].as_str().unwrap() {
+                    "" => main.clone(),
+                    ".crt" => String::from_utf8(split_cert_and_key(main.as_bytes()).0).unwrap(),
+                    ".key" => String::from_utf8(split_cert_and_key(main.as_bytes()).1).unwrap(),
+                    other => panic!("unknown suffix {other}"),
+                };
+                assert_eq!(got, want, "{}: {}", v["desc"], expected["file"]);
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 8);
+    }
+
+    #[test]
+    fn split_cert_and_key_vectors() {
+        let v = manifest()
+            .into_iter()
+            .find(|v| v["kind"] == "split_cert_and_key")
+            .unwrap();
+        let concat = |expr: &str| -> String {
+            expr.split(" + ")
+                .map(|name| go(&format!("splitCertAndKey/{}.pem", name.trim())))
+                .collect()
+        };
+        for case in v["cases"].as_array().unwrap() {
+            let (crt, key) = split_cert_and_key(concat(case["input"].as_str().unwrap()).as_bytes());
+            assert_eq!(
+                String::from_utf8(crt).unwrap(),
+                concat(case["expectedCert"].as_str().unwrap())
+            );
+            assert_eq!(
+                String::from_utf8(key).unwrap(),
+                concat(case["expectedKey"].as_str().unwrap())
+            );
+        }
+    }
+
+    #[test]
+    fn get_content_bytes_vectors() {
+        let cases: Vec<serde_json::Value> =
+            serde_json::from_str(&go("getContentBytes.json")).unwrap();
+        for case in cases {
+            let encoding = match case["objectEncoding"]
+                .as_str()
+                .unwrap()
+                .to_ascii_lowercase()
+                .as_str()
+            {
+                "" | "utf-8" => ObjectEncoding::Utf8,
+                "base64" => ObjectEncoding::Base64,
+                "hex" => ObjectEncoding::Hex,
+                // The Go provider refuses unknown encodings; we refuse them at validation time.
+                _ => continue,
+            };
+            let input = Zeroizing::new(case["objectContent"].as_str().unwrap().as_bytes().to_vec());
+            let out = encoding::decode(input, encoding);
+            match case["expectedValue_hex"].as_str() {
+                Some(hex_value) if case["expectedErr"] == "nil" => {
+                    assert_eq!(
+                        hex::encode(out.unwrap().as_slice()),
+                        hex_value,
+                        "{}",
+                        case["desc"]
+                    );
+                }
+                _ => assert!(out.is_err(), "{}", case["desc"]),
+            }
+        }
+    }
+
+    #[test]
+    fn get_certificate_vector() {
+        assert_eq!(cert_pem(b"test"), go("getCertificate/expected_output.pem"));
+    }
+
+    #[test]
+    fn plain_secrets_and_pem_pass_through_and_other_types_are_refused() {
+        let out = secret_contents("v", Some("application/x-pkcs12"), false, PEM_CHAIN).unwrap();
+        assert_eq!(
+            out.contents.as_slice(),
+            b"v",
+            "no kid: plain, whatever the content type"
+        );
+        let pem = "-----BEGIN X-----\nAA==\n-----END X-----\n";
+        let out = secret_contents(pem, Some(PEM_FILE), true, PEM_CHAIN).unwrap();
+        assert_eq!(out.contents.as_slice(), pem.as_bytes());
+        // Regression: the Go provider crashes on a kid without a content type.
+        for ct in [None, Some("application/json"), Some("APPLICATION/X-PKCS12")] {
+            assert!(matches!(
+                secret_contents("x", ct, true, PEM_CHAIN),
+                Err(ConvertError::UnsupportedContentType { .. })
+            ));
+        }
+    }
+}
