@@ -183,6 +183,25 @@ mod tests {
         assert!(checked >= 19, "{checked}");
     }
 
+    proptest::proptest! {
+        /// Any bag order of a complete chain gives the same leaf-to-root order.
+        #[test]
+        fn any_permutation_orders_the_same(perm in Just((0..4).collect::<Vec<usize>>()).prop_shuffle()) {
+            let d = dir("TestFetchCertChainWithLeafMissingSKI");
+            let certs: Vec<Vec<u8>> = ["serverCert", "intermediateCert2", "intermediateCert1", "rootCACert"]
+                .iter()
+                .flat_map(|n| ders(&read(&format!("{d}/{n}.pem"))))
+                .collect();
+            let shuffled: Vec<Vec<u8>> = perm.iter().map(|&i| certs[i].clone()).collect();
+            let ordered = order(&shuffled).unwrap();
+            proptest::prop_assert!(ordered.complete);
+            let result: Vec<&Vec<u8>> = ordered.order.iter().map(|&i| &shuffled[i]).collect();
+            proptest::prop_assert_eq!(result, certs.iter().collect::<Vec<_>>());
+        }
+    }
+
+    use proptest::prelude::{Just, Strategy};
+
     #[test]
     fn single_and_empty() {
         assert!(order(&[]).unwrap().complete);

@@ -74,3 +74,39 @@ pub fn decode_block(block: &Block<'_>) -> Option<Vec<u8>> {
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn encode_then_parse_round_trips(der in proptest::collection::vec(any::<u8>(), 0..600), label in "[A-Z]{1,12}( [A-Z]{1,8})?") {
+            let text = encode(&label, &der);
+            let lines: Vec<&str> = text.lines().collect();
+            prop_assert_eq!(lines[0], format!("-----BEGIN {label}-----"));
+            prop_assert_eq!(*lines.last().unwrap(), format!("-----END {label}-----"));
+            let body = &lines[1..lines.len() - 1];
+            for (i, line) in body.iter().enumerate() {
+                prop_assert!(line.len() <= 64);
+                if i + 1 < body.len() {
+                    prop_assert_eq!(line.len(), 64);
+                }
+            }
+            prop_assert!(text.ends_with("-----\n"));
+            let parsed = blocks(text.as_bytes());
+            prop_assert_eq!(parsed.len(), 1);
+            prop_assert_eq!(parsed[0].label, label.as_str());
+            prop_assert_eq!(decode_block(&parsed[0]).unwrap(), der);
+        }
+
+        #[test]
+        fn blocks_never_panic(input in proptest::collection::vec(any::<u8>(), 0..400)) {
+            for b in blocks(&input) {
+                let _ = decode_block(&b);
+            }
+        }
+    }
+}

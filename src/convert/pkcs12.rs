@@ -388,7 +388,11 @@ mod tests {
     use crate::convert::{ObjectFormat, SecretOptions, secret_contents};
 
     fn fixture(name: &str) -> String {
-        std::fs::read_to_string(format!("{}/src/convert/testdata/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        std::fs::read_to_string(format!(
+            "{}/src/convert/testdata/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
     }
 
     /// Fixtures from `testdata/gen.py` (OpenSSL 3): every PBE scheme we claim, RSA and EC leaves,
@@ -406,24 +410,37 @@ mod tests {
             "pbes2-aes128",
             "missing-intermediate",
         ] {
-            let out = secret_contents(&fixture(&format!("{case}.pfx.b64")), Some("application/x-pkcs12"), true, options)
-                .unwrap_or_else(|e| panic!("{case}: {e}"));
+            let out = secret_contents(
+                &fixture(&format!("{case}.pfx.b64")),
+                Some("application/x-pkcs12"),
+                true,
+                options,
+            )
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
             assert_eq!(
                 String::from_utf8(out.contents.to_vec()).unwrap(),
                 fixture(&format!("{case}.expected.pem")),
                 "{case}"
             );
-            assert_eq!(out.warning.is_some(), case == "missing-intermediate", "{case}");
+            assert_eq!(
+                out.warning.is_some(),
+                case == "missing-intermediate",
+                "{case}"
+            );
         }
     }
 
     #[test]
     fn a_tampered_pfx_fails_its_mac() {
         let b64 = fixture("pbes2-aes256.pfx.b64");
-        let mut der = base64::engine::general_purpose::STANDARD.decode(b64.trim()).unwrap();
+        let mut der = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .unwrap();
         let last = der.len() - 1;
         der[last] ^= 0x01; // inside the MAC digest
-        let err = decode(&base64::engine::general_purpose::STANDARD.encode(&der)).err().unwrap();
+        let err = decode(&base64::engine::general_purpose::STANDARD.encode(&der))
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("MAC verification failed"), "{err}");
         let middle = der.len() / 2;
         der[middle] ^= 0xff;

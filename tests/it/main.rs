@@ -3,8 +3,10 @@
 
 mod clouds;
 mod daemon;
+mod fakes_smoke;
 mod identity;
 mod mount;
+mod objects;
 mod support;
 mod validation;
 mod versions;

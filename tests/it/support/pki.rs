@@ -1,6 +1,7 @@
-//! The test PKI: one CA per test binary, generated at start with rcgen, and a server certificate for
-//! every host name the fakes answer for. The provider trusts the CA through `Config::extra_root_certs`
-//! and verifies TLS as in production.
+//! The test PKI: one CA per test binary, generated on first use with rcgen (cached in a `OnceLock`,
+//! so every test shares it), and one server certificate signed by it for every host name the fakes
+//! answer for ([`SERVER_NAMES`] plus the IP address 127.0.0.1). The provider trusts the CA through
+//! `Config::extra_root_certs` and verifies TLS as in production; nothing is ever written to disk.
 
 use std::sync::{Arc, OnceLock};
 
@@ -75,14 +76,36 @@ fn pki() -> &'static Pki {
     })
 }
 
+/// The test CA certificate, PEM.
 pub fn ca_pem() -> String {
     pki().ca_pem.clone()
 }
 
+/// The test CA certificate, DER.
 pub fn ca_der() -> Vec<u8> {
     pki().ca_der.clone()
 }
 
+/// Server side of the fakes: the certificate for [`SERVER_NAMES`], ALPN `h2` and `http/1.1`, ring.
 pub fn server_tls_config() -> Arc<rustls::ServerConfig> {
     pki().server.clone()
+}
+
+/// A client configuration that trusts only the test CA (ring provider, ALPN `h2` then `http/1.1`),
+/// for tests that call the fakes directly, e.g. with reqwest's `tls_backend_preconfigured` (which
+/// uses the ALPN list as given: clear it for HTTP/1.1).
+pub fn client_tls_config() -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(ca_der()))
+        .expect("test CA");
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocols")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config
 }
