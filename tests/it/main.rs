@@ -3,6 +3,7 @@
 
 mod clouds;
 mod daemon;
+mod driver_v15;
 mod fakes_smoke;
 mod identity;
 mod mount;
