@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 seconds="${1:-15}"
 vectors=../../shared/vectors/keyvault
 
-mkdir -p corpus/pkcs12 corpus/jwk corpus/objects corpus/mount_request
+mkdir -p corpus/pkcs12 corpus/jwk corpus/objects corpus/mount_request corpus/authority
 for f in ../src/convert/testdata/*.pfx.b64 "$vectors"/go-provider-vectors/decodePKCS12/*/input.pfx.b64; do
   [ -f "$f" ] && base64 -d "$f" > "corpus/pkcs12/$(basename "$(dirname "$f")")-$(basename "$f" .pfx.b64).der"
 done
@@ -24,10 +24,16 @@ pathlib.Path("corpus/objects/basic.yaml").write_text(
 pathlib.Path("corpus/mount_request/basic").write_text(
     json.dumps({"keyvaultName": "kv", "tenantID": "t", "clientID": "c",
                 "objects": "array:\n  - |\n    objectName: s\n    objectType: secret\n"}) + "\x01null\x01420")
+# One grpc-go-like request: SETTINGS, HEADERS with a socket-path authority, DATA.
+import struct
+def frame(t, f, s, p): return struct.pack(">I", len(p))[1:] + bytes([t, f]) + struct.pack(">I", s) + p
+auth = b"/etc/kubernetes/secrets-store-csi-providers/azure.sock"
+block = b"\x83\x86\x04\x02/x\x41" + bytes([len(auth)]) + auth
+pathlib.Path("corpus/authority/request").write_bytes(b"\x07" + frame(4, 0, 0, b"") + frame(1, 4, 1, block) + frame(1, 4, 3, b"\x83\x86\xbe") + frame(0, 1, 1, b"\0\0\0\0\0"))
 PY
 
 cargo +nightly fuzz build -O
-for target in pkcs12 jwk objects mount_request; do
+for target in pkcs12 jwk objects mount_request authority; do
   echo "== fuzz $target for ${seconds}s"
   cargo +nightly fuzz run -O "$target" "corpus/$target" -- -max_total_time="$seconds" -max_len=8192 2>&1 \
     | grep -E "^#[0-9]+.*DONE|Done [0-9]+ runs|ERROR|panicked|SUMMARY" || true
