@@ -165,3 +165,61 @@ async fn server_errors_are_retried() {
         .expect("retried past two 503s");
     assert_eq!(response.files[0].contents, b"value-5");
 }
+
+/// A version listing recorded from Key Vault drives the fake: the provider sorts its real entries.
+#[tokio::test]
+async fn recorded_version_listing_drives_history() {
+    let fake = federated_fake().await;
+    let recorded: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/vectors/keyvault/f_versions_listing/node__keyVault-secret-tests@2016-11-16__036.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    fake.put_raw_json(
+        VAULT,
+        "/secrets/nodeSecret/versions",
+        200,
+        recorded["response"]["body"].clone(),
+    );
+    // Created 1479343563 (older) and 1479343564 (newer).
+    fake.put_secret(
+        VAULT,
+        "nodeSecret",
+        plain_secret("094c85e701c1406a968cdeeea8161720", "older", 1),
+    );
+    fake.put_secret(
+        VAULT,
+        "nodeSecret",
+        plain_secret("7b26fa2cfce74b1f898acfbb2ec8ff7d", "newer", 2),
+    );
+    let provider = Provider::start(&fake, |_| {}).await;
+    let request = MountBuilder::workload(&objects(&[
+        "objectName: nodeSecret\nobjectType: secret\nobjectVersionHistory: 2",
+    ]))
+    .build();
+    let response = provider.mount(request).await.expect("mount");
+    let got: Vec<(&str, &[u8], &str)> = response
+        .files
+        .iter()
+        .zip(&response.object_version)
+        .map(|(f, v)| (f.path.as_str(), f.contents.as_slice(), v.version.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "nodeSecret/0",
+                b"newer".as_slice(),
+                "7b26fa2cfce74b1f898acfbb2ec8ff7d"
+            ),
+            (
+                "nodeSecret/1",
+                b"older".as_slice(),
+                "094c85e701c1406a968cdeeea8161720"
+            ),
+        ]
+    );
+}
