@@ -128,3 +128,47 @@ async fn the_binary_starts_serves_and_stops_on_sigterm() {
     assert!(exit.success(), "exit status {exit:?}");
     assert!(!socket.exists(), "socket removed");
 }
+
+/// The HTTP liveness endpoint the DaemonSet probes: 200 `ok` while the gRPC server answers, 404
+/// elsewhere.
+#[tokio::test]
+async fn healthz_answers_over_http() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let fake = FakeAzure::start().await;
+    let provider = Provider::start(&fake, |c| {
+        c.healthz = Some(akv_csi_provider::config::Healthz {
+            port,
+            path: "/healthz".into(),
+            timeout: std::time::Duration::from_secs(5),
+        })
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(crate::support::pki::client_tls_config())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let mut response = None;
+    for _ in 0..50 {
+        if let Ok(r) = client.get(&url).send().await {
+            response = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let response = response.expect("healthz endpoint listening");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "ok");
+    let other = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+    provider.stop().await;
+}
