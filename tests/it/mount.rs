@@ -339,3 +339,29 @@ async fn driver_v1_5_rotation_request_is_served() {
         "rotation picks up the new version"
     );
 }
+
+/// Driver v1.5 rotation sends no deadline: the provider bounds each Mount itself.
+#[tokio::test]
+async fn a_hanging_key_vault_hits_the_mount_timeout() {
+    let fake = fixture().await;
+    fake.set_latency(std::time::Duration::from_secs(5));
+    let provider = Provider::start(&fake, |c| {
+        c.mount_timeout = std::time::Duration::from_millis(800)
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let status = provider
+        .mount(
+            MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"]))
+                .build(),
+        )
+        .await
+        .expect_err("times out");
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    assert!(
+        status.message().contains("did not finish within"),
+        "{}",
+        status.message()
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+}
