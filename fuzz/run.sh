@@ -13,8 +13,11 @@ for f in ../src/convert/testdata/*.pfx.b64 "$vectors"/go-provider-vectors/decode
   [ -f "$f" ] && base64 -d "$f" > "corpus/pkcs12/$(basename "$(dirname "$f")")-$(basename "$f" .pfx.b64).der"
 done
 python3 - "$vectors" <<'PY'
-import json, pathlib, sys
+import base64, json, pathlib, sys
 vectors = pathlib.Path(sys.argv[1])
+for f in sorted(vectors.glob("c_get_secret_pkcs12/*.json")):
+    value = json.loads(f.read_text())["response"]["body"]["value"]
+    pathlib.Path(f"corpus/pkcs12/kv-{f.stem}.der").write_bytes(base64.b64decode(value))
 for i, f in enumerate(sorted(vectors.glob("d_get_key_*/*.json"))[:40]):
     body = json.loads(f.read_text())["response"]["body"]
     if isinstance(body, dict) and "key" in body:

@@ -108,9 +108,9 @@ mod tests {
     }
 
     fn ders(pem_text: &[u8]) -> Vec<Vec<u8>> {
-        pem::blocks(pem_text)
-            .iter()
-            .map(|b| pem::decode_block(b).unwrap())
+        pem::decode_all(pem_text)
+            .into_iter()
+            .map(|b| b.der.to_vec())
             .collect()
     }
 
@@ -201,6 +201,22 @@ mod tests {
     }
 
     use proptest::prelude::{Just, Strategy};
+
+    /// Cross-signed CAs (each the other's issuer) have no leaf: the order is kept and the caller
+    /// warns, where the Go provider reports "no leaf found".
+    #[test]
+    fn a_key_identifier_cycle_keeps_the_order() {
+        let certs = ders(&read(&format!(
+            "{}/src/convert/testdata/chain-cycle.pem",
+            env!("CARGO_MANIFEST_DIR")
+        )));
+        assert_eq!(certs.len(), 2);
+        for certs in [certs.clone(), vec![certs[1].clone(), certs[0].clone()]] {
+            let ordered = order(&certs).unwrap();
+            assert!(!ordered.complete);
+            assert_eq!(ordered.order, vec![0, 1]);
+        }
+    }
 
     #[test]
     fn single_and_empty() {

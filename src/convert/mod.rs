@@ -5,7 +5,10 @@
 
 pub mod chain;
 pub mod der_writer;
+pub mod ec;
 pub mod encoding;
+pub mod jwk;
+pub mod pem;
 pub mod pkcs12;
 
 use zeroize::Zeroizing;
@@ -119,25 +122,34 @@ fn pfx_to_pem(value: &str, construct_pem_chain: bool) -> Result<Converted, Conve
     })
 }
 
-pub mod jwk;
-pub mod pem;
-
 /// `objectType: cert`: the leaf certificate (DER, from the `cer` field) as one PEM block.
 pub fn cert_pem(der: &[u8]) -> String {
     pem::encode("CERTIFICATE", der)
 }
 
 /// `--write-cert-and-key-in-separate-files`: (every CERTIFICATE block, every other block), each in
-/// the order of the input.
+/// the order of the input. Like Go's `splitCertAndKey`, each block is decoded and encoded again, so
+/// text between blocks is dropped and the blocks come out in canonical form.
+///
+/// Plain vectors, because the caller wraps them for zeroizing; the intermediate text is zeroized here.
 pub fn split_cert_and_key(pem_text: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let mut certs = Vec::new();
-    let mut keys = Vec::new();
-    for block in pem::blocks(pem_text) {
-        if block.label == "CERTIFICATE" {
-            certs.extend_from_slice(block.text);
-        } else {
-            keys.extend_from_slice(block.text);
-        }
+    let blocks: Vec<(bool, Zeroizing<String>)> = pem::decode_all(pem_text)
+        .into_iter()
+        .map(|b| (b.label == "CERTIFICATE", Zeroizing::new(b.encode())))
+        .collect();
+    // Sized up front so that no reallocation leaves a copy of a key behind.
+    let size = |cert: bool| {
+        blocks
+            .iter()
+            .filter(|(c, _)| *c == cert)
+            .map(|(_, t)| t.len())
+            .sum()
+    };
+    let mut certs = Vec::with_capacity(size(true));
+    let mut keys = Vec::with_capacity(size(false));
+    for (cert, text) in &blocks {
+        let out = if *cert { &mut certs } else { &mut keys };
+        out.extend_from_slice(text.as_bytes());
     }
     (certs, keys)
 }
@@ -251,6 +263,31 @@ mod tests {
         }
     }
 
+    /// A PEM secret as `openssl pkcs12 -nodes` writes it (Bag Attributes between blocks) with CRLF
+    /// line breaks and 76-column lines: the split files are canonical, as Go writes them.
+    #[test]
+    fn split_normalizes_like_go() {
+        let key = pem::encode("PRIVATE KEY", &[7u8; 100]);
+        let cert = pem::encode("CERTIFICATE", &[9u8; 120]);
+        let messy = |text: &str| -> String {
+            let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+            let label = text.lines().next().unwrap();
+            let end = text.lines().last().unwrap();
+            let mut out = format!("Bag Attributes\r\n    localKeyID: 01 \r\n{label}\r\n");
+            for chunk in b64.as_bytes().chunks(76) {
+                out.push_str(std::str::from_utf8(chunk).unwrap());
+                out.push_str("\r\n");
+            }
+            out.push_str(end);
+            out.push_str("\r\n");
+            out
+        };
+        let input = messy(&key) + &messy(&cert) + &messy(&cert);
+        let (crt, k) = split_cert_and_key(input.as_bytes());
+        assert_eq!(String::from_utf8(crt).unwrap(), cert.clone() + &cert);
+        assert_eq!(String::from_utf8(k).unwrap(), key);
+    }
+
     #[test]
     fn get_content_bytes_vectors() {
         let cases: Vec<serde_json::Value> =
@@ -281,6 +318,76 @@ mod tests {
                 }
                 _ => assert!(out.is_err(), "{}", case["desc"]),
             }
+        }
+    }
+
+    fn vector(path: &str) -> serde_json::Value {
+        let full = format!(
+            "{}/../shared/vectors/keyvault/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(&full).unwrap()).unwrap()
+    }
+
+    /// Recorded `application/x-pem-file` certificate secrets: written unchanged, and split into the
+    /// key and the certificates as the recorded blocks say.
+    #[test]
+    fn recorded_pem_certificate_secrets() {
+        let dir = format!(
+            "{}/../shared/vectors/keyvault/b_get_secret_pem",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            let v = vector(&format!("b_get_secret_pem/{name}"));
+            let body = &v["response"]["body"];
+            let out = secret_contents(
+                body["value"].as_str().unwrap(),
+                body["contentType"].as_str(),
+                body["kid"].is_string(),
+                PEM_CHAIN,
+            )
+            .unwrap();
+            let expected = v["test_vector"]["expected_provider_output"]
+                .as_str()
+                .unwrap();
+            assert_eq!(out.contents.as_slice(), expected.as_bytes(), "{name}");
+            let (crt, key) = split_cert_and_key(&out.contents);
+            let labels = |text: &[u8]| -> Vec<String> {
+                pem::decode_all(text).into_iter().map(|b| b.label).collect()
+            };
+            let recorded: Vec<String> =
+                serde_json::from_value(v["verification"]["pem_block_types"].clone()).unwrap();
+            let (want_crt, want_key): (Vec<String>, Vec<String>) =
+                recorded.into_iter().partition(|l| l == "CERTIFICATE");
+            assert_eq!(labels(&crt), want_crt, "{name}");
+            assert_eq!(labels(&key), want_key, "{name}");
+            checked += 1;
+        }
+        assert_eq!(checked, 3);
+    }
+
+    /// Every recorded GET certificate `cer`, against `testdata/cert-expected.json` (openssl x509).
+    #[test]
+    fn recorded_certificates() {
+        let expected: std::collections::BTreeMap<String, String> = serde_json::from_str(
+            &std::fs::read_to_string(format!(
+                "{}/src/convert/testdata/cert-expected.json",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        assert!(expected.len() >= 20);
+        for (path, want) in expected {
+            let cer = vector(&path)["response"]["body"]["cer"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let der =
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, cer).unwrap();
+            assert_eq!(cert_pem(&der), want, "{path}");
         }
     }
 

@@ -29,6 +29,8 @@ use zeroize::Zeroizing;
 
 use super::ConvertError;
 use super::der_writer::{CONTEXT_1, NULL, OCTET_STRING, bit_string, oid, sequence, tlv};
+use super::ec::Curve;
+use super::jwk::EC_PUBLIC_KEY as EC_PUBLIC_KEY_OID;
 
 /// OIDs (dotted) of the key algorithms we re-encode.
 const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
@@ -47,6 +49,8 @@ const PBE_SHA1_RC2_40: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.
 const PBES2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5.13");
 const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
 const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+const SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
+const SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
 
 /// Upper bound on KDF and MAC iterations (OpenSSL writes 2048; Key Vault 2000 or 1).
 const MAX_ITERATIONS: u32 = 1_000_000;
@@ -73,9 +77,16 @@ fn malformed(e: der::Error) -> ConvertError {
 
 /// Decodes a base64 PFX with the empty password.
 pub fn decode(base64_pfx: &str) -> Result<Decoded, ConvertError> {
+    // Go's decoder skips line breaks; wrapped base64 from other tools has them.
+    let compact = Zeroizing::new(
+        base64_pfx
+            .bytes()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect::<Vec<u8>>(),
+    );
     let der_bytes = Zeroizing::new(
         base64::engine::general_purpose::STANDARD
-            .decode(base64_pfx.trim())
+            .decode(compact.as_slice())
             .map_err(|e| err(format!("the value is not base64 ({e})")))?,
     );
     let pfx = Pfx::from_der(&der_bytes).map_err(malformed)?;
@@ -89,22 +100,32 @@ pub fn decode(base64_pfx: &str) -> Result<Decoded, ConvertError> {
     let auth_safe = OctetString::from_der(&pfx.auth_safe.content.to_der().map_err(malformed)?)
         .map_err(malformed)?;
     let auth_safe = auth_safe.as_bytes();
-    let password = match &pfx.mac_data {
-        Some(mac) => EMPTY_PASSWORDS
-            .into_iter()
-            .find(|pw| verify_mac(mac, pw, auth_safe).unwrap_or(false))
-            .ok_or_else(|| {
-                // Distinguish an unsupported MAC from a wrong password.
-                match verify_mac(mac, EMPTY_PASSWORDS[0], auth_safe) {
-                    Err(e) => e,
-                    Ok(_) => err(
-                        "MAC verification failed with the empty password: Key Vault stores certificates \
-                         without a password; re-import the PFX without one",
-                    ),
+    match &pfx.mac_data {
+        Some(mac) => {
+            let mut matching = None;
+            for password in EMPTY_PASSWORDS {
+                // An unsupported MAC digest or iteration count is an error of its own, not a wrong password.
+                if verify_mac(mac, password, auth_safe)? {
+                    matching = Some(password);
+                    break;
                 }
-            })?,
-        None => EMPTY_PASSWORDS[0],
-    };
+            }
+            let password = matching.ok_or_else(|| {
+                err(
+                    "MAC verification failed with the empty password: the PFX is protected by a password or \
+                     corrupt. Key Vault stores certificates without a password; re-import the PFX without one",
+                )
+            })?;
+            read_safes(auth_safe, password)
+        }
+        // Without a MAC nothing tells which form of the empty password was used: try both.
+        None => read_safes(auth_safe, EMPTY_PASSWORDS[0])
+            .or_else(|first| read_safes(auth_safe, EMPTY_PASSWORDS[1]).map_err(|_| first)),
+    }
+}
+
+/// Reads the authenticated safe's contents with `password`.
+fn read_safes(auth_safe: &[u8], password: &[u8]) -> Result<Decoded, ConvertError> {
     let safes: Vec<ContentInfo> = Vec::from_der(auth_safe).map_err(malformed)?;
     let mut decoded = Decoded {
         keys: Vec::new(),
@@ -181,34 +202,34 @@ fn verify_mac(mac: &MacData, password: &[u8], data: &[u8]) -> Result<bool, Conve
     let salt = mac.mac_salt.as_bytes();
     let expected = mac.mac.digest.as_bytes();
     let algorithm = mac.mac.algorithm.oid;
+    // RFC 7292 B.2 derives a key as long as the digest output, then HMACs with the same digest.
+    macro_rules! verify {
+        ($digest:ty, $len:expr) => {{
+            let key = Zeroizing::new(derive_key::<$digest>(
+                password,
+                salt,
+                Pkcs12KeyType::Mac,
+                mac.iterations,
+                $len,
+            ));
+            let mut hmac = hmac::Hmac::<$digest>::new_from_slice(&key)
+                .map_err(|_| err("the PFX MAC key could not be derived"))?;
+            hmac.update(data);
+            Ok(hmac.verify_slice(expected).is_ok())
+        }};
+    }
     if algorithm == SHA1 {
-        let key = Zeroizing::new(derive_key::<sha1::Sha1>(
-            password,
-            salt,
-            Pkcs12KeyType::Mac,
-            mac.iterations,
-            20,
-        ));
-        let mut hmac =
-            hmac::Hmac::<sha1::Sha1>::new_from_slice(&key).map_err(|_| err("bad MAC key"))?;
-        hmac.update(data);
-        Ok(hmac.verify_slice(expected).is_ok())
+        verify!(sha1::Sha1, 20)
     } else if algorithm == SHA256 {
-        let key = Zeroizing::new(derive_key::<sha2::Sha256>(
-            password,
-            salt,
-            Pkcs12KeyType::Mac,
-            mac.iterations,
-            32,
-        ));
-        let mut hmac =
-            hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).map_err(|_| err("bad MAC key"))?;
-        hmac.update(data);
-        Ok(hmac.verify_slice(expected).is_ok())
+        verify!(sha2::Sha256, 32)
+    } else if algorithm == SHA384 {
+        verify!(sha2::Sha384, 48)
+    } else if algorithm == SHA512 {
+        verify!(sha2::Sha512, 64)
     } else {
         Err(err(format!(
-            "the PFX MAC uses digest {algorithm}, which is not supported (SHA-1 and SHA-256 are); re-export \
-             the PFX"
+            "the PFX MAC uses digest {algorithm}, which is not supported (SHA-1, SHA-256, SHA-384 and \
+             SHA-512 are); re-export the PFX with -macalg sha256"
         )))
     }
 }
@@ -305,9 +326,11 @@ where
         .map(Zeroizing::new)
 }
 
-/// Re-encodes a PKCS#8 key as Go does: version 0, no attributes; RSA with NULL parameters and the
-/// RSAPrivateKey unchanged; EC with the named curve in the algorithm identifier and an inner
-/// ECPrivateKey that carries the public key and no curve parameters.
+/// Re-encodes a PKCS#8 key as Go's `x509.MarshalPKCS8PrivateKey` does after parsing it: version 0, no
+/// attributes; RSA with NULL parameters and the RSAPrivateKey unchanged (DER has one encoding of it);
+/// EC with the named curve in the algorithm identifier and an inner ECPrivateKey holding the scalar
+/// padded to the curve size and the public point derived from the scalar (Go ignores the stored one,
+/// so we do too: a file without it, or with a compressed one, gives Go's bytes).
 pub fn normalize_key(pkcs8: &[u8]) -> Result<Zeroizing<Vec<u8>>, ConvertError> {
     let info = PrivateKeyInfoRef::from_der(pkcs8).map_err(|e| {
         ConvertError::Pkcs12(format!(
@@ -318,6 +341,7 @@ pub fn normalize_key(pkcs8: &[u8]) -> Result<Zeroizing<Vec<u8>>, ConvertError> {
     let version = [0x02, 0x01, 0x00];
     match algorithm_oid.as_str() {
         RSA_ENCRYPTION => {
+            check_rsa_private_key(info.private_key.as_bytes())?;
             let algorithm = sequence(&[&oid(info.algorithm.oid.as_bytes()), &tlv(NULL, &[])]);
             let inner = Zeroizing::new(tlv(OCTET_STRING, info.private_key.as_bytes()));
             Ok(Zeroizing::new(sequence(&[&version, &algorithm, &inner])))
@@ -328,50 +352,53 @@ pub fn normalize_key(pkcs8: &[u8]) -> Result<Zeroizing<Vec<u8>>, ConvertError> {
                     "an EC private key in the PFX is not a valid ECPrivateKey ({e})"
                 ))
             })?;
-            let curve = info
+            let curve_oid = info
                 .algorithm
                 .parameters
-                .and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok())
+                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
                 .or_else(|| ec.parameters.and_then(|p| p.named_curve()))
                 .ok_or_else(|| {
-                    ConvertError::Pkcs12("an EC private key in the PFX names no curve".to_owned())
+                    ConvertError::Pkcs12(
+                        "an EC private key in the PFX names no curve (explicit curve parameters are not \
+                         supported); re-export it with a named curve"
+                            .to_owned(),
+                    )
                 })?;
-            let public_key = ec.public_key.ok_or_else(|| {
+            let curve = Curve::from_oid(curve_oid.as_bytes()).ok_or_else(|| {
+                ConvertError::Pkcs12(format!(
+                    "an EC private key in the PFX is on curve {curve_oid}, which is not supported (P-256, \
+                     P-384 and P-521 are)"
+                ))
+            })?;
+            let size = curve.size();
+            // Like Go: leading zero bytes beyond the curve size are tolerated, a short scalar is padded.
+            let scalar = ec.private_key;
+            let skip = scalar
+                .iter()
+                .take(scalar.len().saturating_sub(size))
+                .take_while(|b| **b == 0)
+                .count();
+            let digits = &scalar[skip..];
+            let invalid = || {
                 ConvertError::Pkcs12(
-                    "an EC private key in the PFX has no public key; re-export the PFX with OpenSSL or Windows, \
-                     which include it"
+                    "an EC private key in the PFX is invalid (its scalar is zero or out of range for the \
+                     curve)"
                         .to_owned(),
                 )
-            })?;
-            let size = match curve.as_bytes() {
-                c if c == super::jwk::P256 => 32,
-                c if c == super::jwk::P384 => 48,
-                c if c == super::jwk::P521 => 66,
-                _ => {
-                    return Err(ConvertError::Pkcs12(format!(
-                        "an EC private key in the PFX is on curve {curve}, which is not supported"
-                    )));
-                }
             };
-            // Go writes the scalar padded to the curve size.
-            let scalar = ec.private_key;
-            let skip = scalar.iter().take_while(|b| **b == 0).count();
-            let digits = &scalar[skip..];
             if digits.len() > size {
-                return Err(ConvertError::Pkcs12(
-                    "an EC private key in the PFX is malformed".to_owned(),
-                ));
+                return Err(invalid());
             }
             let mut padded = Zeroizing::new(vec![0u8; size - digits.len()]);
             padded.extend_from_slice(digits);
+            let public_point = curve.public_point(&padded).ok_or_else(invalid)?;
             let ec_version = [0x02, 0x01, 0x01];
             let inner = Zeroizing::new(sequence(&[
                 &ec_version,
                 &tlv(OCTET_STRING, &padded),
-                &tlv(CONTEXT_1, &bit_string(public_key)),
+                &tlv(CONTEXT_1, &bit_string(&public_point)),
             ]));
-            let algorithm =
-                sequence(&[&oid(info.algorithm.oid.as_bytes()), &oid(curve.as_bytes())]);
+            let algorithm = sequence(&[&oid(EC_PUBLIC_KEY_OID), &oid(curve.oid())]);
             let wrapped = Zeroizing::new(tlv(OCTET_STRING, &inner));
             Ok(Zeroizing::new(sequence(&[&version, &algorithm, &wrapped])))
         }
@@ -381,11 +408,38 @@ pub fn normalize_key(pkcs8: &[u8]) -> Result<Zeroizing<Vec<u8>>, ConvertError> {
     }
 }
 
+/// Go parses the RSAPrivateKey before re-encoding it, so a malformed one fails there; so it does here,
+/// instead of being written out for the workload to trip on.
+fn check_rsa_private_key(der_bytes: &[u8]) -> Result<(), ConvertError> {
+    let elements: Vec<AnyRef<'_>> = Vec::from_der(der_bytes).map_err(|e| {
+        ConvertError::Pkcs12(format!(
+            "an RSA private key in the PFX is not a valid RSAPrivateKey ({e})"
+        ))
+    })?;
+    // version, n, e, d, p, q, dp, dq, qinv (then, for multi-prime keys, otherPrimeInfos).
+    let integers = elements
+        .iter()
+        .take(9)
+        .filter(|a| der::asn1::UintRef::try_from(**a).is_ok())
+        .count();
+    if integers == 9 {
+        Ok(())
+    } else {
+        Err(ConvertError::Pkcs12(
+            "an RSA private key in the PFX is not a valid RSAPrivateKey (it needs nine non-negative \
+             integers)"
+                .to_owned(),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    use crate::convert::{ObjectFormat, SecretOptions, secret_contents};
+    use crate::convert::{ObjectFormat, SecretOptions, pem, secret_contents};
+
+    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
     fn fixture(name: &str) -> String {
         std::fs::read_to_string(format!(
@@ -395,65 +449,360 @@ mod tests {
         .unwrap()
     }
 
-    /// Fixtures from `testdata/gen.py` (OpenSSL 3): every PBE scheme we claim, RSA and EC leaves,
-    /// certificates bagged out of order, and an incomplete chain.
-    #[test]
-    fn generated_pfx_files_decode_to_key_then_ordered_chain() {
+    fn to_pem(b64: &str, construct_pem_chain: bool) -> Result<(String, bool), ConvertError> {
         let options = SecretOptions {
             format: ObjectFormat::Pem,
-            construct_pem_chain: true,
+            construct_pem_chain,
         };
-        for case in [
-            "legacy-3des-rc2",
-            "legacy-mac-iter-1",
-            "pbes2-aes256",
-            "pbes2-aes128",
-            "missing-intermediate",
-        ] {
-            let out = secret_contents(
-                &fixture(&format!("{case}.pfx.b64")),
-                Some("application/x-pkcs12"),
-                true,
-                options,
-            )
-            .unwrap_or_else(|e| panic!("{case}: {e}"));
-            assert_eq!(
+        secret_contents(b64, Some("application/x-pkcs12"), true, options).map(|out| {
+            (
                 String::from_utf8(out.contents.to_vec()).unwrap(),
-                fixture(&format!("{case}.expected.pem")),
-                "{case}"
-            );
-            assert_eq!(
                 out.warning.is_some(),
-                case == "missing-intermediate",
-                "{case}"
+            )
+        })
+    }
+
+    /// Fixtures from `testdata/gen.py` (OpenSSL 3): every PBE scheme we claim (3DES, RC2-40, RC2-128,
+    /// PBES2 AES-128/256, none), SHA-1/256/512 MACs, MAC iteration 1, no MAC, RSA and P-256/384/521
+    /// leaves, certificates bagged out of order, and an incomplete chain.
+    #[test]
+    fn generated_pfx_files_decode_to_key_then_ordered_chain() {
+        let dir = format!("{}/src/convert/testdata", env!("CARGO_MANIFEST_DIR"));
+        let mut cases: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                name.strip_suffix(".pfx.b64").map(str::to_owned)
+            })
+            .collect();
+        cases.sort();
+        assert!(cases.len() >= 9, "{cases:?}");
+        for case in &cases {
+            let input = fixture(&format!("{case}.pfx.b64"));
+            let (out, warned) = to_pem(&input, true).unwrap_or_else(|e| panic!("{case}: {e}"));
+            assert_eq!(out, fixture(&format!("{case}.expected.pem")), "{case}");
+            assert_eq!(warned, case == "missing-intermediate", "{case}");
+            let bag_order = format!(
+                "{}/src/convert/testdata/{case}.bag-order.expected.pem",
+                env!("CARGO_MANIFEST_DIR")
             );
+            if let Ok(expected) = std::fs::read_to_string(bag_order) {
+                let (out, warned) = to_pem(&input, false).unwrap();
+                assert_eq!(out, expected, "{case} without --construct-pem-chain");
+                assert!(!warned);
+            }
         }
+    }
+
+    /// Key Vault's own PFX files, recorded by the Azure SDK test suites: the derived expectation in
+    /// each vector (key as PKCS#8, then the certificates) byte for byte.
+    #[test]
+    fn recorded_key_vault_pfx_files_decode() {
+        let dir = format!(
+            "{}/../shared/vectors/keyvault/c_get_secret_pkcs12",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let body = &v["response"]["body"];
+            assert_eq!(body["contentType"], "application/x-pkcs12");
+            let (out, warned) = to_pem(body["value"].as_str().unwrap(), true)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let expected = v["test_vector"]["derived_expected_pem_NOT_RECORDED"]
+                .as_str()
+                .unwrap();
+            assert_eq!(out, expected, "{}", path.display());
+            assert!(!warned);
+            checked += 1;
+        }
+        assert_eq!(checked, 6);
+    }
+
+    /// Index into `EMPTY_PASSWORDS` of the form that verifies the MAC.
+    fn mac_password(b64: &str) -> usize {
+        let der_bytes = B64.decode(b64.trim()).unwrap();
+        let pfx = Pfx::from_der(&der_bytes).unwrap();
+        let auth_safe = OctetString::from_der(&pfx.auth_safe.content.to_der().unwrap()).unwrap();
+        let mac = pfx.mac_data.unwrap();
+        (0..2)
+            .find(|&i| verify_mac(&mac, EMPTY_PASSWORDS[i], auth_safe.as_bytes()).unwrap())
+            .unwrap()
+    }
+
+    /// Windows (and so Key Vault) writes some files with the zero-length password, OpenSSL with the
+    /// empty BMPString: the vectors cover both, so both code paths are exercised.
+    #[test]
+    fn both_forms_of_the_empty_password_occur() {
+        let vectors = format!("{}/../shared/vectors/keyvault", env!("CARGO_MANIFEST_DIR"));
+        let mut seen = [false; 2];
+        for entry in std::fs::read_dir(format!("{vectors}/c_get_secret_pkcs12")).unwrap() {
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap())
+                    .unwrap();
+            seen[mac_password(v["response"]["body"]["value"].as_str().unwrap())] = true;
+        }
+        for case in ["case1", "case2"] {
+            let b64 = std::fs::read_to_string(format!(
+                "{vectors}/go-provider-vectors/decodePKCS12/{case}/input.pfx.b64"
+            ))
+            .unwrap();
+            seen[mac_password(&b64)] = true;
+        }
+        seen[mac_password(&fixture("pbes2-aes256.pfx.b64"))] = true;
+        assert_eq!(seen, [true, true]);
     }
 
     #[test]
     fn a_tampered_pfx_fails_its_mac() {
         let b64 = fixture("pbes2-aes256.pfx.b64");
-        let mut der = base64::engine::general_purpose::STANDARD
-            .decode(b64.trim())
-            .unwrap();
+        let mut der = B64.decode(b64.trim()).unwrap();
         let last = der.len() - 1;
         der[last] ^= 0x01; // inside the MAC digest
-        let err = decode(&base64::engine::general_purpose::STANDARD.encode(&der))
-            .err()
-            .unwrap();
+        let err = decode(&B64.encode(&der)).err().unwrap();
         assert!(err.to_string().contains("MAC verification failed"), "{err}");
+        assert!(err.to_string().contains("without a password"), "{err}");
         let middle = der.len() / 2;
         der[middle] ^= 0xff;
-        assert!(decode(&base64::engine::general_purpose::STANDARD.encode(&der)).is_err());
-        let truncated = base64::engine::general_purpose::STANDARD.encode(&der[..der.len() / 3]);
-        assert!(decode(&truncated).is_err());
+        assert!(decode(&B64.encode(&der)).is_err());
+        for cut in [1, 10, der.len() / 3, der.len() - 1] {
+            assert!(decode(&B64.encode(&der[..cut])).is_err(), "{cut}");
+        }
+    }
+
+    /// A PFX whose MAC was computed with a real password: the message says what to do.
+    #[test]
+    fn a_password_protected_pfx_is_refused_with_advice() {
+        let dir = tempdir();
+        let key = format!("{dir}/key.pem");
+        let cert = format!("{dir}/cert.pem");
+        let out = format!("{dir}/out.pfx");
+        let run = |args: &[&str]| {
+            std::process::Command::new("openssl")
+                .args(args)
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        };
+        // openssl is a test-time convenience here; without it the case is covered by the MAC test.
+        if !run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=pw",
+            "-keyout",
+            &key,
+            "-out",
+            &cert,
+            "-days",
+            "1",
+        ]) {
+            return;
+        }
+        assert!(run(&[
+            "pkcs12",
+            "-export",
+            "-inkey",
+            &key,
+            "-in",
+            &cert,
+            "-passout",
+            "pass:secret",
+            "-out",
+            &out,
+        ]));
+        let b64 = B64.encode(std::fs::read(&out).unwrap());
+        let err = decode(&b64).err().unwrap().to_string();
+        assert!(
+            err.contains("MAC verification failed with the empty password"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn tempdir() -> String {
+        let dir = std::env::temp_dir().join(format!(
+            "akv-convert-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.to_string_lossy().into_owned()
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for input in ["", "!!!", "AAAA", "MIIBAAAA"] {
+        for input in ["", "!!!", "AAAA", "MIIBAAAA", "MAA=", "MIAwgAAA"] {
             assert!(decode(input).is_err(), "{input}");
         }
         assert!(normalize_key(&[0x30, 0x00]).is_err());
+    }
+
+    /// The expected P-256 key of a fixture, re-encoded by hand in the forms other tools write: the
+    /// normalized output is always OpenSSL's (and Go's) form.
+    #[test]
+    fn ec_keys_are_normalized_whatever_their_form() {
+        let expected_pem = fixture("legacy-mac-iter-1.expected.pem");
+        let blocks = pem::decode_all(expected_pem.as_bytes());
+        assert_eq!(blocks[0].label, "PRIVATE KEY");
+        let expected = blocks[0].der.to_vec();
+        let info = PrivateKeyInfoRef::from_der(&expected).unwrap();
+        let ec = sec1::EcPrivateKey::from_der(info.private_key.as_bytes()).unwrap();
+        let scalar = ec.private_key.to_vec();
+        let public = ec.public_key.unwrap().to_vec();
+        let p256 = oid(Curve::P256.oid());
+        let algorithm = sequence(&[&oid(EC_PUBLIC_KEY_OID), &p256]);
+        let bare_algorithm = sequence(&[&oid(EC_PUBLIC_KEY_OID)]);
+        let pkcs8 = |algorithm: &[u8], inner: &[&[u8]]| {
+            sequence(&[
+                &[0x02, 0x01, 0x00],
+                algorithm,
+                &tlv(OCTET_STRING, &sequence(inner)),
+            ])
+        };
+        let v1 = [0x02, 0x01, 0x01];
+        let params = tlv(0xa0, &p256);
+        let public_field = tlv(CONTEXT_1, &bit_string(&public));
+        let mut compressed = vec![0x02 | (public[64] & 1)];
+        compressed.extend_from_slice(&public[1..33]);
+        let compressed_field = tlv(CONTEXT_1, &bit_string(&compressed));
+        let mut padded = vec![0u8];
+        padded.extend_from_slice(&scalar);
+        let skip = scalar.iter().take_while(|b| **b == 0).count();
+        let variants: Vec<(&str, Vec<u8>)> = vec![
+            ("as OpenSSL writes it", expected.clone()),
+            (
+                "without the public key",
+                pkcs8(&algorithm, &[&v1, &tlv(OCTET_STRING, &scalar)]),
+            ),
+            (
+                "with curve parameters inside (Java, old OpenSSL)",
+                pkcs8(
+                    &algorithm,
+                    &[&v1, &tlv(OCTET_STRING, &scalar), &params, &public_field],
+                ),
+            ),
+            (
+                "with the curve only inside",
+                pkcs8(
+                    &bare_algorithm,
+                    &[&v1, &tlv(OCTET_STRING, &scalar), &params],
+                ),
+            ),
+            (
+                "with a compressed public key",
+                pkcs8(
+                    &algorithm,
+                    &[&v1, &tlv(OCTET_STRING, &scalar), &compressed_field],
+                ),
+            ),
+            (
+                "with a zero byte before the scalar",
+                pkcs8(&algorithm, &[&v1, &tlv(OCTET_STRING, &padded)]),
+            ),
+            (
+                "with the scalar's leading zeros stripped",
+                pkcs8(&algorithm, &[&v1, &tlv(OCTET_STRING, &scalar[skip..])]),
+            ),
+            (
+                "with attributes",
+                sequence(&[
+                    &[0x02, 0x01, 0x00],
+                    &algorithm,
+                    &tlv(OCTET_STRING, &sequence(&[&v1, &tlv(OCTET_STRING, &scalar)])),
+                    &tlv(0xa0, &[]),
+                ]),
+            ),
+        ];
+        for (what, der_bytes) in variants {
+            match normalize_key(&der_bytes) {
+                Ok(out) => assert_eq!(out.as_slice(), expected.as_slice(), "{what}"),
+                Err(e) => panic!("{what}: {e}"),
+            }
+        }
+        let mut too_big = vec![0xffu8; 32];
+        too_big[0] = 0xff;
+        for (what, der_bytes) in [
+            (
+                "a zero scalar",
+                pkcs8(&algorithm, &[&v1, &tlv(OCTET_STRING, &[0u8; 32])]),
+            ),
+            (
+                "a scalar above the order",
+                pkcs8(&algorithm, &[&v1, &tlv(OCTET_STRING, &too_big)]),
+            ),
+            (
+                "a scalar too long",
+                pkcs8(&algorithm, &[&v1, &tlv(OCTET_STRING, &[1u8; 33])]),
+            ),
+            (
+                "no curve",
+                pkcs8(&bare_algorithm, &[&v1, &tlv(OCTET_STRING, &scalar)]),
+            ),
+            (
+                "an unknown curve",
+                pkcs8(
+                    &sequence(&[
+                        &oid(EC_PUBLIC_KEY_OID),
+                        &oid(&[0x2b, 0x81, 0x04, 0x00, 0x0a]),
+                    ]),
+                    &[&v1, &tlv(OCTET_STRING, &scalar)],
+                ),
+            ),
+        ] {
+            assert!(normalize_key(&der_bytes).is_err(), "{what}");
+        }
+    }
+
+    #[test]
+    fn rsa_keys_lose_their_attributes_and_must_be_well_formed() {
+        let expected_pem = fixture("pbes2-aes256.expected.pem");
+        let blocks = pem::decode_all(expected_pem.as_bytes());
+        let expected = blocks[0].der.to_vec();
+        let info = PrivateKeyInfoRef::from_der(&expected).unwrap();
+        let rsa = info.private_key.as_bytes();
+        let algorithm = sequence(&[
+            &oid(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01]),
+            &tlv(NULL, &[]),
+        ]);
+        let with_attributes = sequence(&[
+            &[0x02, 0x01, 0x00],
+            &algorithm,
+            &tlv(OCTET_STRING, rsa),
+            &tlv(0xa0, &[]),
+        ]);
+        assert_eq!(
+            normalize_key(&with_attributes).unwrap().as_slice(),
+            expected.as_slice()
+        );
+        let garbage = sequence(&[
+            &[0x02, 0x01, 0x00],
+            &algorithm,
+            &tlv(OCTET_STRING, &sequence(&[&[0x02, 0x01, 0x00]])),
+        ]);
+        assert!(
+            normalize_key(&garbage)
+                .unwrap_err()
+                .to_string()
+                .contains("RSAPrivateKey")
+        );
+        let ed25519 = sequence(&[
+            &[0x02, 0x01, 0x00],
+            &sequence(&[&oid(&[0x2b, 0x65, 0x70])]),
+            &tlv(OCTET_STRING, &tlv(OCTET_STRING, &[0u8; 32])),
+        ]);
+        assert!(
+            normalize_key(&ed25519)
+                .unwrap_err()
+                .to_string()
+                .contains("1.3.101.112")
+        );
     }
 }

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Generates the PKCS#12 fixtures for src/convert/pkcs12.rs tests with OpenSSL 3 and python-cryptography,
-independently of the provider's code. Run from this folder: python3 gen.py
+independently of the provider's code. Run from this folder: python3 gen.py [--force]
 
-For each case: <case>.pfx.b64 (the Key Vault secret value) and <case>.expected.pem (what the provider must
-write: the key as PKCS#8, then the certificates leaf -> root; for an incomplete chain, in PFX order)."""
+For each case: <case>.pfx.b64 (the Key Vault secret value), <case>.expected.pem (what the provider must
+write: the key as PKCS#8, then the certificates leaf -> root; for an incomplete chain, in PFX order) and
+<case>.bag-order.expected.pem (the same without --construct-pem-chain: certificates in PFX order).
+Keys are random, so existing cases are kept unless --force is given (delete a case's files to redo it)."""
 import base64
 import datetime
 import os
 import subprocess
+import sys
 import tempfile
 
 from cryptography import x509
@@ -45,6 +48,8 @@ def pkcs8(k):
 
 
 def pfx(key, leaf, extra, args, legacy=False):
+    """openssl pkcs12 -export with the empty password; openssl bags the -in certificate first, then the
+    -certfile ones in file order."""
     with tempfile.TemporaryDirectory() as d:
         open(f"{d}/key.pem", "wb").write(pkcs8(key))
         open(f"{d}/leaf.pem", "wb").write(pem(leaf))
@@ -63,10 +68,14 @@ root_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 int_key = ec.generate_private_key(ec.SECP384R1())
 rsa_leaf_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 ec_leaf_key = ec.generate_private_key(ec.SECP256R1())
+p384_leaf_key = ec.generate_private_key(ec.SECP384R1())
+p521_leaf_key = ec.generate_private_key(ec.SECP521R1())
 root = cert("Test Root CA", root_key, ca=True)
 inter = cert("Test Intermediate CA", int_key, "Test Root CA", root_key, ca=True)
 rsa_leaf = cert("rsa.example", rsa_leaf_key, "Test Intermediate CA", int_key)
 ec_leaf = cert("ec.example", ec_leaf_key, "Test Intermediate CA", int_key)
+p384_leaf = cert("p384.example", p384_leaf_key, "Test Intermediate CA", int_key)
+p521_leaf = cert("p521.example", p521_leaf_key, "Test Intermediate CA", int_key)
 
 CASES = {
     # Key Vault's own scheme: 3DES keys, RC2-40 certificates, SHA-1 MAC.
@@ -78,13 +87,31 @@ CASES = {
     "pbes2-aes128": (ec_leaf_key, ec_leaf, [inter, root], ["-keypbe", "AES-128-CBC", "-certpbe", "AES-128-CBC", "-macalg", "sha256"], False),
     # Incomplete chain (no intermediate): certificates stay in PFX order.
     "missing-intermediate": (rsa_leaf_key, rsa_leaf, [root], ["-macalg", "sha256"], False),
+    # 128-bit RC2 for both bags (older Windows exports), P-384 key.
+    "legacy-rc2-128-p384": (p384_leaf_key, p384_leaf, [root, inter], ["-keypbe", "PBE-SHA1-RC2-128", "-certpbe", "PBE-SHA1-RC2-128", "-macalg", "sha1"], True),
+    # PBES2 AES-256 with a SHA-512 MAC, P-521 key (its scalar is 66 bytes).
+    "pbes2-sha512-mac-p521": (p521_leaf_key, p521_leaf, [root, inter], ["-keypbe", "AES-256-CBC", "-certpbe", "AES-256-CBC", "-macalg", "sha512"], False),
+    # No MAC at all: nothing to pick the form of the empty password by.
+    "legacy-no-mac": (rsa_leaf_key, rsa_leaf, [inter, root], ["-keypbe", "PBE-SHA1-3DES", "-certpbe", "PBE-SHA1-3DES", "-nomac"], True),
+    # Nothing encrypted: a plain keyBag and a plain certificate safe.
+    "unencrypted": (ec_leaf_key, ec_leaf, [root, inter], ["-keypbe", "NONE", "-certpbe", "NONE", "-macalg", "sha256"], False),
 }
 
+force = "--force" in sys.argv[1:]
 for name, (key, leaf, extra, args, legacy) in CASES.items():
+    if not force and os.path.exists(f"{name}.pfx.b64"):
+        continue
     open(f"{name}.pfx.b64", "wb").write(pfx(key, leaf, extra, args, legacy))
-    if name == "missing-intermediate":
-        # openssl writes the -in certificate first, then -certfile ones in file order.
-        chain = [leaf] + extra
-    else:
-        chain = [leaf, inter, root]
+    bag_order = [leaf] + extra
+    chain = bag_order if name == "missing-intermediate" else [leaf, inter, root]
     open(f"{name}.expected.pem", "wb").write(pkcs8(key) + b"".join(pem(c) for c in chain))
+    open(f"{name}.bag-order.expected.pem", "wb").write(pkcs8(key) + b"".join(pem(c) for c in bag_order))
+
+# Two CA certificates that name each other as issuer (cross-signed): the key identifiers form a cycle,
+# which must end in "incomplete chain, original order", not a hang.
+if force or not os.path.exists("chain-cycle.pem"):
+    a_key = ec.generate_private_key(ec.SECP256R1())
+    b_key = ec.generate_private_key(ec.SECP256R1())
+    a = cert("Cycle A", a_key, "Cycle B", b_key, ca=True)
+    b = cert("Cycle B", b_key, "Cycle A", a_key, ca=True)
+    open("chain-cycle.pem", "wb").write(pem(a) + pem(b))
