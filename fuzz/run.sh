@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-15}"
-vectors=../../shared/vectors/keyvault
+vectors=../tests/data/vectors/keyvault
 
 mkdir -p corpus/pkcs12 corpus/jwk corpus/objects corpus/mount_request corpus/authority
 for f in ../src/convert/testdata/*.pfx.b64 "$vectors"/go-provider-vectors/decodePKCS12/*/input.pfx.b64; do

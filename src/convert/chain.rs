@@ -98,7 +98,7 @@ mod tests {
 
     fn dir(name: &str) -> String {
         format!(
-            "{}/../shared/vectors/keyvault/go-provider-vectors/fetchCertChains/{name}",
+            "{}/tests/data/vectors/keyvault/go-provider-vectors/fetchCertChains/{name}",
             env!("CARGO_MANIFEST_DIR")
         )
     }
@@ -130,7 +130,7 @@ mod tests {
     fn go_provider_vectors() {
         let manifest: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(format!(
-                "{}/../shared/vectors/keyvault/go-provider-vectors/manifest.json",
+                "{}/tests/data/vectors/keyvault/go-provider-vectors/manifest.json",
                 env!("CARGO_MANIFEST_DIR")
             ))
             .unwrap(),

@@ -111,7 +111,7 @@ mod tests {
 
     fn recorded(path: &str) -> Jwk {
         let full = format!(
-            "{}/../shared/vectors/keyvault/{path}",
+            "{}/tests/data/vectors/keyvault/{path}",
             env!("CARGO_MANIFEST_DIR")
         );
         let v: serde_json::Value =

@@ -160,7 +160,7 @@ mod tests {
 
     fn go(path: &str) -> String {
         let full = format!(
-            "{}/../shared/vectors/keyvault/go-provider-vectors/{path}",
+            "{}/tests/data/vectors/keyvault/go-provider-vectors/{path}",
             env!("CARGO_MANIFEST_DIR")
         );
         std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
@@ -323,7 +323,7 @@ mod tests {
 
     fn vector(path: &str) -> serde_json::Value {
         let full = format!(
-            "{}/../shared/vectors/keyvault/{path}",
+            "{}/tests/data/vectors/keyvault/{path}",
             env!("CARGO_MANIFEST_DIR")
         );
         serde_json::from_str(&std::fs::read_to_string(&full).unwrap()).unwrap()
@@ -334,7 +334,7 @@ mod tests {
     #[test]
     fn recorded_pem_certificate_secrets() {
         let dir = format!(
-            "{}/../shared/vectors/keyvault/b_get_secret_pem",
+            "{}/tests/data/vectors/keyvault/b_get_secret_pem",
             env!("CARGO_MANIFEST_DIR")
         );
         let mut checked = 0;

@@ -499,7 +499,7 @@ mod tests {
     #[test]
     fn recorded_key_vault_pfx_files_decode() {
         let dir = format!(
-            "{}/../shared/vectors/keyvault/c_get_secret_pkcs12",
+            "{}/tests/data/vectors/keyvault/c_get_secret_pkcs12",
             env!("CARGO_MANIFEST_DIR")
         );
         let mut checked = 0;
@@ -536,7 +536,7 @@ mod tests {
     /// empty BMPString: the vectors cover both, so both code paths are exercised.
     #[test]
     fn both_forms_of_the_empty_password_occur() {
-        let vectors = format!("{}/../shared/vectors/keyvault", env!("CARGO_MANIFEST_DIR"));
+        let vectors = format!("{}/tests/data/vectors/keyvault", env!("CARGO_MANIFEST_DIR"));
         let mut seen = [false; 2];
         for entry in std::fs::read_dir(format!("{vectors}/c_get_secret_pkcs12")).unwrap() {
             let v: serde_json::Value =

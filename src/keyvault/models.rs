@@ -103,7 +103,7 @@ mod tests {
     fn recorded_secret_parses() {
         let raw = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vectors/keyvault/a_get_secret_plain/net__GetSecretWithVersion__001.json"
+            "/tests/data/vectors/keyvault/a_get_secret_plain/net__GetSecretWithVersion__001.json"
         ))
         .unwrap();
         let v: serde_json::Value = serde_json::from_str(&raw).unwrap();

@@ -1,4 +1,4 @@
-//! Every object type end to end, driven by the recorded Key Vault responses in `shared/vectors/`:
+//! Every object type end to end, driven by the recorded Key Vault responses in `tests/data/vectors/`:
 //! keys as PUBLIC KEY PEM, certificates as CERTIFICATE PEM, certificate-backed secrets (PEM
 //! passthrough, PFX → key + chain, `objectFormat: pfx`, split files). Expected outputs come from the
 //! vectors' own `test_vector` fields or from `testdata/gen_expected.py` (python-cryptography), never
@@ -14,7 +14,7 @@ const V: &str = "53f7dd3711364168882b48026cb30f80";
 
 fn vector(path: &str) -> serde_json::Value {
     let full = format!(
-        "{}/../shared/vectors/keyvault/{path}",
+        "{}/tests/data/vectors/keyvault/{path}",
         env!("CARGO_MANIFEST_DIR")
     );
     serde_json::from_str(&std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}")))

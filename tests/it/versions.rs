@@ -173,7 +173,7 @@ async fn recorded_version_listing_drives_history() {
     let recorded: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vectors/keyvault/f_versions_listing/node__keyVault-secret-tests@2016-11-16__036.json"
+            "/tests/data/vectors/keyvault/f_versions_listing/node__keyVault-secret-tests@2016-11-16__036.json"
         ))
         .unwrap(),
     )

@@ -2,7 +2,7 @@
 """Generates the expectations for the recorded Key Vault responses, independently of the provider's code.
 
 jwk-expected.json (src/convert/jwk.rs tests): for every GET key response recorded in
-shared/vectors/keyvault/d_get_key_{rsa,ec}, the SubjectPublicKeyInfo PEM that Go's
+tests/data/vectors/keyvault/d_get_key_{rsa,ec}, the SubjectPublicKeyInfo PEM that Go's
 x509.MarshalPKIXPublicKey gives (rsaEncryption with NULL parameters; id-ecPublicKey with the named curve
 and the uncompressed point), built by python-cryptography and checked with the openssl CLI, independently
 of the provider's code. Keys Go cannot write (P-256K, oct) map to null.
@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-VECTORS = os.path.normpath(os.path.join(HERE, "../../../../shared/vectors/keyvault"))
+VECTORS = os.path.normpath(os.path.join(HERE, "../../../tests/data/vectors/keyvault"))
 CURVES = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1(), "P-521": ec.SECP521R1()}
 
 

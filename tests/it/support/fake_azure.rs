@@ -11,7 +11,7 @@
 //! test CA of [`super::pki`], exactly as in production.
 //!
 //! Error bodies are the real ones: they are loaded at start from the recorded vectors in
-//! `shared/vectors/keyvault/` (see [`VECTOR_FILES`]) and only the names, ids and assertion claims are
+//! `tests/data/vectors/keyvault/` (see [`VECTOR_FILES`]) and only the names, ids and assertion claims are
 //! substituted: the 401 challenge (`AKV10000`) with `WWW-Authenticate`, 403 `ForbiddenByRbac` /
 //! `AccessDenied` / `SecretDisabled`, 404 `*NotFound`, 429 `Throttled` (plus `Retry-After`), and the
 //! Entra envelope of AADSTS70021 / AADSTS7000215. Codes without a recording (AADSTS700016, 90002,
@@ -49,7 +49,7 @@ use tokio::net::TcpListener;
 
 use super::pki;
 
-/// The recorded exchanges the fake reuses, relative to `shared/vectors/keyvault/`.
+/// The recorded exchanges the fake reuses, relative to `tests/data/vectors/keyvault/`.
 pub const VECTOR_FILES: &[&str] = &[
     V_CHALLENGE,
     V_SECRET_NOT_FOUND,
@@ -503,7 +503,7 @@ struct Recorded {
 }
 
 fn load(rel: &str) -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/keyvault/").to_owned() + rel;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/vectors/keyvault/").to_owned() + rel;
     let text =
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("recorded vector {path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("recorded vector {path}: {e}"))

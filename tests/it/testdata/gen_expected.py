@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-VECTORS = os.path.join(os.path.dirname(__file__), "../../../../shared/vectors/keyvault")
+VECTORS = os.path.join(os.path.dirname(__file__), "../../../tests/data/vectors/keyvault")
 KEYS = {
     "rsa": "d_get_key_rsa/cpp__KeyVaultKeyClient.CreateRsaKey__001.json",
     "rsa-hsm": "d_get_key_rsa/cpp__KeyVaultKeyClient.CreateRsaHsmKey__001.json",
