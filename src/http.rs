@@ -23,6 +23,7 @@ use rustls::pki_types::CertificateDer;
 pub struct HttpSettings {
     /// Product token plus the operator's `--custom-user-agent`.
     pub user_agent: String,
+    /// Connection timeout.
     pub connect_timeout: Duration,
     /// Upper bound for one request (headers and body); the Mount deadline bounds the whole Mount.
     pub request_timeout: Duration,
@@ -30,16 +31,18 @@ pub struct HttpSettings {
     pub resolve_overrides: Vec<ResolveOverride>,
     /// Extra trusted roots (DER), in addition to the system store.
     pub extra_roots: Vec<CertificateDer<'static>>,
-    /// Host name → (host, port) whose addresses it takes: the identity-binding proxy is reached under
-    /// its TLS server name (`--sni-name`) at the address of `--token-proxy-url`'s host.
-    pub aliases: Vec<(String, String, u16)>,
+    /// Names reached at another host's address: the identity-binding proxy is addressed by its TLS
+    /// server name (`--sni-name`) at the address of `--token-proxy-url`'s host.
+    pub aliases: Vec<HostAlias>,
 }
 
 /// `HOST=ADDR:PORT`: connect to `ADDR:PORT` for `HOST`. A host of `*.example.net` matches every
 /// name ending in `.example.net`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResolveOverride {
+    /// Lower-case host name, or `*.suffix`.
     pub host: String,
+    /// Where to connect instead.
     pub addr: SocketAddr,
 }
 
@@ -62,22 +65,168 @@ impl std::str::FromStr for ResolveOverride {
     }
 }
 
+/// A host name that is resolved as another host and port (TLS still uses `name`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostAlias {
+    /// The name requests use (and TLS verifies).
+    pub name: String,
+    /// The host whose addresses are used.
+    pub target_host: String,
+    /// The port to connect to.
+    pub port: u16,
+}
+
 /// Errors building the client at start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
+    /// The TLS configuration was refused.
     #[error("building the TLS configuration: {0}")]
-    Tls(#[from] rustls::Error),
+    Tls(rustls::Error),
+    /// reqwest refused the client settings.
     #[error("building the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    Client(reqwest::Error),
+}
+
+/// What kind of transport failure a request met (a bounded class, for messages and metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The host name does not resolve.
+    Dns,
+    /// No complete answer within the request timeout.
+    Timeout,
+    /// The TLS handshake failed (untrusted CA, wrong name, …).
+    Tls,
+    /// Any other connection or protocol failure.
+    Connect,
+    /// The body is larger than what the peer can legitimately send.
+    TooLarge,
+}
+
+/// A request that got no complete answer. `Display` is complete (host, what went wrong, what to
+/// check); the underlying reqwest error is kept for `Debug` and classification.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct TransportError {
+    /// Host name of the peer.
+    pub host: String,
+    /// What went wrong.
+    pub kind: FailureKind,
+    detail: String,
+    cause: Option<Box<reqwest::Error>>,
+}
+
+impl TransportError {
+    /// Classifies a reqwest failure for `url`.
+    pub fn new(url: &str, err: reqwest::Error) -> Self {
+        let kind = if dns_error(&err).is_some() {
+            FailureKind::Dns
+        } else if err.is_timeout() {
+            FailureKind::Timeout
+        } else if chain_mentions(
+            &err,
+            &["certificate", "tls", "handshake", "InvalidCertificate"],
+        ) {
+            FailureKind::Tls
+        } else {
+            FailureKind::Connect
+        };
+        Self {
+            host: host_of(url),
+            kind,
+            detail: describe(&err),
+            cause: Some(Box::new(err)),
+        }
+    }
+
+    /// A body over `limit` bytes.
+    pub fn too_large(url: &str, limit: usize) -> Self {
+        Self::without_cause(
+            host_of(url),
+            FailureKind::TooLarge,
+            format!("the response is larger than {limit} bytes"),
+        )
+    }
+
+    /// A failure found by our own checks rather than reported by reqwest.
+    pub(crate) fn without_cause(host: String, kind: FailureKind, detail: String) -> Self {
+        Self {
+            host,
+            kind,
+            detail,
+            cause: None,
+        }
+    }
+
+    /// The reqwest error behind this one, when there is one.
+    pub fn cause(&self) -> Option<&reqwest::Error> {
+        self.cause.as_deref()
+    }
+
+    fn describe(&self) -> String {
+        let host = &self.host;
+        match self.kind {
+            FailureKind::Dns => self.detail.clone(),
+            FailureKind::Timeout => format!("{host} did not answer in time"),
+            FailureKind::Tls => format!(
+                "TLS with {host} failed: {}; if a proxy or a private CA signs its certificate, mount that \
+                 CA into the provider and point SSL_CERT_FILE at it",
+                self.detail
+            ),
+            FailureKind::Connect | FailureKind::TooLarge => {
+                format!("request to {host} failed: {}", self.detail)
+            }
+        }
+    }
+}
+
+/// A short single-line excerpt of an error body that is not the expected JSON (a proxy's or
+/// gateway's HTML or text), for messages. Only response bodies are quoted, never request bodies.
+pub fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The host name of a URL ("" when it has none).
+pub fn host_of(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Reads a response body of at most `limit` bytes; a longer one fails without being buffered.
+pub async fn read_body(
+    url: &str,
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<bytes::Bytes, TransportError> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > limit as u64)
+    {
+        return Err(TransportError::too_large(url, limit));
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| TransportError::new(url, e))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(TransportError::too_large(url, limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// A DNS lookup failed: the name probably does not exist (for a vault: the vault does not exist or
 /// is misspelled).
 #[derive(Debug, thiserror::Error)]
 #[error("DNS lookup of {host} failed: {reason}")]
-pub struct DnsError {
-    pub host: String,
-    pub reason: String,
+pub(crate) struct DnsError {
+    host: String,
+    reason: String,
 }
 
 /// The resolver the shared client uses.
@@ -89,16 +238,18 @@ pub struct Resolver {
 }
 
 impl Resolver {
+    /// A resolver with overrides only.
     pub fn new(overrides: &[ResolveOverride]) -> Self {
         Self::with_aliases(overrides, &[])
     }
 
-    pub fn with_aliases(overrides: &[ResolveOverride], aliases: &[(String, String, u16)]) -> Self {
+    /// A resolver with overrides and aliases.
+    pub fn with_aliases(overrides: &[ResolveOverride], aliases: &[HostAlias]) -> Self {
         let mut resolver = Self::default();
-        for (name, host, port) in aliases {
+        for alias in aliases.iter().filter(|a| a.name != a.target_host) {
             resolver.aliases.insert(
-                name.to_ascii_lowercase(),
-                (host.to_ascii_lowercase(), *port),
+                alias.name.to_ascii_lowercase(),
+                (alias.target_host.to_ascii_lowercase(), alias.port),
             );
         }
         for o in overrides {
@@ -188,7 +339,8 @@ fn tls_config(settings: &HttpSettings) -> Result<rustls::ClientConfig, HttpError
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
+        .with_safe_default_protocol_versions()
+        .map_err(HttpError::Tls)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -208,7 +360,8 @@ pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, HttpErro
         .timeout(settings.request_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
         .https_only(false)
-        .build()?;
+        .build()
+        .map_err(HttpError::Client)?;
     Ok(client)
 }
 
@@ -216,17 +369,18 @@ pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, HttpErro
 /// the internet must not receive node-local token requests), short connect timeout.
 pub fn build_local_client(settings: &HttpSettings) -> Result<reqwest::Client, HttpError> {
     // reqwest needs a TLS configuration even for a plain-HTTP client; this one is never used for TLS.
-    Ok(reqwest::Client::builder()
+    reqwest::Client::builder()
         .tls_backend_preconfigured(tls_config(settings)?)
         .no_proxy()
         .user_agent(settings.user_agent.clone())
         .connect_timeout(Duration::from_secs(2))
         .timeout(settings.request_timeout)
-        .build()?)
+        .build()
+        .map_err(HttpError::Client)
 }
 
 /// Finds a [`DnsError`] in an error's source chain.
-pub fn dns_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a DnsError> {
+fn dns_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a DnsError> {
     let mut current = Some(err);
     while let Some(e) = current {
         if let Some(dns) = e.downcast_ref::<DnsError>() {
@@ -237,14 +391,10 @@ pub fn dns_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a D
     None
 }
 
-/// Describes a transport-level failure in one short phrase, without the URL (which the caller
-/// already names).
-pub fn describe_transport_error(err: &reqwest::Error) -> String {
+/// The failure in one phrase: each distinct message of the error's source chain, once.
+fn describe(err: &reqwest::Error) -> String {
     if let Some(dns) = dns_error(err) {
         return dns.to_string();
-    }
-    if err.is_timeout() {
-        return "the request timed out".to_owned();
     }
     let mut msg = String::new();
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
@@ -258,7 +408,21 @@ pub fn describe_transport_error(err: &reqwest::Error) -> String {
         }
         current = e.source();
     }
-    msg
+    // reqwest's own outer message repeats the URL, which the caller names by host already.
+    msg.replace("error sending request for url ", "sending ")
+}
+
+/// Whether any error in the chain says one of `needles`.
+fn chain_mentions(err: &(dyn std::error::Error + 'static), needles: &[&str]) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        let text = format!("{e} {e:?}");
+        if needles.iter().any(|n| text.contains(n)) {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use akv_csi_provider::server::{self, socket};
 use anyhow::Context as _;
 
 fn main() -> ExitCode {
-    let command = match config::parse_args(std::env::args().skip(1)) {
+    let command = match config::parse_args(std::env::args().skip(1), &config::Env::from_process()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}\n{}", config::usage());
@@ -31,13 +31,6 @@ fn main() -> ExitCode {
         }
         Command::Run(config) => *config,
     };
-    let mut config = config;
-    // The Azure SDKs' override of the IMDS address (also used by aad-pod-identity setups).
-    if let Ok(host) = std::env::var("AZURE_POD_IDENTITY_AUTHORITY_HOST")
-        && !host.trim().is_empty()
-    {
-        config.imds_endpoint = host.trim().to_owned();
-    }
     init_logging(config.log_format_json, config.verbosity);
     match serve(config) {
         Ok(()) => ExitCode::SUCCESS,

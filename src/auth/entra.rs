@@ -6,31 +6,16 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{AccessToken, AuthError};
+use super::{AccessToken, AuthError, MAX_TOKEN_BODY, NumberOrString, Peer, unusable_token};
 use crate::cloud::CloudEnvironment;
+use crate::http::{TransportError, excerpt, host_of, read_body};
 
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: SecretString,
+    /// Entra sends a number; ADFS and some proxies send a string.
     #[serde(default)]
     expires_in: Option<NumberOrString>,
-}
-
-/// Entra sends numbers; ADFS and some proxies send them as strings.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum NumberOrString {
-    Number(u64),
-    String(String),
-}
-
-impl NumberOrString {
-    fn as_u64(&self) -> Option<u64> {
-        match self {
-            Self::Number(n) => Some(*n),
-            Self::String(s) => s.trim().parse().ok(),
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -54,22 +39,24 @@ enum TokenFailure {
 }
 
 /// Who is asking, for error messages, and what to advise for Entra's error codes.
-pub struct Requester<'a> {
-    pub mode: &'static str,
-    pub tenant: &'a str,
-    pub client_id: &'a str,
-    pub hint: &'a (dyn Fn(&[u64]) -> Option<String> + Sync),
+pub(crate) struct Requester<'a> {
+    /// Where the request goes: Entra ID, or the AKS token proxy in front of it.
+    pub(crate) peer: Peer,
+    pub(crate) mode: &'static str,
+    pub(crate) tenant: &'a str,
+    pub(crate) client_id: &'a str,
+    pub(crate) hint: &'a (dyn Fn(&[u64]) -> Option<String> + Sync),
 }
 
 /// POSTs a client-credentials grant. `form` holds the credential fields; `client_id`, `scope` and
 /// `grant_type` are added here. Entra's refusals become [`AuthError::Entra`] with the requester's hint.
-pub async fn request_token(
+pub(crate) async fn request_token(
     http: &reqwest::Client,
     cloud: &CloudEnvironment,
     requester: &Requester<'_>,
     form: &[(&str, &str)],
 ) -> Result<AccessToken, AuthError> {
-    match post(http, cloud, requester.tenant, requester.client_id, form).await {
+    match post(http, cloud, requester, form).await {
         Ok(token) => Ok(token),
         Err(TokenFailure::Other(e)) => Err(*e),
         Err(TokenFailure::Refused {
@@ -91,15 +78,11 @@ pub async fn request_token(
 async fn post(
     http: &reqwest::Client,
     cloud: &CloudEnvironment,
-    tenant: &str,
-    client_id: &str,
+    requester: &Requester<'_>,
     form: &[(&str, &str)],
 ) -> Result<AccessToken, TokenFailure> {
+    let (peer, tenant, client_id) = (requester.peer, requester.tenant, requester.client_id);
     let url = format!("{}{tenant}/oauth2/v2.0/token", cloud.authority);
-    let host = reqwest::Url::parse(&url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_else(|| cloud.authority.clone());
     let scope = cloud.key_vault_scope();
     let mut fields: Vec<(&str, &str)> = vec![
         ("grant_type", "client_credentials"),
@@ -107,22 +90,22 @@ async fn post(
         ("scope", &scope),
     ];
     fields.extend_from_slice(form);
-    let response = http.post(&url).form(&fields).send().await.map_err(|e| {
-        TokenFailure::Other(Box::new(AuthError::Transport {
-            host: host.clone(),
-            reason: crate::http::describe_transport_error(&e),
-        }))
-    })?;
+    let transport = |error| TokenFailure::Other(Box::new(AuthError::Transport { peer, error }));
+    let response = http
+        .post(&url)
+        .form(&fields)
+        .send()
+        .await
+        .map_err(|e| transport(TransportError::new(&url, e)))?;
     let status = response.status();
-    let body = response.bytes().await.map_err(|e| {
-        TokenFailure::Other(Box::new(AuthError::Transport {
-            host: host.clone(),
-            reason: crate::http::describe_transport_error(&e),
-        }))
-    })?;
+    let body = read_body(&url, response, MAX_TOKEN_BODY)
+        .await
+        .map_err(transport)?;
     if status.is_success() {
+        let host = host_of(&url);
         let token: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
             TokenFailure::Other(Box::new(AuthError::Decode {
+                peer,
                 host: host.clone(),
                 reason: format!("token response is not the expected JSON: {e}"),
             }))
@@ -132,10 +115,8 @@ async fn post(
             .as_ref()
             .and_then(NumberOrString::as_u64)
             .unwrap_or(3599);
-        return Ok(AccessToken::new(
-            token.access_token,
-            Duration::from_secs(lifetime),
-        ));
+        return AccessToken::new(token.access_token, Duration::from_secs(lifetime))
+            .ok_or_else(|| TokenFailure::Other(Box::new(unusable_token(peer, &host))));
     }
     match serde_json::from_slice::<ErrorResponse>(&body) {
         Ok(err) => Err(TokenFailure::Refused {
@@ -146,10 +127,7 @@ async fn post(
         Err(_) => Err(TokenFailure::Refused {
             status: status.as_u16(),
             codes: Vec::new(),
-            description: format!(
-                "HTTP {status} with a non-JSON body: {}",
-                String::from_utf8_lossy(&body[..body.len().min(200)]).trim()
-            ),
+            description: format!("HTTP {status} with a non-JSON body: {}", excerpt(&body)),
         }),
     }
 }

@@ -11,7 +11,8 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{AccessToken, AuthError};
+use super::{AccessToken, AuthError, MAX_TOKEN_BODY, NumberOrString, Peer, unusable_token};
+use crate::http::{TransportError, excerpt, host_of, read_body};
 
 /// IMDS token path under the endpoint.
 const TOKEN_PATH: &str = "/metadata/identity/oauth2/token";
@@ -23,7 +24,7 @@ struct ImdsToken {
     access_token: SecretString,
     /// IMDS sends numbers as strings.
     #[serde(default)]
-    expires_in: Option<serde_json::Value>,
+    expires_in: Option<NumberOrString>,
 }
 
 #[derive(Deserialize)]
@@ -32,15 +33,6 @@ struct ImdsError {
     error: String,
     #[serde(default)]
     error_description: String,
-}
-
-/// Reads a number that may be sent as a JSON string.
-pub(crate) fn lenient_u64(v: Option<&serde_json::Value>) -> Option<u64> {
-    match v? {
-        serde_json::Value::Number(n) => n.as_u64(),
-        serde_json::Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
 }
 
 fn is_transient(status: StatusCode) -> bool {
@@ -66,50 +58,10 @@ pub async fn token(
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 1;
     loop {
-        let result = http
-            .get(&url)
-            .query(&query)
-            .header("Metadata", "true")
-            .send()
-            .await;
-        let failure = match result {
-            Err(e) => AuthError::Imds {
-                identity: identity.clone(),
-                status: None,
-                description: format!(
-                    "cannot reach IMDS at {endpoint}: {}",
-                    crate::http::describe_transport_error(&e)
-                ),
-                hint: Some(
-                    "the provider needs hostNetwork: true to reach IMDS, and the node must be an Azure VM"
-                        .to_owned(),
-                ),
-            },
-            Ok(response) => {
-                let status = response.status();
-                let body = response.bytes().await.unwrap_or_default();
-                if status.is_success() {
-                    let token: ImdsToken = serde_json::from_slice(&body).map_err(|e| AuthError::Decode {
-                        host: endpoint.to_owned(),
-                        reason: format!("IMDS token response is not the expected JSON: {e}"),
-                    })?;
-                    let lifetime = lenient_u64(token.expires_in.as_ref()).unwrap_or(3600);
-                    return Ok(AccessToken::new(token.access_token, Duration::from_secs(lifetime)));
-                }
-                let description = serde_json::from_slice::<ImdsError>(&body)
-                    .map(|e| if e.error_description.is_empty() { e.error } else { e.error_description })
-                    .unwrap_or_else(|_| String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_owned());
-                let err = AuthError::Imds {
-                    identity: identity.clone(),
-                    status: Some(status.as_u16()),
-                    hint: hint(&description, client_id),
-                    description,
-                };
-                if !is_transient(status) {
-                    return Err(err);
-                }
-                err
-            }
+        let failure = match attempt_once(http, &url, &query, endpoint, &identity, client_id).await {
+            Ok(token) => return Ok(token),
+            Err(Attempt::Final(err)) => return Err(err),
+            Err(Attempt::Transient(err)) => err,
         };
         if attempt >= ATTEMPTS {
             return Err(failure);
@@ -119,6 +71,82 @@ pub async fn token(
         backoff *= 2;
         attempt += 1;
     }
+}
+
+/// How one IMDS request failed.
+enum Attempt {
+    /// Worth another try (IMDS unreachable, 404/410 while an identity is assigned, 429, 5xx).
+    Transient(AuthError),
+    /// IMDS's definite answer.
+    Final(AuthError),
+}
+
+async fn attempt_once(
+    http: &reqwest::Client,
+    url: &str,
+    query: &[(&str, &str)],
+    endpoint: &str,
+    identity: &str,
+    client_id: Option<&str>,
+) -> Result<AccessToken, Attempt> {
+    let unreachable = |error: TransportError| AuthError::Imds {
+        identity: identity.to_owned(),
+        status: None,
+        description: format!("cannot reach IMDS at {endpoint}: {error}"),
+        hint: Some(
+            "the provider needs hostNetwork: true to reach IMDS, and the node must be an Azure VM"
+                .to_owned(),
+        ),
+    };
+    let response = http
+        .get(url)
+        .query(query)
+        .header("Metadata", "true")
+        .send()
+        .await
+        .map_err(|e| Attempt::Transient(unreachable(TransportError::new(url, e))))?;
+    let status = response.status();
+    let body = read_body(url, response, MAX_TOKEN_BODY)
+        .await
+        .map_err(|e| Attempt::Transient(unreachable(e)))?;
+    if status.is_success() {
+        let decode = |reason: String| {
+            Attempt::Final(AuthError::Decode {
+                peer: Peer::Imds,
+                host: host_of(url),
+                reason,
+            })
+        };
+        let token: ImdsToken = serde_json::from_slice(&body)
+            .map_err(|e| decode(format!("token response is not the expected JSON: {e}")))?;
+        let lifetime = token
+            .expires_in
+            .as_ref()
+            .and_then(NumberOrString::as_u64)
+            .unwrap_or(3600);
+        return AccessToken::new(token.access_token, Duration::from_secs(lifetime))
+            .ok_or_else(|| Attempt::Final(unusable_token(Peer::Imds, &host_of(url))));
+    }
+    let description = serde_json::from_slice::<ImdsError>(&body)
+        .map(|e| {
+            if e.error_description.is_empty() {
+                e.error
+            } else {
+                e.error_description
+            }
+        })
+        .unwrap_or_else(|_| excerpt(&body));
+    let err = AuthError::Imds {
+        identity: identity.to_owned(),
+        status: Some(status.as_u16()),
+        hint: hint(&description, client_id),
+        description,
+    };
+    Err(if is_transient(status) {
+        Attempt::Transient(err)
+    } else {
+        Attempt::Final(err)
+    })
 }
 
 fn hint(description: &str, client_id: Option<&str>) -> Option<String> {
@@ -172,12 +200,5 @@ mod tests {
             .contains("userAssignedIdentityID")
         );
         assert!(hint("Required metadata header not specified", None).is_none());
-    }
-
-    #[test]
-    fn numbers_may_be_strings() {
-        assert_eq!(lenient_u64(Some(&serde_json::json!("86399"))), Some(86399));
-        assert_eq!(lenient_u64(Some(&serde_json::json!(5))), Some(5));
-        assert_eq!(lenient_u64(Some(&serde_json::json!(null))), None);
     }
 }

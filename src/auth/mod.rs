@@ -6,20 +6,22 @@
 //! the many Mounts of one workload.
 
 pub mod assertion;
-pub mod cache;
-pub mod entra;
-pub mod managed_identity;
-pub mod pod_identity;
-pub mod service_principal;
-pub mod workload;
+mod cache;
+mod entra;
+mod managed_identity;
+mod pod_identity;
+mod service_principal;
+mod workload;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use crate::cloud::CloudEnvironment;
+use crate::http::TransportError;
 use assertion::Assertion;
 use cache::{CacheKey, TokenCache};
 
@@ -27,20 +29,33 @@ use cache::{CacheKey, TokenCache};
 #[derive(Clone)]
 pub struct AccessToken {
     secret: SecretString,
+    /// `Bearer <token>`, built once and marked sensitive so that HTTP logging never shows it.
+    header: HeaderValue,
     /// When the token stops being valid, from `expires_in`.
     pub expires_at: Instant,
 }
 
 impl AccessToken {
-    pub fn new(secret: SecretString, lifetime: Duration) -> Self {
-        Self {
+    /// A token valid for `lifetime` from now; `None` when it cannot be sent in a header.
+    pub fn new(secret: SecretString, lifetime: Duration) -> Option<Self> {
+        let mut header =
+            HeaderValue::try_from(format!("Bearer {}", secret.expose_secret())).ok()?;
+        header.set_sensitive(true);
+        Some(Self {
             secret,
+            header,
             expires_at: Instant::now() + lifetime,
-        }
+        })
     }
 
+    /// The token itself.
     pub fn secret(&self) -> &SecretString {
         &self.secret
+    }
+
+    /// The `Authorization` header value (sensitive).
+    pub fn header_value(&self) -> HeaderValue {
+        self.header.clone()
     }
 }
 
@@ -50,6 +65,59 @@ impl std::fmt::Debug for AccessToken {
             .field("secret", &"[redacted]")
             .field("expires_at", &self.expires_at)
             .finish()
+    }
+}
+
+/// A JSON number that some peers send as a string (IMDS, NMI, ADFS and some proxies).
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(untagged)]
+pub(crate) enum NumberOrString {
+    Number(u64),
+    String(String),
+}
+
+impl NumberOrString {
+    pub(crate) fn as_u64(&self) -> Option<u64> {
+        match self {
+            Self::Number(n) => Some(*n),
+            Self::String(s) => s.trim().parse().ok(),
+        }
+    }
+}
+
+/// Largest token-endpoint answer read (Entra, IMDS, NMI): tokens are a few kilobytes.
+pub const MAX_TOKEN_BODY: usize = 64 * 1024;
+
+/// Who issued (or failed to issue) a token, for messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peer {
+    /// The Entra ID token endpoint.
+    Entra,
+    /// The Azure Instance Metadata Service on the node.
+    Imds,
+    /// aad-pod-identity's NMI on the node.
+    Nmi,
+    /// The AKS identity-binding token proxy.
+    TokenProxy,
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Entra => "Entra ID",
+            Self::Imds => "IMDS",
+            Self::Nmi => "aad-pod-identity NMI",
+            Self::TokenProxy => "the AKS token proxy",
+        })
+    }
+}
+
+/// A token answer that parsed but cannot be used (no token, or one that is not a valid header).
+pub(crate) fn unusable_token(peer: Peer, host: &str) -> AuthError {
+    AuthError::Decode {
+        peer,
+        host: host.to_owned(),
+        reason: "the access token is empty or not a valid header value".to_owned(),
     }
 }
 
@@ -100,12 +168,19 @@ pub enum AuthError {
         hint.as_deref().map(|h| format!(". {h}")).unwrap_or_default()
     )]
     Entra {
+        /// The identity mode that asked.
         mode: &'static str,
+        /// `tenantID`.
         tenant: String,
+        /// The client id the grant named.
         client_id: String,
+        /// HTTP status.
         status: u16,
+        /// `error_codes` (AADSTS numbers).
         codes: Vec<u64>,
+        /// `error_description`, on one line.
         description: String,
+        /// What to do about it, when we know.
         hint: Option<String>,
     },
     /// IMDS answered with an error or could not be reached.
@@ -115,24 +190,49 @@ pub enum AuthError {
         hint.as_deref().map(|h| format!(". {h}")).unwrap_or_default()
     )]
     Imds {
+        /// `system-assigned` or `user-assigned <client id>`.
         identity: String,
+        /// HTTP status; `None` when IMDS could not be reached.
         status: Option<u16>,
+        /// IMDS's `error_description`, or the transport failure.
         description: String,
+        /// What to do about it, when we know.
         hint: Option<String>,
     },
     /// aad-pod-identity's NMI refused or could not be reached.
     #[error("pod identity for {pod}: {description}")]
     PodIdentity {
+        /// `namespace/name`.
         pod: String,
+        /// HTTP status; `None` when NMI could not be reached.
         status: Option<u16>,
+        /// What NMI said, or the transport failure, with advice.
         description: String,
     },
-    #[error("cannot reach Entra ID at {host}: {reason}")]
-    Transport { host: String, reason: String },
-    #[error("Entra ID at {host} sent an unexpected response: {reason}")]
-    Decode { host: String, reason: String },
+    /// The token endpoint could not be reached or gave no complete answer.
+    #[error("cannot get a token from {peer}: {error}")]
+    Transport {
+        /// Which endpoint.
+        peer: Peer,
+        /// What went wrong (names the host).
+        error: TransportError,
+    },
+    /// The endpoint answered with something that is not a token response.
+    #[error("{peer} at {host} sent an unexpected response: {reason}")]
+    Decode {
+        /// Which endpoint.
+        peer: Peer,
+        /// Its host.
+        host: String,
+        /// What did not parse.
+        reason: String,
+    },
+    /// The daemon lacks a setting this identity mode needs.
     #[error("{what}")]
-    NotConfigured { what: String },
+    NotConfigured {
+        /// What to set.
+        what: String,
+    },
 }
 
 impl AuthError {
@@ -185,14 +285,10 @@ impl Authenticator {
         }
     }
 
-    /// Cache statistics.
-    pub fn cache_stats(&self) -> cache::CacheStats {
-        self.cache.stats()
-    }
-
     /// The federated grant (workload identity, identity binding), cached per presenter.
     async fn federated(
         &self,
+        peer: Peer,
         mode: &'static str,
         cloud: &CloudEnvironment,
         tenant: &str,
@@ -209,7 +305,7 @@ impl Authenticator {
         };
         self.cache
             .get_or_fetch(&key, || {
-                workload::token(&self.http, mode, cloud, tenant, client_id, assertion)
+                workload::token(&self.http, peer, mode, cloud, tenant, client_id, assertion)
             })
             .await
     }
@@ -226,8 +322,15 @@ impl Authenticator {
                 client_id,
                 assertion,
             } => {
-                self.federated("workload identity", cloud, tenant, client_id, assertion)
-                    .await
+                self.federated(
+                    Peer::Entra,
+                    "workload identity",
+                    cloud,
+                    tenant,
+                    client_id,
+                    assertion,
+                )
+                .await
             }
             Identity::TokenProxy {
                 client_id,
@@ -245,8 +348,15 @@ impl Authenticator {
                     authority: proxy.clone(),
                     ..cloud.clone()
                 };
-                self.federated("identity binding", &proxied, tenant, client_id, assertion)
-                    .await
+                self.federated(
+                    Peer::TokenProxy,
+                    "identity binding",
+                    &proxied,
+                    tenant,
+                    client_id,
+                    assertion,
+                )
+                .await
             }
             Identity::ServicePrincipal {
                 client_id,

@@ -6,8 +6,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::managed_identity::lenient_u64;
-use super::{AccessToken, AuthError};
+use super::{AccessToken, AuthError, MAX_TOKEN_BODY, NumberOrString, Peer, unusable_token};
+use crate::http::{TransportError, excerpt, host_of, read_body};
 
 #[derive(Deserialize)]
 struct NmiResponse {
@@ -18,9 +18,9 @@ struct NmiResponse {
 struct NmiToken {
     access_token: SecretString,
     #[serde(default)]
-    expires_in: Option<serde_json::Value>,
+    expires_in: Option<NumberOrString>,
     #[serde(default)]
-    expires_on: Option<serde_json::Value>,
+    expires_on: Option<NumberOrString>,
 }
 
 /// A token for `resource` for the pod `namespace/pod` from NMI at `endpoint`.
@@ -44,22 +44,23 @@ pub async fn token(
         .header("podname", pod)
         .send()
         .await
-        .map_err(|e| {
-            failure(
-                format!(
-                    "cannot reach NMI at {endpoint}: {}; is aad-pod-identity installed and the provider \
-                     running with hostNetwork: true?",
-                    crate::http::describe_transport_error(&e)
-                ),
-                None,
-            )
-        })?;
+        .map_err(|e| TransportError::new(&url, e));
+    let unreachable = |error: TransportError| {
+        failure(
+            format!(
+                "cannot reach NMI at {endpoint}: {error}; is aad-pod-identity installed and the provider \
+                 running with hostNetwork: true?"
+            ),
+            None,
+        )
+    };
+    let response = response.map_err(unreachable)?;
     let status = response.status();
-    let body = response.bytes().await.unwrap_or_default();
+    let body = read_body(&url, response, MAX_TOKEN_BODY)
+        .await
+        .map_err(unreachable)?;
     if !status.is_success() {
-        let text = String::from_utf8_lossy(&body[..body.len().min(300)])
-            .trim()
-            .to_owned();
+        let text = excerpt(&body);
         return Err(failure(
             format!(
                 "NMI answered HTTP {status}: {text}; check the AzureIdentity and AzureIdentityBinding for \
@@ -69,17 +70,20 @@ pub async fn token(
         ));
     }
     let parsed: NmiResponse = serde_json::from_slice(&body).map_err(|e| AuthError::Decode {
-        host: endpoint.to_owned(),
+        peer: Peer::Nmi,
+        host: host_of(&url),
         reason: format!("NMI token response is not the expected JSON: {e}"),
     })?;
-    let lifetime = lenient_u64(parsed.token.expires_in.as_ref())
+    let token = parsed.token;
+    let lifetime = token
+        .expires_in
+        .as_ref()
+        .and_then(NumberOrString::as_u64)
         .or_else(|| {
-            lenient_u64(parsed.token.expires_on.as_ref())
-                .map(|on| on.saturating_sub(super::assertion::unix_now().max(0) as u64))
+            let on = token.expires_on.as_ref()?.as_u64()?;
+            Some(on.saturating_sub(super::assertion::unix_now().max(0) as u64))
         })
         .unwrap_or(300);
-    Ok(AccessToken::new(
-        parsed.token.access_token,
-        Duration::from_secs(lifetime),
-    ))
+    AccessToken::new(token.access_token, Duration::from_secs(lifetime))
+        .ok_or_else(|| unusable_token(Peer::Nmi, &host_of(&url)))
 }

@@ -4,11 +4,11 @@
 use secrecy::{ExposeSecret, SecretString};
 
 use super::entra::{Requester, request_token};
-use super::{AccessToken, AuthError};
+use super::{AccessToken, AuthError, Peer};
 use crate::cloud::CloudEnvironment;
 
 /// Client-secret grant.
-pub async fn token(
+pub(crate) async fn token(
     http: &reqwest::Client,
     cloud: &CloudEnvironment,
     tenant: &str,
@@ -17,6 +17,7 @@ pub async fn token(
 ) -> Result<AccessToken, AuthError> {
     let form = [("client_secret", client_secret.expose_secret())];
     let requester = Requester {
+        peer: Peer::Entra,
         mode: "service principal",
         tenant,
         client_id,

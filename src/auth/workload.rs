@@ -3,15 +3,16 @@
 
 use super::assertion::Assertion;
 use super::entra::{Requester, request_token};
-use super::{AccessToken, AuthError};
+use super::{AccessToken, AuthError, Peer};
 use crate::cloud::CloudEnvironment;
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Exchanges the assertion for a token. `mode` names the identity mode in errors (workload identity,
 /// or identity binding, which sends the same grant through the AKS token proxy).
-pub async fn token(
+pub(crate) async fn token(
     http: &reqwest::Client,
+    peer: Peer,
     mode: &'static str,
     cloud: &CloudEnvironment,
     tenant: &str,
@@ -23,6 +24,7 @@ pub async fn token(
         ("client_assertion", assertion.token()),
     ];
     let requester = Requester {
+        peer,
         mode,
         tenant,
         client_id,

@@ -3,6 +3,11 @@
 //! shortest form, INTEGERs minimal and positive, no optional fields we do not mean to write.
 
 /// Universal tags used here.
+/// OID content bytes of rsaEncryption (1.2.840.113549.1.1.1).
+pub const RSA_ENCRYPTION_OID: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+/// OID content bytes of id-ecPublicKey (1.2.840.10045.2.1).
+pub const EC_PUBLIC_KEY_OID: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+
 pub const INTEGER: u8 = 0x02;
 pub const BIT_STRING: u8 = 0x03;
 pub const OCTET_STRING: u8 = 0x04;

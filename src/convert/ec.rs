@@ -4,6 +4,7 @@
 //! key that is not on its curve; doing the same keeps our files identical to Go's and our errors early.
 
 use p256::elliptic_curve::sec1::ToSec1Point as _;
+use zeroize::Zeroizing;
 
 /// A supported named curve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +53,19 @@ impl Curve {
             Self::P384 => 48,
             Self::P521 => 66,
         }
+    }
+
+    /// A big-endian number (coordinate or scalar) as exactly `size()` bytes: leading zero bytes
+    /// dropped, then left-padded, as Go reads them; `None` when its significant bytes do not fit.
+    pub fn fixed_size(self, bytes: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        let size = self.size();
+        let digits = &bytes[bytes.iter().take_while(|b| **b == 0).count()..];
+        if digits.len() > size {
+            return None;
+        }
+        let mut out = Zeroizing::new(vec![0u8; size - digits.len()]);
+        out.extend_from_slice(digits);
+        Some(out)
     }
 
     /// The uncompressed public point (`04 || x || y`) of a private scalar of exactly `size()` bytes;

@@ -1,37 +1,14 @@
 //! `objectType: key`: the public part of a Key Vault JSON Web Key as a SubjectPublicKeyInfo PEM
 //! (`PUBLIC KEY`), byte for byte what Go's `x509.MarshalPKIXPublicKey` writes (spec 5.2).
 
-use base64::Engine as _;
-use serde::Deserialize;
-
 use super::ConvertError;
-use super::der_writer::{NULL, bit_string, oid, sequence, tlv, unsigned_integer};
+use super::der_writer::{
+    EC_PUBLIC_KEY_OID, NULL, RSA_ENCRYPTION_OID, bit_string, oid, sequence, tlv, unsigned_integer,
+};
 use super::ec::Curve;
 use super::pem;
-
-/// OID content bytes.
-const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-pub(crate) const EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-
-/// The `key` of a GET key response (public parts only; private fields are never returned by Key
-/// Vault and are ignored if present).
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Jwk {
-    #[serde(default)]
-    pub kid: Option<String>,
-    #[serde(default)]
-    pub kty: Option<String>,
-    #[serde(default)]
-    pub n: Option<String>,
-    #[serde(default)]
-    pub e: Option<String>,
-    #[serde(default)]
-    pub crv: Option<String>,
-    #[serde(default)]
-    pub x: Option<String>,
-    #[serde(default)]
-    pub y: Option<String>,
-}
+use crate::keyvault::models::Jwk;
+use base64::Engine as _;
 
 fn b64url(field: &'static str, value: Option<&str>) -> Result<Vec<u8>, ConvertError> {
     let value = value
@@ -41,19 +18,14 @@ fn b64url(field: &'static str, value: Option<&str>) -> Result<Vec<u8>, ConvertEr
         .map_err(|e| ConvertError::Unsupported(format!("the key's {field} is not base64url: {e}")))
 }
 
-/// Left-pads a coordinate to the curve's size; refuses one that is longer.
-fn coordinate(field: &'static str, bytes: &[u8], size: usize) -> Result<Vec<u8>, ConvertError> {
-    let skip = bytes.iter().take_while(|b| **b == 0).count();
-    let digits = &bytes[skip..];
-    if digits.len() > size {
-        return Err(ConvertError::Unsupported(format!(
-            "the key's {field} coordinate is {} bytes, longer than the curve allows ({size})",
-            digits.len()
-        )));
-    }
-    let mut out = vec![0; size - digits.len()];
-    out.extend_from_slice(digits);
-    Ok(out)
+/// A coordinate as exactly the curve's size; refuses one that is longer.
+fn coordinate(field: &'static str, bytes: &[u8], curve: Curve) -> Result<Vec<u8>, ConvertError> {
+    curve.fixed_size(bytes).map(|c| c.to_vec()).ok_or_else(|| {
+        ConvertError::Unsupported(format!(
+            "the key's {field} coordinate is longer than the curve allows ({} bytes)",
+            curve.size()
+        ))
+    })
 }
 
 /// The SubjectPublicKeyInfo DER of a JWK.
@@ -64,7 +36,7 @@ pub fn public_key_der(jwk: &Jwk) -> Result<Vec<u8>, ConvertError> {
             let n = b64url("n", jwk.n.as_deref())?;
             let e = b64url("e", jwk.e.as_deref())?;
             let rsa_public_key = sequence(&[&unsigned_integer(&n), &unsigned_integer(&e)]);
-            let algorithm = sequence(&[&oid(RSA_ENCRYPTION), &tlv(NULL, &[])]);
+            let algorithm = sequence(&[&oid(RSA_ENCRYPTION_OID), &tlv(NULL, &[])]);
             Ok(sequence(&[&algorithm, &bit_string(&rsa_public_key)]))
         }
         "EC" | "EC-HSM" => {
@@ -76,8 +48,8 @@ pub fn public_key_der(jwk: &Jwk) -> Result<Vec<u8>, ConvertError> {
                 ))
             })?;
             let size = curve.size();
-            let x = coordinate("x", &b64url("x", jwk.x.as_deref())?, size)?;
-            let y = coordinate("y", &b64url("y", jwk.y.as_deref())?, size)?;
+            let x = coordinate("x", &b64url("x", jwk.x.as_deref())?, curve)?;
+            let y = coordinate("y", &b64url("y", jwk.y.as_deref())?, curve)?;
             let mut point = Vec::with_capacity(1 + 2 * size);
             point.push(0x04);
             point.extend_from_slice(&x);
@@ -90,7 +62,7 @@ pub fn public_key_der(jwk: &Jwk) -> Result<Vec<u8>, ConvertError> {
                      corrupt"
                 )));
             }
-            let algorithm = sequence(&[&oid(EC_PUBLIC_KEY), &oid(curve.oid())]);
+            let algorithm = sequence(&[&oid(EC_PUBLIC_KEY_OID), &oid(curve.oid())]);
             Ok(sequence(&[&algorithm, &bit_string(&point)]))
         }
         other => Err(ConvertError::Unsupported(format!(

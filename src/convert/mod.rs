@@ -7,6 +7,7 @@ pub mod chain;
 pub mod der_writer;
 pub mod ec;
 pub mod encoding;
+pub mod files;
 pub mod jwk;
 pub mod pem;
 pub mod pkcs12;
@@ -34,20 +35,37 @@ pub enum ObjectEncoding {
 /// adds the vault and object.
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
+    /// `objectEncoding` does not match the value. The reason gives a position, never the value's bytes.
     #[error("objectEncoding is {encoding} but the value is not valid {encoding}: {reason}")]
     Decode {
+        /// `base64` or `hex`.
         encoding: &'static str,
+        /// Where decoding stopped.
         reason: String,
     },
+    /// A certificate-backed secret in a format we cannot convert.
     #[error(
         "the secret is certificate-backed (it has a kid) but its contentType {content_type:?} is neither \
          application/x-pkcs12 nor application/x-pem-file; re-import the certificate in one of those formats"
     )]
-    UnsupportedContentType { content_type: Option<String> },
+    UnsupportedContentType {
+        /// The `contentType` Key Vault returned.
+        content_type: Option<String>,
+    },
+    /// A key type, curve or algorithm we cannot write (the message names it).
     #[error("{0}")]
     Unsupported(String),
+    /// The PFX could not be read (the message says why and what to do).
     #[error("cannot decode the certificate's PFX: {0}")]
     Pkcs12(String),
+    /// A field of Key Vault's answer is not what the API documents.
+    #[error("Key Vault's {field} field is not valid: {reason}")]
+    Malformed {
+        /// The JSON field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Options that change how a secret's value becomes a file.

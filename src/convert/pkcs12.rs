@@ -28,13 +28,11 @@ use spki::AlgorithmIdentifierOwned;
 use zeroize::Zeroizing;
 
 use super::ConvertError;
-use super::der_writer::{CONTEXT_1, NULL, OCTET_STRING, bit_string, oid, sequence, tlv};
+use super::der_writer::{
+    CONTEXT_1, EC_PUBLIC_KEY_OID, NULL, OCTET_STRING, RSA_ENCRYPTION_OID, bit_string, oid,
+    sequence, tlv,
+};
 use super::ec::Curve;
-use super::jwk::EC_PUBLIC_KEY as EC_PUBLIC_KEY_OID;
-
-/// OIDs (dotted) of the key algorithms we re-encode.
-const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
-const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
 
 const DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
 const ENCRYPTED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.6");
@@ -337,16 +335,15 @@ pub fn normalize_key(pkcs8: &[u8]) -> Result<Zeroizing<Vec<u8>>, ConvertError> {
             "a private key in the PFX is not valid PKCS#8 ({e})"
         ))
     })?;
-    let algorithm_oid = info.algorithm.oid.to_string();
     let version = [0x02, 0x01, 0x00];
-    match algorithm_oid.as_str() {
-        RSA_ENCRYPTION => {
+    match info.algorithm.oid.as_bytes() {
+        RSA_ENCRYPTION_OID => {
             check_rsa_private_key(info.private_key.as_bytes())?;
             let algorithm = sequence(&[&oid(info.algorithm.oid.as_bytes()), &tlv(NULL, &[])]);
             let inner = Zeroizing::new(tlv(OCTET_STRING, info.private_key.as_bytes()));
             Ok(Zeroizing::new(sequence(&[&version, &algorithm, &inner])))
         }
-        EC_PUBLIC_KEY => {
+        EC_PUBLIC_KEY_OID => {
             let ec = sec1::EcPrivateKey::from_der(info.private_key.as_bytes()).map_err(|e| {
                 ConvertError::Pkcs12(format!(
                     "an EC private key in the PFX is not a valid ECPrivateKey ({e})"
@@ -370,15 +367,6 @@ pub fn normalize_key(pkcs8: &[u8]) -> Result<Zeroizing<Vec<u8>>, ConvertError> {
                      P-384 and P-521 are)"
                 ))
             })?;
-            let size = curve.size();
-            // Like Go: leading zero bytes beyond the curve size are tolerated, a short scalar is padded.
-            let scalar = ec.private_key;
-            let skip = scalar
-                .iter()
-                .take(scalar.len().saturating_sub(size))
-                .take_while(|b| **b == 0)
-                .count();
-            let digits = &scalar[skip..];
             let invalid = || {
                 ConvertError::Pkcs12(
                     "an EC private key in the PFX is invalid (its scalar is zero or out of range for the \
@@ -386,11 +374,8 @@ pub fn normalize_key(pkcs8: &[u8]) -> Result<Zeroizing<Vec<u8>>, ConvertError> {
                         .to_owned(),
                 )
             };
-            if digits.len() > size {
-                return Err(invalid());
-            }
-            let mut padded = Zeroizing::new(vec![0u8; size - digits.len()]);
-            padded.extend_from_slice(digits);
+            // Like Go: leading zero bytes beyond the curve size are tolerated, a short scalar is padded.
+            let padded = curve.fixed_size(ec.private_key).ok_or_else(invalid)?;
             let public_point = curve.public_point(&padded).ok_or_else(invalid)?;
             let ec_version = [0x02, 0x01, 0x01];
             let inner = Zeroizing::new(sequence(&[
@@ -402,8 +387,9 @@ pub fn normalize_key(pkcs8: &[u8]) -> Result<Zeroizing<Vec<u8>>, ConvertError> {
             let wrapped = Zeroizing::new(tlv(OCTET_STRING, &inner));
             Ok(Zeroizing::new(sequence(&[&version, &algorithm, &wrapped])))
         }
-        other => Err(ConvertError::Pkcs12(format!(
-            "a private key in the PFX uses algorithm {other}; only RSA and EC keys are supported"
+        _ => Err(ConvertError::Pkcs12(format!(
+            "a private key in the PFX uses algorithm {}; only RSA and EC keys are supported",
+            info.algorithm.oid
         ))),
     }
 }

@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
-use secrecy::ExposeSecret;
+use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
 use serde::de::DeserializeOwned;
 
 use crate::auth::AccessToken;
-use models::{CertificateBundle, ErrorBody, KeyBundle, SecretBundle, VersionItem, VersionPage};
+use crate::http::{FailureKind, TransportError, excerpt, read_body};
+use models::{
+    CertificateBundle, ErrorBody, KeyBundle, SecretBundle, VersionItem, VersionPage, version_of,
+};
 
 /// API version sent on every request (current and supported by every public cloud and Azure Stack Hub
 /// 2301+).
@@ -25,6 +27,11 @@ const MAX_ATTEMPTS: u32 = 3;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 /// Pages followed in one version listing (25 versions each): a bound against a looping `nextLink`.
 const MAX_PAGES: usize = 200;
+/// Largest body read for one object: a secret value is at most 25 KB, and its JSON with id,
+/// attributes and tags stays far below this.
+pub const MAX_OBJECT_BODY: usize = 256 * 1024;
+/// Largest body read for one page of a version listing (25 versions with their tags).
+pub const MAX_PAGE_BODY: usize = 1024 * 1024;
 
 /// Which Key Vault collection an object lives in (`objectType`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,22 +64,31 @@ impl ObjectKind {
 /// A failed Key Vault call. The caller adds the vault and object names.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyVaultError {
-    #[error("{0}")]
-    Dns(String),
-    #[error("request to {host} failed: {reason}")]
-    Transport { host: String, reason: String },
+    /// No complete answer (DNS, TLS, connection, timeout, oversized body).
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// Key Vault answered with an error.
     #[error("HTTP {status} {code}{}: {message}", inner.as_deref().map(|i| format!(" ({i})")).unwrap_or_default())]
     Status {
+        /// HTTP status.
         status: u16,
+        /// `error.code`, or the status text for non-JSON bodies.
         code: String,
+        /// `error.innererror.code` (`ForbiddenByRbac`, `AccessDenied`, `SecretDisabled`, …).
         inner: Option<String>,
+        /// `error.message`, or an excerpt of a non-JSON body.
         message: String,
     },
+    /// A 200 answer that is not what the API documents.
     #[error("unexpected response ({reason})")]
-    Decode { reason: String },
+    Decode {
+        /// What did not parse.
+        reason: String,
+    },
 }
 
 impl KeyVaultError {
+    /// The HTTP status of an error answer.
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Status { status, .. } => Some(*status),
@@ -84,9 +100,38 @@ impl KeyVaultError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Status { status, .. } => *status == 429 || *status >= 500,
-            Self::Transport { .. } => true,
-            Self::Dns(_) | Self::Decode { .. } => false,
+            Self::Transport(t) => !matches!(t.kind, FailureKind::Dns | FailureKind::TooLarge),
+            Self::Decode { .. } => false,
         }
+    }
+}
+
+/// A Key Vault response body of one object kind, fetched with [`KeyVaultClient::get`].
+pub trait KeyVaultObject: DeserializeOwned {
+    /// The collection it lives in.
+    const KIND: ObjectKind;
+    /// The version id the answer names (the last segment of its `id` or `kid`).
+    fn version(&self) -> &str;
+}
+
+impl KeyVaultObject for SecretBundle {
+    const KIND: ObjectKind = ObjectKind::Secret;
+    fn version(&self) -> &str {
+        version_of(&self.id)
+    }
+}
+
+impl KeyVaultObject for KeyBundle {
+    const KIND: ObjectKind = ObjectKind::Key;
+    fn version(&self) -> &str {
+        version_of(self.key.kid.as_deref().unwrap_or_default())
+    }
+}
+
+impl KeyVaultObject for CertificateBundle {
+    const KIND: ObjectKind = ObjectKind::Cert;
+    fn version(&self) -> &str {
+        version_of(&self.id)
     }
 }
 
@@ -100,6 +145,7 @@ pub struct KeyVaultClient {
 }
 
 impl KeyVaultClient {
+    /// A client over the shared HTTP client.
     pub fn new(http: reqwest::Client) -> Self {
         Self { http }
     }
@@ -119,49 +165,16 @@ impl KeyVaultClient {
         }
     }
 
-    /// `GET /secrets/{name}[/{version}]`.
-    pub async fn get_secret(
+    /// `GET /{collection}/{name}[/{version}]` for the object kind `T` stands for.
+    pub async fn get<T: KeyVaultObject>(
         &self,
         vault_url: &str,
         name: &str,
         version: Option<&str>,
         token: &AccessToken,
-    ) -> Result<SecretBundle, KeyVaultError> {
-        self.get_json(
-            &Self::object_url(vault_url, ObjectKind::Secret, name, version),
-            token,
-        )
-        .await
-    }
-
-    /// `GET /keys/{name}[/{version}]`.
-    pub async fn get_key(
-        &self,
-        vault_url: &str,
-        name: &str,
-        version: Option<&str>,
-        token: &AccessToken,
-    ) -> Result<KeyBundle, KeyVaultError> {
-        self.get_json(
-            &Self::object_url(vault_url, ObjectKind::Key, name, version),
-            token,
-        )
-        .await
-    }
-
-    /// `GET /certificates/{name}[/{version}]`.
-    pub async fn get_certificate(
-        &self,
-        vault_url: &str,
-        name: &str,
-        version: Option<&str>,
-        token: &AccessToken,
-    ) -> Result<CertificateBundle, KeyVaultError> {
-        self.get_json(
-            &Self::object_url(vault_url, ObjectKind::Cert, name, version),
-            token,
-        )
-        .await
+    ) -> Result<T, KeyVaultError> {
+        let url = Self::object_url(vault_url, T::KIND, name, version);
+        self.get_json(&url, MAX_OBJECT_BODY, token).await
     }
 
     /// Every version of an object, following `nextLink` (only within the same vault).
@@ -179,7 +192,7 @@ impl KeyVaultClient {
         );
         let mut items = Vec::new();
         for _ in 0..MAX_PAGES {
-            let page: VersionPage = self.get_json(&url, token).await?;
+            let page: VersionPage = self.get_json(&url, MAX_PAGE_BODY, token).await?;
             items.extend(page.value);
             match page.next_link.filter(|l| !l.is_empty()) {
                 // The token must only ever go to the vault it was asked for.
@@ -200,11 +213,12 @@ impl KeyVaultClient {
     async fn get_json<T: DeserializeOwned>(
         &self,
         url: &str,
+        limit: usize,
         token: &AccessToken,
     ) -> Result<T, KeyVaultError> {
         let mut attempt = 1;
         loop {
-            match self.get_once(url, token).await {
+            match self.get_once(url, limit, token).await {
                 Err((err, retry_after)) if err.is_transient() && attempt < MAX_ATTEMPTS => {
                     let backoff = retry_after
                         .unwrap_or(Duration::from_millis(200 * 2u64.pow(attempt)))
@@ -219,29 +233,21 @@ impl KeyVaultClient {
         }
     }
 
+    /// One GET; a failure comes with the `Retry-After` it carried.
     async fn get_once<T: DeserializeOwned>(
         &self,
         url: &str,
+        limit: usize,
         token: &AccessToken,
     ) -> Result<T, (KeyVaultError, Option<Duration>)> {
-        let mut auth = HeaderValue::try_from(format!("Bearer {}", token.secret().expose_secret()))
-            .map_err(|_| {
-                (
-                    KeyVaultError::Decode {
-                        reason: "the access token is not a valid header value".to_owned(),
-                    },
-                    None,
-                )
-            })?;
-        auth.set_sensitive(true);
         let response = self
             .http
             .get(url)
-            .header(AUTHORIZATION, auth)
+            .header(AUTHORIZATION, token.header_value())
             .header("Accept", "application/json")
             .send()
             .await
-            .map_err(|e| (transport_error(url, &e), None))?;
+            .map_err(|e| (TransportError::new(url, e).into(), None))?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -249,10 +255,9 @@ impl KeyVaultClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = response
-            .bytes()
+        let body = read_body(url, response, limit)
             .await
-            .map_err(|e| (transport_error(url, &e), None))?;
+            .map_err(|e| (e.into(), retry_after))?;
         if status == StatusCode::OK {
             return serde_json::from_slice(&body).map_err(|e| {
                 (
@@ -264,20 +269,6 @@ impl KeyVaultClient {
             });
         }
         Err((status_error(status, &body), retry_after))
-    }
-}
-
-fn transport_error(url: &str, err: &reqwest::Error) -> KeyVaultError {
-    if let Some(dns) = crate::http::dns_error(err) {
-        return KeyVaultError::Dns(dns.to_string());
-    }
-    let host = reqwest::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_default();
-    KeyVaultError::Transport {
-        host,
-        reason: crate::http::describe_transport_error(err),
     }
 }
 
@@ -295,9 +286,7 @@ fn status_error(status: StatusCode, body: &[u8]) -> KeyVaultError {
             inner: None,
             // Bodies of non-JSON errors (proxies, gateways) are short HTML or text; a bounded excerpt
             // helps more than nothing and cannot carry a secret (the request had none in its body).
-            message: String::from_utf8_lossy(&body[..body.len().min(200)])
-                .trim()
-                .to_owned(),
+            message: excerpt(body),
         },
     }
 }

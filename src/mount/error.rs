@@ -10,6 +10,7 @@ use tonic::{Code, Status};
 use crate::auth::AuthError;
 use crate::cloud::CloudError;
 use crate::convert::ConvertError;
+use crate::http::FailureKind;
 use crate::keyvault::{KeyVaultError, ObjectKind};
 
 /// Why a Mount failed.
@@ -18,43 +19,59 @@ pub enum MountError {
     /// The request breaks one or more rules; each entry names its field.
     #[error("invalid SecretProviderClass or request: {}", .0.join("; "))]
     Invalid(Vec<String>),
-    #[error("{0}")]
+    /// The cloud's environment file could not be used.
+    #[error(transparent)]
     Cloud(#[from] CloudError),
-    #[error("{0}")]
+    /// No token for the selected identity.
+    #[error(transparent)]
     Auth(#[from] AuthError),
-    #[error("{}", keyvault_message(.vault, .kind, .object, .source))]
+    /// Key Vault refused or failed a request for one object.
+    #[error("{}", keyvault_message(.vault, .kind, .object, .error))]
     KeyVault {
+        /// `keyvaultName`.
         vault: String,
+        /// `objectType`.
         kind: ObjectKind,
+        /// `objectName`.
         object: String,
-        source: KeyVaultError,
+        /// What Key Vault (or the network) said.
+        error: KeyVaultError,
     },
-    #[error("{kind} {object:?} from vault {vault}: {source}", kind = .kind.as_str())]
+    /// An object's content could not be turned into its file.
+    #[error("{kind} {object:?} from vault {vault}: {error}", kind = .kind.as_str())]
     Convert {
+        /// `keyvaultName`.
         vault: String,
+        /// `objectType`.
         kind: ObjectKind,
+        /// `objectName`.
         object: String,
-        source: ConvertError,
+        /// What was wrong with the content.
+        error: ConvertError,
     },
+    /// An object cannot be served as asked (e.g. the requested version is not among the enabled ones).
     #[error("{kind} {object:?} from vault {vault}: {message}", kind = .kind.as_str())]
     Object {
+        /// `keyvaultName`.
         vault: String,
+        /// `objectType`.
         kind: ObjectKind,
+        /// `objectName`.
         object: String,
+        /// What is wrong and how to fix it.
         message: String,
     },
+    /// The Mount ran past `--mount-timeout`.
     #[error(
         "the Mount did not finish within {0:?}: Key Vault or Entra ID is slow or unreachable from this node"
     )]
     Timeout(std::time::Duration),
-    #[error("the provider is shutting down; the driver will retry")]
-    ShuttingDown,
 }
 
 fn keyvault_message(vault: &str, kind: &ObjectKind, object: &str, err: &KeyVaultError) -> String {
     let what = format!("{} {object:?} from vault {vault}", kind.as_str());
     let hint = match err {
-        KeyVaultError::Dns(_) => format!(
+        KeyVaultError::Transport(t) if t.kind == FailureKind::Dns => format!(
             ": the vault {vault} does not exist or its name is misspelled (keyvaultName), or this node \
              cannot resolve it (private endpoint DNS)"
         ),
@@ -97,7 +114,7 @@ impl MountError {
         match self {
             Self::Invalid(_) | Self::Cloud(_) => "invalid_request",
             Self::Auth(_) => "auth",
-            Self::KeyVault { source, .. } => match source.status() {
+            Self::KeyVault { error, .. } => match error.status() {
                 Some(404) => "not_found",
                 Some(401 | 403) => "forbidden",
                 Some(429) => "throttled",
@@ -105,7 +122,6 @@ impl MountError {
             },
             Self::Convert { .. } | Self::Object { .. } => "conversion",
             Self::Timeout(_) => "timeout",
-            Self::ShuttingDown => "shutdown",
         }
     }
 
@@ -117,9 +133,9 @@ impl MountError {
             Self::Auth(AuthError::NotConfigured { .. }) => Code::FailedPrecondition,
             Self::Auth(AuthError::Decode { .. }) => Code::Internal,
             Self::Auth(_) => Code::Unauthenticated,
-            Self::KeyVault { source, .. } if source.is_transient() => Code::Unavailable,
-            Self::KeyVault { source, .. } => match source {
-                KeyVaultError::Dns(_) => Code::NotFound,
+            Self::KeyVault { error, .. } if error.is_transient() => Code::Unavailable,
+            Self::KeyVault { error, .. } => match error {
+                KeyVaultError::Transport(t) if t.kind == FailureKind::Dns => Code::NotFound,
                 KeyVaultError::Status { status: 404, .. } => Code::NotFound,
                 KeyVaultError::Status { status: 401, .. } => Code::Unauthenticated,
                 KeyVaultError::Status { status: 403, .. } => Code::PermissionDenied,
@@ -128,7 +144,6 @@ impl MountError {
             },
             Self::Convert { .. } | Self::Object { .. } => Code::FailedPrecondition,
             Self::Timeout(_) => Code::DeadlineExceeded,
-            Self::ShuttingDown => Code::Unavailable,
         }
     }
 }
@@ -148,7 +163,7 @@ mod tests {
             vault: "kv1".into(),
             kind: ObjectKind::Secret,
             object: "db".into(),
-            source: KeyVaultError::Status {
+            error: KeyVaultError::Status {
                 status,
                 code: "Code".into(),
                 inner: inner.map(str::to_owned),
@@ -184,7 +199,11 @@ mod tests {
             vault: "nope".into(),
             kind: ObjectKind::Secret,
             object: "db".into(),
-            source: KeyVaultError::Dns("DNS lookup of nope.vault.azure.net failed: x".into()),
+            error: KeyVaultError::Transport(crate::http::TransportError::without_cause(
+                "nope.vault.azure.net".into(),
+                FailureKind::Dns,
+                "DNS lookup of nope.vault.azure.net failed: x".into(),
+            )),
         };
         assert!(
             dns.to_string().contains("nope.vault.azure.net")

@@ -1,25 +1,22 @@
 //! A `MountRequest` parsed and validated into a [`MountPlan`] before any network call (spec 1.3, 2.1).
 //!
 //! `attributes` is deserialized into [`RawAttributes`] (serde renames give the parameter names);
-//! every rule is then checked here, in one place, and all violations are reported together, each
-//! naming the field and showing a valid value. The attribute map carries the pod's service-account
-//! token, so it is never logged and never echoed back.
+//! every rule is then checked here and in [`super::objects`] and [`super::identity`], and all
+//! violations are reported together, each naming the field and showing a valid value. The
+//! attribute map carries the pod's service-account token, so it is never logged and never echoed
+//! back.
 
 use std::collections::BTreeMap;
 
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use super::identity::{self, Mode, secret_value};
 use super::objects::{self, ObjectSpec};
+use super::paths;
+use super::trimmed;
 use crate::auth::Identity;
-use crate::auth::assertion::{Assertion, WORKLOAD_IDENTITY_AUDIENCE};
 use crate::cloud::CloudName;
-use crate::config::parse_bool;
-
-/// Attribute key of the service-account tokens (also accepted from `secrets`).
-pub const TOKENS_KEY: &str = "csi.storage.k8s.io/serviceAccount.tokens";
-/// Audience of identity-binding assertions.
-pub const IDENTITY_BINDING_AUDIENCE: &str = "api://AKSIdentityBinding";
 
 /// `attributes` as sent: SecretProviderClass parameters plus the pod attributes the driver adds.
 #[derive(Debug, Default, Deserialize)]
@@ -55,8 +52,9 @@ pub struct RawAttributes {
     pub pod_uid: Option<String>,
     #[serde(rename = "csi.storage.k8s.io/serviceAccount.name")]
     pub service_account: Option<String>,
+    /// The pod's projected tokens: bearer credentials, so a secret type (redacted `Debug`).
     #[serde(rename = "csi.storage.k8s.io/serviceAccount.tokens")]
-    pub service_account_tokens: Option<String>,
+    pub service_account_tokens: Option<SecretString>,
     /// Everything else: legacy parameters (`resourceGroup`, …) and typos, which get hints.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
@@ -86,17 +84,8 @@ pub struct MountPlan {
     pub pod: PodInfo,
 }
 
-#[derive(Deserialize)]
-struct TokenEntry {
-    token: String,
-}
-
-fn trimmed(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
-}
-
 /// Hints for keys that are the known key `wanted` but for case.
-fn near_miss(other: &BTreeMap<String, serde_json::Value>, wanted: &str) -> String {
+pub(super) fn near_miss(other: &BTreeMap<String, serde_json::Value>, wanted: &str) -> String {
     other
         .keys()
         .filter(|k| k.eq_ignore_ascii_case(wanted) && k.as_str() != wanted)
@@ -114,24 +103,57 @@ fn valid_vault_name(v: &str) -> bool {
     (3..=24).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-/// Parses the request; `now` is Unix seconds (for the assertion's expiry).
+/// What parsing needs besides the request.
+#[derive(Clone, Copy, Debug)]
+pub struct ParseContext {
+    /// `--cloud-name`: the cloud when the SecretProviderClass sets none.
+    pub default_cloud: CloudName,
+    /// `--write-cert-and-key-in-separate-files`: secrets may add `.crt` and `.key` files.
+    pub split_files: bool,
+    /// Unix seconds, for the assertion's expiry.
+    pub now: i64,
+}
+
+impl RawAttributes {
+    /// Deserializes the `attributes` JSON.
+    pub fn from_json(attributes: &str) -> Result<Self, String> {
+        serde_json::from_str(attributes).map_err(|e| {
+            format!(
+                "attributes: not a JSON object of string values ({e}); this comes from the CSI driver, \
+                 check its version"
+            )
+        })
+    }
+
+    /// `namespace/name` of the pod, for logs (empty parts when the driver sent none).
+    pub fn pod_label(&self) -> String {
+        format!(
+            "{}/{}",
+            trimmed(&self.pod_namespace).unwrap_or_default(),
+            trimmed(&self.pod_name).unwrap_or_default()
+        )
+    }
+}
+
+/// Parses and validates a request.
 pub fn parse(
     attributes: &str,
     secrets: &str,
     permission: &str,
-    default_cloud: CloudName,
-    now: i64,
+    ctx: &ParseContext,
+) -> Result<MountPlan, Vec<String>> {
+    let attrs = RawAttributes::from_json(attributes).map_err(|e| vec![e])?;
+    validate(attrs, secrets, permission, ctx)
+}
+
+/// Validates deserialized attributes together with the request's `secrets` and `permission`.
+pub fn validate(
+    attrs: RawAttributes,
+    secrets: &str,
+    permission: &str,
+    ctx: &ParseContext,
 ) -> Result<MountPlan, Vec<String>> {
     let mut errors = Vec::new();
-    let attrs: RawAttributes = match serde_json::from_str(attributes) {
-        Ok(a) => a,
-        Err(e) => {
-            return Err(vec![format!(
-                "attributes: not a JSON object of string values ({e}); this comes from the CSI driver, \
-                 check its version"
-            )]);
-        }
-    };
     let secrets = parse_secrets(secrets, &mut errors);
 
     let default_mode = match permission.trim() {
@@ -185,10 +207,10 @@ pub fn parse(
     };
 
     let cloud = match trimmed(&attrs.cloud_name) {
-        None => default_cloud,
+        None => ctx.default_cloud,
         Some(c) => c.parse().unwrap_or_else(|e: String| {
             errors.push(format!("cloudName: {e}"));
-            default_cloud
+            ctx.default_cloud
         }),
     };
 
@@ -204,7 +226,13 @@ pub fn parse(
             .to_owned(),
     };
 
-    let identity = select_identity(&attrs, &secrets, &pod, now, &mut errors);
+    let has_secret_keys = ["clientid", "clientsecret"]
+        .iter()
+        .any(|k| secret_value(&secrets, k).is_some());
+    let identity =
+        identity::select(&attrs, Some(has_secret_keys), &mut errors).and_then(|mode: Mode| {
+            identity::credential(mode, &attrs, &secrets, &pod, ctx.now, &mut errors)
+        });
 
     let objects = match trimmed(&attrs.objects) {
         Some(yaml) => objects::parse(yaml, &mut errors),
@@ -216,7 +244,7 @@ pub fn parse(
             Vec::new()
         }
     };
-    check_unique_paths(&objects, &mut errors);
+    paths::check_collisions(&objects, ctx.split_files, &mut errors);
 
     match identity {
         Some(identity) if errors.is_empty() => Ok(MountPlan {
@@ -253,221 +281,11 @@ fn parse_secrets(secrets: &str, errors: &mut Vec<String>) -> BTreeMap<String, Se
     }
 }
 
-fn secret_value<'a>(
-    secrets: &'a BTreeMap<String, SecretString>,
-    key: &str,
-) -> Option<&'a SecretString> {
-    secrets
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))
-        .map(|(_, v)| v)
-}
-
-fn flag(attrs_value: &Option<String>, name: &str, errors: &mut Vec<String>) -> bool {
-    match trimmed(attrs_value) {
-        None => false,
-        Some(v) => parse_bool(v).unwrap_or_else(|_| {
-            errors.push(format!(
-                "{name}: {v:?} is not a boolean; use \"true\" or \"false\""
-            ));
-            false
-        }),
-    }
-}
-
-const MODES_HELP: &str = "set clientID to the client ID of the managed identity or app registration \
-    federated with the pod's service account (workload identity), or useVMManagedIdentity: \"true\" \
-    (plus userAssignedIdentityID) to use the node's managed identity, or reference a Secret with \
-    clientid and clientsecret in nodePublishSecretRef (service principal)";
-
-fn select_identity(
-    attrs: &RawAttributes,
-    secrets: &BTreeMap<String, SecretString>,
-    pod: &PodInfo,
-    now: i64,
-    errors: &mut Vec<String>,
-) -> Option<Identity> {
-    let pod_identity = flag(&attrs.use_pod_identity, "usePodIdentity", errors);
-    let vm_identity = flag(
-        &attrs.use_vm_managed_identity,
-        "useVMManagedIdentity",
-        errors,
-    );
-    let token_proxy = flag(&attrs.use_azure_token_proxy, "useAzureTokenProxy", errors);
-    let client_id = trimmed(&attrs.client_id);
-    if [pod_identity, vm_identity, token_proxy]
-        .iter()
-        .filter(|f| **f)
-        .count()
-        > 1
-    {
-        errors.push(
-            "usePodIdentity, useVMManagedIdentity and useAzureTokenProxy are mutually exclusive: set only \
-             one of them to \"true\""
-                .to_owned(),
-        );
-        return None;
-    }
-    if vm_identity {
-        return Some(Identity::VmManagedIdentity {
-            client_id: trimmed(&attrs.user_assigned_identity_id).map(str::to_owned),
-        });
-    }
-    if pod_identity {
-        return Some(Identity::PodIdentity {
-            namespace: pod.namespace.clone(),
-            pod: pod.name.clone(),
-        });
-    }
-    if token_proxy {
-        let Some(client_id) = client_id else {
-            errors.push("useAzureTokenProxy requires clientID: the client ID of the identity bound to the pod's service account".to_owned());
-            return None;
-        };
-        let assertion =
-            service_account_assertion(attrs, secrets, pod, IDENTITY_BINDING_AUDIENCE, now, errors)?;
-        return Some(Identity::TokenProxy {
-            client_id: client_id.to_owned(),
-            assertion,
-        });
-    }
-    if let Some(client_id) = client_id {
-        let assertion = service_account_assertion(
-            attrs,
-            secrets,
-            pod,
-            WORKLOAD_IDENTITY_AUDIENCE,
-            now,
-            errors,
-        )?;
-        return Some(Identity::Workload {
-            client_id: client_id.to_owned(),
-            assertion,
-        });
-    }
-    match (
-        secret_value(secrets, "clientid"),
-        secret_value(secrets, "clientsecret"),
-    ) {
-        (Some(id), Some(secret)) => {
-            use secrecy::ExposeSecret;
-            let id = id.expose_secret().trim();
-            if id.is_empty() || secret.expose_secret().is_empty() {
-                errors.push(
-                    "the nodePublishSecretRef Secret has an empty clientid or clientsecret"
-                        .to_owned(),
-                );
-                return None;
-            }
-            Some(Identity::ServicePrincipal {
-                client_id: id.to_owned(),
-                client_secret: secret.clone(),
-            })
-        }
-        (Some(_), None) | (None, Some(_)) => {
-            errors.push(
-                "the nodePublishSecretRef Secret must have both clientid and clientsecret keys for a \
-                 service principal; one is missing"
-                    .to_owned(),
-            );
-            None
-        }
-        (None, None) => {
-            let mut msg = format!("no identity selected: {MODES_HELP}");
-            msg.push_str(&near_miss(&attrs.other, "clientID"));
-            msg.push_str(&near_miss(&attrs.other, "useVMManagedIdentity"));
-            if trimmed(&attrs.user_assigned_identity_id).is_some() {
-                msg.push_str(
-                    " (userAssignedIdentityID is set but useVMManagedIdentity is not \"true\")",
-                );
-            }
-            errors.push(msg);
-            None
-        }
-    }
-}
-
-/// Takes the service-account token for `audience` from `attributes` (or, on Kubernetes ≥1.35 with
-/// `serviceAccountTokenInSecrets`, from `secrets`) and checks it belongs to this pod.
-fn service_account_assertion(
-    attrs: &RawAttributes,
-    secrets: &BTreeMap<String, SecretString>,
-    pod: &PodInfo,
-    audience: &str,
-    now: i64,
-    errors: &mut Vec<String>,
-) -> Option<Assertion> {
-    use secrecy::ExposeSecret;
-    let from_secrets = secret_value(secrets, TOKENS_KEY).map(|s| s.expose_secret().to_owned());
-    let tokens_json = trimmed(&attrs.service_account_tokens)
-        .map(str::to_owned)
-        .or(from_secrets);
-    let missing = || {
-        format!(
-            "clientID is set but the request has no service-account token for audience {audience}: the \
-             CSIDriver object secrets-store.csi.k8s.io needs tokenRequests: [{{audience: {audience}}}] \
-             (Helm: tokenRequests with that audience; then restart the pod)"
-        )
-    };
-    let Some(tokens_json) = tokens_json else {
-        errors.push(missing());
-        return None;
-    };
-    let tokens: BTreeMap<String, TokenEntry> = match serde_json::from_str(&tokens_json) {
-        Ok(t) => t,
-        Err(_) => {
-            errors.push(format!(
-                "{TOKENS_KEY}: not the JSON the driver sends ({{\"<audience>\":{{\"token\":\"…\"}}}})"
-            ));
-            return None;
-        }
-    };
-    let Some(entry) = tokens.get(audience) else {
-        errors.push(missing());
-        return None;
-    };
-    let assertion = match Assertion::parse(&entry.token) {
-        Ok(a) => a,
-        Err(e) => {
-            errors.push(format!("the service-account token for {audience} {e}"));
-            return None;
-        }
-    };
-    if pod.namespace.is_empty() || pod.service_account.is_empty() {
-        errors.push(
-            "the request lacks csi.storage.k8s.io/pod.namespace or csi.storage.k8s.io/serviceAccount.name: \
-             set podInfoOnMount: true on the CSIDriver object"
-                .to_owned(),
-        );
-        return None;
-    }
-    let subject = format!(
-        "system:serviceaccount:{}:{}",
-        pod.namespace, pod.service_account
-    );
-    if let Err(e) = assertion.check(now, audience, &subject) {
-        errors.push(format!("the service-account token for {audience} {e}"));
-        return None;
-    }
-    Some(assertion)
-}
-
-/// Two objects writing the same file would silently overwrite each other.
-fn check_unique_paths(objects: &[ObjectSpec], errors: &mut Vec<String>) {
-    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
-    for o in objects {
-        if let Some(first) = seen.insert(o.alias.as_str(), o.name.as_str()) {
-            errors.push(format!(
-                "objects: {first} and {} both write the file {:?}; give one of them an objectAlias",
-                o.name, o.alias
-            ));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::assertion::WORKLOAD_IDENTITY_AUDIENCE;
+    use crate::mount::identity::TOKENS_KEY;
     use base64::Engine as _;
 
     const NOW: i64 = 1_700_000_000;
@@ -510,10 +328,14 @@ mod tests {
         serde_json::json!({ WORKLOAD_IDENTITY_AUDIENCE: {"token": token, "expirationTimestamp": "x"} }).to_string()
     }
 
+    const CTX: ParseContext = ParseContext {
+        default_cloud: CloudName::Public,
+        split_files: false,
+        now: NOW,
+    };
+
     fn errors_of(a: &str, secrets: &str) -> String {
-        parse(a, secrets, "420", CloudName::Public, NOW)
-            .unwrap_err()
-            .join("\n")
+        parse(a, secrets, "420", &CTX).unwrap_err().join("\n")
     }
 
     #[test]
@@ -521,7 +343,7 @@ mod tests {
         let a = attrs(serde_json::json!({
             "clientID": "cid", TOKENS_KEY: tokens(&jwt("ns", "sa", WORKLOAD_IDENTITY_AUDIENCE, NOW + 600)),
         }));
-        let plan = parse(&a, "null", "420", CloudName::Public, NOW).unwrap();
+        let plan = parse(&a, "null", "420", &CTX).unwrap();
         assert_eq!(plan.vault_name, "kv1");
         assert_eq!(plan.default_mode, 0o644);
         assert!(
@@ -534,7 +356,7 @@ mod tests {
     fn tokens_may_arrive_in_secrets() {
         let a = attrs(serde_json::json!({"clientID": "cid"}));
         let s = serde_json::json!({TOKENS_KEY: tokens(&jwt("ns", "sa", WORKLOAD_IDENTITY_AUDIENCE, NOW + 600))}).to_string();
-        assert!(parse(&a, &s, "420", CloudName::Public, NOW).is_ok());
+        assert!(parse(&a, &s, "420", &CTX).is_ok());
     }
 
     #[test]
@@ -558,14 +380,7 @@ mod tests {
     #[test]
     fn service_principal_keys_match_case_insensitively() {
         let s = r#"{"ClientID":"app","ClientSecret":"shh"}"#;
-        let plan = parse(
-            &attrs(serde_json::json!({})),
-            s,
-            "420",
-            CloudName::Public,
-            NOW,
-        )
-        .unwrap();
+        let plan = parse(&attrs(serde_json::json!({})), s, "420", &CTX).unwrap();
         assert!(
             matches!(plan.identity, Identity::ServicePrincipal { ref client_id, .. } if client_id == "app")
         );
@@ -622,8 +437,7 @@ mod tests {
             &attrs(serde_json::json!({"tenantId": "legacy"})),
             sp,
             "420",
-            CloudName::Public,
-            NOW,
+            &CTX,
         )
         .unwrap();
         assert_eq!(plan.tenant, "tenant-1");
@@ -631,8 +445,7 @@ mod tests {
             &attrs(serde_json::json!({"tenantID": null, "tenantId": "legacy"})),
             sp,
             "420",
-            CloudName::Public,
-            NOW,
+            &CTX,
         )
         .unwrap();
         assert_eq!(plan.tenant, "legacy");
@@ -640,17 +453,11 @@ mod tests {
 
     #[test]
     fn malformed_inputs_are_errors_not_panics() {
-        assert!(parse("not json", "null", "420", CloudName::Public, NOW).is_err());
+        assert!(parse("not json", "null", "420", &CTX).is_err());
         let sp = r#"{"clientid":"a","clientsecret":"b"}"#;
-        let e = parse(
-            &attrs(serde_json::json!({})),
-            sp,
-            "0x1",
-            CloudName::Public,
-            NOW,
-        )
-        .unwrap_err()
-        .join("");
+        let e = parse(&attrs(serde_json::json!({})), sp, "0x1", &CTX)
+            .unwrap_err()
+            .join("");
         assert!(e.contains("permission"), "{e}");
         let e = errors_of(&attrs(serde_json::json!({})), r#"{"clientsecret": 5}"#);
         assert!(e.contains("secrets:"), "{e}");

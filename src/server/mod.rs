@@ -28,12 +28,12 @@ pub const RUNTIME_NAME: &str = "akv-csi-provider";
 /// Errors that stop the daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The outgoing HTTPS client could not be built.
     #[error(transparent)]
     Http(#[from] crate::http::HttpError),
+    /// The gRPC server failed.
     #[error("serving gRPC: {0}")]
-    Transport(#[from] tonic::transport::Error),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
+    Transport(tonic::transport::Error),
 }
 
 /// The `CSIDriverProvider` service.
@@ -87,13 +87,12 @@ pub async fn run(
     // The listener was bound in a private directory and renamed into place (see `socket`), so its
     // own address is stale: the configured path is where clients find it.
     let socket_path = config.socket_path.clone();
-    let token_proxy = config.token_proxy();
     let mut extra_roots: Vec<rustls::pki_types::CertificateDer<'static>> = config
         .extra_root_certs
         .iter()
         .map(|der| rustls::pki_types::CertificateDer::from(der.clone()))
         .collect();
-    if token_proxy.is_some() {
+    if config.token_proxy.is_some() {
         extra_roots.extend(read_ca_file(&config.token_proxy_ca_file));
     }
     let settings = HttpSettings {
@@ -102,21 +101,12 @@ pub async fn run(
         request_timeout: config.request_timeout,
         resolve_overrides: config.resolve_overrides.clone(),
         extra_roots,
-        aliases: token_proxy
-            .iter()
-            .map(|(_, alias)| alias.clone())
-            .filter(|(sni, host, _)| sni != host)
-            .collect(),
+        aliases: config.token_proxy.iter().map(|p| p.alias.clone()).collect(),
     };
     let http = build_client(&settings)?;
     let local_http = build_local_client(&settings)?;
     let provider = Provider {
-        mounts: MountService::new(
-            config.clone(),
-            http,
-            local_http,
-            token_proxy.map(|(authority, _)| authority),
-        ),
+        mounts: MountService::new(config.clone(), http, local_http),
     };
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -142,7 +132,7 @@ pub async fn run(
     tokio::pin!(serve);
     let grace = config.shutdown_grace;
     let result = tokio::select! {
-        result = &mut serve => result.map_err(ServeError::from),
+        result = &mut serve => result.map_err(ServeError::Transport),
         () = async {
             if stopping_rx.await.is_ok() {
                 tokio::time::sleep(grace).await;

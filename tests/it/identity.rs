@@ -302,8 +302,13 @@ async fn identity_binding_goes_through_the_token_proxy_under_its_sni_name() {
     fake.add_federated_credential(TENANT, CLIENT_ID, ISSUER, &pod.subject(), BINDING_AUDIENCE);
     fake.grant(VAULT, CLIENT_ID);
     let provider = Provider::start(&fake, |c| {
-        c.token_proxy_url = "https://kubernetes.default.svc".into();
-        c.sni_name = "tokenproxy.aks.example".into();
+        c.token_proxy = Some(
+            akv_csi_provider::config::TokenProxy::new(
+                "https://kubernetes.default.svc",
+                "tokenproxy.aks.example",
+            )
+            .expect("token proxy"),
+        );
         c.token_proxy_ca_file = "/nonexistent/ca.crt".into();
     })
     .await;

@@ -503,7 +503,8 @@ struct Recorded {
 }
 
 fn load(rel: &str) -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/vectors/keyvault/").to_owned() + rel;
+    let path =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/vectors/keyvault/").to_owned() + rel;
     let text =
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("recorded vector {path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("recorded vector {path}: {e}"))

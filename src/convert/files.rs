@@ -1,0 +1,190 @@
+//! The files of one object version, from what Key Vault returned: the conversion steps of spec 5 in
+//! the order they apply. [`super::secret_contents`] and the other functions of this module's siblings
+//! do one step each; this is where they are put together.
+
+use base64::Engine as _;
+use zeroize::Zeroizing;
+
+use super::{ConvertError, ObjectEncoding, ObjectFormat, SecretOptions};
+use crate::keyvault::models::Jwk;
+
+/// One file of an object: the suffix added to the object's path (`""` for the main file, `.crt`,
+/// `.key`) and its contents.
+pub struct FilePart {
+    /// Added to the object's path.
+    pub suffix: &'static str,
+    /// The bytes written.
+    pub contents: Zeroizing<Vec<u8>>,
+}
+
+/// The files of an object, and notes for the log about choices made on the way.
+pub struct ObjectFiles {
+    /// Main file first.
+    pub files: Vec<FilePart>,
+    /// Things an operator may want to know (an incomplete chain kept in PFX order, a split skipped).
+    pub notes: Vec<String>,
+}
+
+impl ObjectFiles {
+    fn single(contents: Vec<u8>) -> Self {
+        Self {
+            files: vec![FilePart {
+                suffix: "",
+                contents: Zeroizing::new(contents),
+            }],
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// How a secret becomes files.
+#[derive(Clone, Copy, Debug)]
+pub struct SecretFileOptions {
+    /// `objectFormat`.
+    pub format: ObjectFormat,
+    /// `objectEncoding`.
+    pub encoding: ObjectEncoding,
+    /// `--construct-pem-chain`.
+    pub construct_pem_chain: bool,
+    /// `--write-cert-and-key-in-separate-files`.
+    pub split_files: bool,
+}
+
+/// `objectType: secret`: format conversion, then the optional `.crt`/`.key` split of the converted
+/// text, then `objectEncoding` on the main file (spec 5.1).
+pub fn secret(
+    value: &str,
+    content_type: Option<&str>,
+    certificate_backed: bool,
+    options: SecretFileOptions,
+) -> Result<ObjectFiles, ConvertError> {
+    let converted = super::secret_contents(
+        value,
+        content_type,
+        certificate_backed,
+        SecretOptions {
+            format: options.format,
+            construct_pem_chain: options.construct_pem_chain,
+        },
+    )?;
+    let mut notes: Vec<String> = converted.warning.into_iter().collect();
+    let split = certificate_backed && options.split_files;
+    let split_parts = match (split, options.format) {
+        (true, ObjectFormat::Pem) => {
+            let (crt, key) = super::split_cert_and_key(&converted.contents);
+            vec![
+                FilePart {
+                    suffix: ".crt",
+                    contents: Zeroizing::new(crt),
+                },
+                FilePart {
+                    suffix: ".key",
+                    contents: Zeroizing::new(key),
+                },
+            ]
+        }
+        (true, ObjectFormat::Pfx) => {
+            notes.push(
+                "objectFormat pfx: not writing .crt/.key files (they would be empty)".to_owned(),
+            );
+            Vec::new()
+        }
+        (false, _) => Vec::new(),
+    };
+    let main = super::encoding::decode(converted.contents, options.encoding)?;
+    let mut files = vec![FilePart {
+        suffix: "",
+        contents: main,
+    }];
+    files.extend(split_parts);
+    Ok(ObjectFiles { files, notes })
+}
+
+/// `objectType: key`: the public key as SubjectPublicKeyInfo PEM (spec 5.2).
+pub fn key(jwk: &Jwk) -> Result<ObjectFiles, ConvertError> {
+    Ok(ObjectFiles::single(
+        super::jwk::public_key_pem(jwk)?.into_bytes(),
+    ))
+}
+
+/// `objectType: cert`: the leaf certificate from the base64 `cer` field, as PEM (spec 5.3).
+pub fn certificate(cer: &str) -> Result<ObjectFiles, ConvertError> {
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(cer.trim())
+        .map_err(|e| ConvertError::Malformed {
+            field: "cer",
+            reason: format!("not base64 ({e})"),
+        })?;
+    Ok(ObjectFiles::single(super::cert_pem(&der).into_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPTIONS: SecretFileOptions = SecretFileOptions {
+        format: ObjectFormat::Pem,
+        encoding: ObjectEncoding::Utf8,
+        construct_pem_chain: true,
+        split_files: true,
+    };
+
+    fn suffixes(files: &ObjectFiles) -> Vec<&'static str> {
+        files.files.iter().map(|f| f.suffix).collect()
+    }
+
+    #[test]
+    fn plain_secrets_are_not_split_and_are_decoded_last() {
+        let out = secret(
+            "aGVsbG8=",
+            None,
+            false,
+            SecretFileOptions {
+                encoding: ObjectEncoding::Base64,
+                ..OPTIONS
+            },
+        )
+        .unwrap();
+        assert_eq!(suffixes(&out), [""]);
+        assert_eq!(out.files[0].contents.as_slice(), b"hello");
+    }
+
+    #[test]
+    fn certificate_backed_pem_is_split_and_pfx_is_not() {
+        let pem = format!(
+            "{}{}",
+            super::super::pem::encode("PRIVATE KEY", &[1; 10]),
+            super::super::pem::encode("CERTIFICATE", &[2; 10])
+        );
+        let out = secret(&pem, Some("application/x-pem-file"), true, OPTIONS).unwrap();
+        assert_eq!(suffixes(&out), ["", ".crt", ".key"]);
+        assert!(
+            String::from_utf8_lossy(&out.files[1].contents).contains("CERTIFICATE")
+                && String::from_utf8_lossy(&out.files[2].contents).contains("PRIVATE KEY")
+        );
+        let pfx = secret(
+            "AAAA",
+            Some("application/x-pkcs12"),
+            true,
+            SecretFileOptions {
+                format: ObjectFormat::Pfx,
+                ..OPTIONS
+            },
+        )
+        .unwrap();
+        assert_eq!(suffixes(&pfx), [""]);
+        assert!(pfx.notes[0].contains("objectFormat pfx"), "{:?}", pfx.notes);
+    }
+
+    #[test]
+    fn a_cer_that_is_not_base64_names_the_field() {
+        let err = certificate("not base64!").err().unwrap().to_string();
+        assert!(err.contains("cer"), "{err}");
+        assert_eq!(
+            certificate("dGVzdA==").unwrap().files[0]
+                .contents
+                .as_slice(),
+            b"-----BEGIN CERTIFICATE-----\ndGVzdA==\n-----END CERTIFICATE-----\n"
+        );
+    }
+}

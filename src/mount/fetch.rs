@@ -1,0 +1,214 @@
+//! Fetching a Mount's objects from Key Vault and turning each into its files.
+
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use secrecy::ExposeSecret as _;
+use zeroize::Zeroizing;
+
+use super::MountError;
+use super::objects::ObjectSpec;
+use super::request::MountPlan;
+use crate::auth::AccessToken;
+use crate::config::Config;
+use crate::convert::ConvertError;
+use crate::convert::files::{self, ObjectFiles, SecretFileOptions};
+use crate::keyvault::models::{CertificateBundle, KeyBundle, SecretBundle, version_of};
+use crate::keyvault::{KeyVaultClient, KeyVaultError, KeyVaultObject, ObjectKind};
+
+/// One file of the volume, with the object version it came from.
+pub(super) struct OutputFile {
+    pub(super) path: String,
+    pub(super) mode: u32,
+    pub(super) contents: Zeroizing<Vec<u8>>,
+    pub(super) id: String,
+    pub(super) version: String,
+}
+
+/// Fetches and converts the objects of one Mount.
+pub(super) struct Fetcher<'a> {
+    pub(super) config: &'a Config,
+    pub(super) keyvault: &'a KeyVaultClient,
+    pub(super) plan: &'a MountPlan,
+    pub(super) vault_url: &'a str,
+    pub(super) token: &'a AccessToken,
+}
+
+impl Fetcher<'_> {
+    /// Every object's files, in SecretProviderClass order.
+    pub(super) async fn fetch_all(&self) -> Result<Vec<OutputFile>, MountError> {
+        // `buffered` keeps SecretProviderClass order while fetching up to N objects at once, and
+        // `try_collect` stops at the first failure, dropping (cancelling) the other fetches.
+        let fetches: Vec<_> = self
+            .plan
+            .objects
+            .iter()
+            .map(|spec| self.fetch(spec))
+            .collect();
+        let per_object: Vec<Vec<OutputFile>> = futures_util::stream::iter(fetches)
+            .buffered(self.config.max_concurrent_fetches)
+            .try_collect()
+            .await?;
+        Ok(per_object.into_iter().flatten().collect())
+    }
+
+    /// One object's files: the single version asked for, or the newest `objectVersionHistory`.
+    async fn fetch(&self, spec: &ObjectSpec) -> Result<Vec<OutputFile>, MountError> {
+        if spec.history <= 1 {
+            let (files, version) = self.fetch_version(spec, spec.version.as_deref()).await?;
+            return Ok(self.outputs(spec, &spec.alias, None, files, &version));
+        }
+        let mut out = Vec::new();
+        for (index, version) in (0u32..).zip(self.select_versions(spec).await?) {
+            let (files, version) = self.fetch_version(spec, Some(&version)).await?;
+            let path = format!("{}/{index}", spec.alias);
+            out.extend(self.outputs(spec, &path, Some(index), files, &version));
+        }
+        Ok(out)
+    }
+
+    /// Fetches one version and converts it; returns its files and its version id.
+    async fn fetch_version(
+        &self,
+        spec: &ObjectSpec,
+        version: Option<&str>,
+    ) -> Result<(ObjectFiles, String), MountError> {
+        let (converted, version) = match spec.kind {
+            ObjectKind::Secret => {
+                let bundle: SecretBundle = self.download(spec, version).await?;
+                let options = SecretFileOptions {
+                    format: spec.format,
+                    encoding: spec.encoding,
+                    construct_pem_chain: self.config.construct_pem_chain,
+                    split_files: self.config.write_cert_and_key_in_separate_files,
+                };
+                let files = files::secret(
+                    bundle.value.expose_secret(),
+                    bundle.content_type.as_deref(),
+                    bundle.kid.is_some(),
+                    options,
+                );
+                (files, bundle.version().to_owned())
+            }
+            ObjectKind::Key => {
+                let bundle: KeyBundle = self.download(spec, version).await?;
+                (files::key(&bundle.key), bundle.version().to_owned())
+            }
+            ObjectKind::Cert => {
+                let bundle: CertificateBundle = self.download(spec, version).await?;
+                (files::certificate(&bundle.cer), bundle.version().to_owned())
+            }
+        };
+        let converted = converted.map_err(|e| self.convert_error(spec, e))?;
+        for note in &converted.notes {
+            tracing::warn!(object = %spec.name, "{note}");
+        }
+        Ok((converted, version))
+    }
+
+    async fn download<T: KeyVaultObject>(
+        &self,
+        spec: &ObjectSpec,
+        version: Option<&str>,
+    ) -> Result<T, MountError> {
+        self.keyvault
+            .get::<T>(self.vault_url, &spec.name, version, self.token)
+            .await
+            .map_err(|e| self.kv_error(spec, e))
+    }
+
+    /// The newest `history` enabled versions, newest first, starting at `objectVersion` when given.
+    async fn select_versions(&self, spec: &ObjectSpec) -> Result<Vec<String>, MountError> {
+        let items = self
+            .keyvault
+            .list_versions(self.vault_url, spec.kind, &spec.name, self.token)
+            .await
+            .map_err(|e| self.kv_error(spec, e))?;
+        let mut versions: Vec<(i64, String)> = items
+            .into_iter()
+            .filter(|item| item.attributes.enabled.unwrap_or(true))
+            .filter_map(|item| {
+                let id = item.id.or(item.kid)?;
+                Some((
+                    item.attributes.created.unwrap_or(0),
+                    version_of(&id).to_owned(),
+                ))
+            })
+            .collect();
+        // Newest first; ties broken by id so that the order is stable across calls.
+        versions.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+        let start = match &spec.version {
+            None => 0,
+            Some(v) => versions
+                .iter()
+                .position(|(_, id)| id.eq_ignore_ascii_case(v))
+                .ok_or_else(|| {
+                    self.object_error(
+                        spec,
+                        format!(
+                            "objectVersion {v} is not among the enabled versions of the object; check the \
+                             version id or enable it"
+                        ),
+                    )
+                })?,
+        };
+        let selected: Vec<String> = versions
+            .into_iter()
+            .skip(start)
+            .take(spec.history as usize)
+            .map(|(_, id)| id)
+            .collect();
+        if selected.is_empty() {
+            return Err(self.object_error(spec, "the object has no enabled versions".to_owned()));
+        }
+        Ok(selected)
+    }
+
+    /// Places an object version's files at `path` (plus each file's suffix).
+    fn outputs(
+        &self,
+        spec: &ObjectSpec,
+        path: &str,
+        index: Option<u32>,
+        files: ObjectFiles,
+        version: &str,
+    ) -> Vec<OutputFile> {
+        let mode = spec.mode.unwrap_or(self.plan.default_mode);
+        files
+            .files
+            .into_iter()
+            .map(|part| OutputFile {
+                path: format!("{path}{}", part.suffix),
+                mode,
+                contents: part.contents,
+                id: spec.version_id(index),
+                version: version.to_owned(),
+            })
+            .collect()
+    }
+
+    fn kv_error(&self, spec: &ObjectSpec, error: KeyVaultError) -> MountError {
+        MountError::KeyVault {
+            vault: self.plan.vault_name.clone(),
+            kind: spec.kind,
+            object: spec.name.clone(),
+            error,
+        }
+    }
+
+    fn object_error(&self, spec: &ObjectSpec, message: String) -> MountError {
+        MountError::Object {
+            vault: self.plan.vault_name.clone(),
+            kind: spec.kind,
+            object: spec.name.clone(),
+            message,
+        }
+    }
+
+    fn convert_error(&self, spec: &ObjectSpec, error: ConvertError) -> MountError {
+        MountError::Convert {
+            vault: self.plan.vault_name.clone(),
+            kind: spec.kind,
+            object: spec.name.clone(),
+            error,
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! Which identity a Mount authenticates as (spec 2.1), and the credential it presents: the pod's
+//! service-account token for workload identity and identity binding, the client secret from
+//! `nodePublishSecretRef` for a service principal.
+//!
+//! Selection happens in two steps so that `check` can run the first without a pod: [`select`] reads
+//! only SecretProviderClass parameters (and whether the request has service-principal keys), and
+//! [`credential`] adds what the pod brings. Both push problems into the shared error list rather than
+//! stopping at the first.
+
+use std::collections::BTreeMap;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::request::{PodInfo, RawAttributes, near_miss};
+use super::trimmed;
+use crate::auth::Identity;
+use crate::auth::assertion::{Assertion, WORKLOAD_IDENTITY_AUDIENCE};
+use crate::config::parse_bool;
+
+/// Attribute key of the service-account tokens (also accepted from `secrets`).
+pub const TOKENS_KEY: &str = "csi.storage.k8s.io/serviceAccount.tokens";
+/// Audience of identity-binding assertions.
+pub const IDENTITY_BINDING_AUDIENCE: &str = "api://AKSIdentityBinding";
+
+/// The identity mode a SecretProviderClass selects, before credentials are attached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `clientID`: the pod's service account federated with that identity.
+    Workload {
+        /// `clientID`.
+        client_id: String,
+    },
+    /// `useAzureTokenProxy`: AKS identity binding.
+    TokenProxy {
+        /// `clientID`.
+        client_id: String,
+    },
+    /// `useVMManagedIdentity`: the node's identity through IMDS.
+    VmManagedIdentity {
+        /// `userAssignedIdentityID`; `None` = system-assigned.
+        client_id: Option<String>,
+    },
+    /// `usePodIdentity`: the deprecated aad-pod-identity.
+    PodIdentity,
+    /// No flag and no `clientID`: `clientid`/`clientsecret` from `nodePublishSecretRef`.
+    ServicePrincipal,
+}
+
+impl Mode {
+    /// The mode's name as users know it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Workload { .. } => "workload identity",
+            Self::TokenProxy { .. } => "identity binding",
+            Self::VmManagedIdentity { .. } => "VM managed identity",
+            Self::PodIdentity => "pod identity",
+            Self::ServicePrincipal => "service principal",
+        }
+    }
+
+    /// The service-account token audience the CSIDriver must request for this mode, if any.
+    pub fn token_audience(&self) -> Option<&'static str> {
+        match self {
+            Self::Workload { .. } => Some(WORKLOAD_IDENTITY_AUDIENCE),
+            Self::TokenProxy { .. } => Some(IDENTITY_BINDING_AUDIENCE),
+            _ => None,
+        }
+    }
+}
+
+const MODES_HELP: &str = "set clientID to the client ID of the managed identity or app registration \
+    federated with the pod's service account (workload identity), or useVMManagedIdentity: \"true\" \
+    (plus userAssignedIdentityID) to use the node's managed identity, or reference a Secret with \
+    clientid and clientsecret in nodePublishSecretRef (service principal)";
+
+fn flag(attrs_value: &Option<String>, name: &str, errors: &mut Vec<String>) -> bool {
+    match trimmed(attrs_value) {
+        None => false,
+        Some(v) => parse_bool(v).unwrap_or_else(|_| {
+            errors.push(format!(
+                "{name}: {v:?} is not a boolean; use \"true\" or \"false\""
+            ));
+            false
+        }),
+    }
+}
+
+/// The mode the parameters select. `has_secret_keys`: the request carries `clientid` or
+/// `clientsecret` (`None` when unknown, as in `check`, which then assumes a service principal).
+pub fn select(
+    attrs: &RawAttributes,
+    has_secret_keys: Option<bool>,
+    errors: &mut Vec<String>,
+) -> Option<Mode> {
+    let pod_identity = flag(&attrs.use_pod_identity, "usePodIdentity", errors);
+    let vm_identity = flag(
+        &attrs.use_vm_managed_identity,
+        "useVMManagedIdentity",
+        errors,
+    );
+    let token_proxy = flag(&attrs.use_azure_token_proxy, "useAzureTokenProxy", errors);
+    let client_id = trimmed(&attrs.client_id).map(str::to_owned);
+    if [pod_identity, vm_identity, token_proxy]
+        .iter()
+        .filter(|f| **f)
+        .count()
+        > 1
+    {
+        errors.push(
+            "usePodIdentity, useVMManagedIdentity and useAzureTokenProxy are mutually exclusive: set only \
+             one of them to \"true\""
+                .to_owned(),
+        );
+        return None;
+    }
+    if vm_identity {
+        return Some(Mode::VmManagedIdentity {
+            client_id: trimmed(&attrs.user_assigned_identity_id).map(str::to_owned),
+        });
+    }
+    if pod_identity {
+        return Some(Mode::PodIdentity);
+    }
+    if token_proxy {
+        let Some(client_id) = client_id else {
+            errors.push(
+                "useAzureTokenProxy requires clientID: the client ID of the identity bound to the pod's \
+                 service account"
+                    .to_owned(),
+            );
+            return None;
+        };
+        return Some(Mode::TokenProxy { client_id });
+    }
+    if let Some(client_id) = client_id {
+        return Some(Mode::Workload { client_id });
+    }
+    if has_secret_keys == Some(false) {
+        let mut msg = format!("no identity selected: {MODES_HELP}");
+        msg.push_str(&near_miss(&attrs.other, "clientID"));
+        msg.push_str(&near_miss(&attrs.other, "useVMManagedIdentity"));
+        if trimmed(&attrs.user_assigned_identity_id).is_some() {
+            msg.push_str(
+                " (userAssignedIdentityID is set but useVMManagedIdentity is not \"true\")",
+            );
+        }
+        errors.push(msg);
+        return None;
+    }
+    Some(Mode::ServicePrincipal)
+}
+
+/// A value of `secrets`, its key matched case-insensitively like the Go provider.
+pub(super) fn secret_value<'a>(
+    secrets: &'a BTreeMap<String, SecretString>,
+    key: &str,
+) -> Option<&'a SecretString> {
+    secrets
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
+}
+
+/// Attaches the pod's credential to the selected mode.
+pub fn credential(
+    mode: Mode,
+    attrs: &RawAttributes,
+    secrets: &BTreeMap<String, SecretString>,
+    pod: &PodInfo,
+    now: i64,
+    errors: &mut Vec<String>,
+) -> Option<Identity> {
+    match mode {
+        Mode::VmManagedIdentity { client_id } => Some(Identity::VmManagedIdentity { client_id }),
+        Mode::PodIdentity => Some(Identity::PodIdentity {
+            namespace: pod.namespace.clone(),
+            pod: pod.name.clone(),
+        }),
+        Mode::TokenProxy { client_id } => {
+            let assertion = service_account_assertion(
+                attrs,
+                secrets,
+                pod,
+                IDENTITY_BINDING_AUDIENCE,
+                now,
+                errors,
+            )?;
+            Some(Identity::TokenProxy {
+                client_id,
+                assertion,
+            })
+        }
+        Mode::Workload { client_id } => {
+            let assertion = service_account_assertion(
+                attrs,
+                secrets,
+                pod,
+                WORKLOAD_IDENTITY_AUDIENCE,
+                now,
+                errors,
+            )?;
+            Some(Identity::Workload {
+                client_id,
+                assertion,
+            })
+        }
+        Mode::ServicePrincipal => service_principal(secrets, errors),
+    }
+}
+
+fn service_principal(
+    secrets: &BTreeMap<String, SecretString>,
+    errors: &mut Vec<String>,
+) -> Option<Identity> {
+    match (
+        secret_value(secrets, "clientid"),
+        secret_value(secrets, "clientsecret"),
+    ) {
+        (Some(id), Some(secret)) => {
+            let id = id.expose_secret().trim();
+            if id.is_empty() || secret.expose_secret().is_empty() {
+                errors.push(
+                    "the nodePublishSecretRef Secret has an empty clientid or clientsecret"
+                        .to_owned(),
+                );
+                return None;
+            }
+            Some(Identity::ServicePrincipal {
+                client_id: id.to_owned(),
+                client_secret: secret.clone(),
+            })
+        }
+        _ => {
+            errors.push(
+                "the nodePublishSecretRef Secret must have both clientid and clientsecret keys for a \
+                 service principal; one is missing"
+                    .to_owned(),
+            );
+            None
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenEntry {
+    token: SecretString,
+}
+
+/// Takes the service-account token for `audience` from `attributes` (or, on Kubernetes ≥1.35 with
+/// `serviceAccountTokenInSecrets`, from `secrets`) and checks it belongs to this pod.
+fn service_account_assertion(
+    attrs: &RawAttributes,
+    secrets: &BTreeMap<String, SecretString>,
+    pod: &PodInfo,
+    audience: &str,
+    now: i64,
+    errors: &mut Vec<String>,
+) -> Option<Assertion> {
+    let tokens_json = attrs
+        .service_account_tokens
+        .as_ref()
+        .filter(|t| !t.expose_secret().trim().is_empty())
+        .or_else(|| secret_value(secrets, TOKENS_KEY));
+    let missing = || {
+        format!(
+            "clientID is set but the request has no service-account token for audience {audience}: the \
+             CSIDriver object secrets-store.csi.k8s.io needs tokenRequests: [{{audience: {audience}}}] \
+             (Helm: tokenRequests with that audience; then restart the pod)"
+        )
+    };
+    let Some(tokens_json) = tokens_json else {
+        errors.push(missing());
+        return None;
+    };
+    let tokens: BTreeMap<String, TokenEntry> = match serde_json::from_str(
+        tokens_json.expose_secret(),
+    ) {
+        Ok(t) => t,
+        Err(_) => {
+            errors.push(format!(
+                    "{TOKENS_KEY}: not the JSON the driver sends ({{\"<audience>\":{{\"token\":\"…\"}}}})"
+                ));
+            return None;
+        }
+    };
+    let Some(entry) = tokens.get(audience) else {
+        errors.push(missing());
+        return None;
+    };
+    let assertion = match Assertion::parse(entry.token.expose_secret()) {
+        Ok(a) => a,
+        Err(e) => {
+            errors.push(format!("the service-account token for {audience} {e}"));
+            return None;
+        }
+    };
+    if pod.namespace.is_empty() || pod.service_account.is_empty() {
+        errors.push(
+            "the request lacks csi.storage.k8s.io/pod.namespace or csi.storage.k8s.io/serviceAccount.name: \
+             set podInfoOnMount: true on the CSIDriver object"
+                .to_owned(),
+        );
+        return None;
+    }
+    let subject = format!(
+        "system:serviceaccount:{}:{}",
+        pod.namespace, pod.service_account
+    );
+    if let Err(e) = assertion.check(now, audience, &subject) {
+        errors.push(format!("the service-account token for {audience} {e}"));
+        return None;
+    }
+    Some(assertion)
+}
