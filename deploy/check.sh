@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Offline check of the Helm chart in deploy/chart/akv-csi-provider and of deploy/provider-azure-installer.yaml:
+# lint, render (defaults, a Go-chart user's values file, our own flags, refusals), validate every rendered
+# object against the Kubernetes schemas, and compare the static manifest with the chart's output.
+# No helm binary, no cluster, no network (except PyPI the first time, to fill target/deploy-venv).
+# Usage: bash deploy/check.sh    (exit status 0 = all steps passed)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"
+deploy_setup_venv
+exec "$deploy_python" "$deploy_root/deploy/chart_check.py" check
