@@ -9,11 +9,16 @@ use std::path::Path;
 /// A cloud by name, as accepted by `cloudName` and `--cloud-name` (case-insensitive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum CloudName {
+    /// `AzurePublicCloud`, `AzureCloud`.
     #[default]
     Public,
+    /// `AzureUSGovernmentCloud`, `AzureUSGovernment`.
     UsGovernment,
+    /// `AzureChinaCloud`.
     China,
+    /// `AzureGermanCloud` (retired).
     German,
+    /// `AzureStackCloud`: endpoints from an environment file.
     Stack,
 }
 
@@ -74,26 +79,50 @@ impl CloudEnvironment {
 /// Why a cloud could not be resolved. The messages are shown to the user.
 #[derive(Debug, thiserror::Error)]
 pub enum CloudError {
+    /// `AzureStackCloud` without a file.
     #[error(
         "cloudName is AzureStackCloud but no environment file is given: set cloudEnvFileName in the \
          SecretProviderClass (or AZURE_ENVIRONMENT_FILEPATH on the provider) to a JSON file with \
          activeDirectoryEndpoint, keyVaultEndpoint and keyVaultDNSSuffix"
     )]
     MissingEnvFile,
+    /// The file could not be read.
     #[error("cloudEnvFileName: reading {path}: {reason}")]
-    Read { path: String, reason: String },
+    Read {
+        /// The file.
+        path: String,
+        /// The OS error.
+        reason: String,
+    },
+    /// The file is not JSON.
     #[error("cloudEnvFileName: {path} is not valid JSON: {reason}")]
-    Json { path: String, reason: String },
+    Json {
+        /// The file.
+        path: String,
+        /// The parser's message.
+        reason: String,
+    },
+    /// A required key is missing.
     #[error(
         "cloudEnvFileName: {path} has no {field}; the file needs activeDirectoryEndpoint (e.g. \
          \"https://login.example/\") and keyVaultDNSSuffix (e.g. \"vault.example\")"
     )]
-    MissingField { path: String, field: &'static str },
+    MissingField {
+        /// The file.
+        path: String,
+        /// The missing key.
+        field: &'static str,
+    },
+    /// A key has an unusable value.
     #[error("cloudEnvFileName: {path}: {field} {value:?} {problem}")]
     BadField {
+        /// The file.
         path: String,
+        /// The key.
         field: &'static str,
+        /// Its value.
         value: String,
+        /// What is wrong with it.
         problem: &'static str,
     },
 }

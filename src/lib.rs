@@ -7,6 +7,7 @@
 //! [`auth`] (identity modes, token cache) and [`keyvault`] (REST client) → [`convert`] (pure format
 //! conversions).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod auth;
 pub mod cloud;

@@ -1,7 +1,8 @@
 //! JWK JSON → PUBLIC KEY PEM: errors are fine, panics are not, and what converts is one PEM block.
 #![no_main]
 
-use akv_csi_provider::convert::jwk::{Jwk, public_key_pem};
+use akv_csi_provider::convert::jwk::public_key_pem;
+use akv_csi_provider::keyvault::models::Jwk;
 use akv_csi_provider::convert::pem;
 use libfuzzer_sys::fuzz_target;
 

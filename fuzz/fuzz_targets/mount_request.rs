@@ -2,7 +2,14 @@
 #![no_main]
 
 use akv_csi_provider::cloud::CloudName;
+use akv_csi_provider::mount::request::{ParseContext, parse};
 use libfuzzer_sys::fuzz_target;
+
+const CTX: ParseContext = ParseContext {
+    default_cloud: CloudName::Public,
+    split_files: true,
+    now: 1_700_000_000,
+};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -10,5 +17,5 @@ fuzz_target!(|data: &[u8]| {
     let attributes = parts.next().unwrap_or_default();
     let secrets = parts.next().unwrap_or_default();
     let permission = parts.next().unwrap_or_default();
-    let _ = akv_csi_provider::mount::request::parse(attributes, secrets, permission, CloudName::Public, 1_700_000_000);
+    let _ = parse(attributes, secrets, permission, &CTX);
 });

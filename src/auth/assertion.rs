@@ -17,8 +17,11 @@ pub const WORKLOAD_IDENTITY_AUDIENCE: &str = "api://AzureADTokenExchange";
 #[derive(Clone)]
 pub struct Assertion {
     token: SecretString,
+    /// `iss`: the cluster's OIDC issuer.
     pub issuer: String,
+    /// `sub`: `system:serviceaccount:<namespace>:<name>`.
     pub subject: String,
+    /// `aud`.
     pub audiences: Vec<String>,
     /// Expiry, Unix seconds.
     pub expires_at: i64,
@@ -60,29 +63,45 @@ enum Audience {
 /// Why an assertion was refused; the message is completed by the caller with the field it came from.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AssertionError {
+    /// Not three dot-separated parts.
     #[error("is not a JWT (expected three dot-separated base64url parts)")]
     Malformed,
+    /// The payload is not JSON claims.
     #[error("has a payload that is not valid JSON claims")]
     BadClaims,
+    /// No `exp`.
     #[error("has no exp claim")]
     NoExpiry,
+    /// Past its `exp`.
     #[error(
         "expired at {expired_at} (Unix time); kubelet refreshes projected tokens, so this usually means \
          the node clock is wrong or the token was copied from elsewhere"
     )]
-    Expired { expired_at: i64 },
+    Expired {
+        /// `exp`, Unix seconds.
+        expired_at: i64,
+    },
+    /// Not for the audience the mode needs.
     #[error(
         "has audience {actual:?}, not {expected:?}; set the CSIDriver tokenRequests audience to {expected}"
     )]
     Audience {
+        /// The audience the mode needs.
         expected: String,
+        /// `aud`.
         actual: Vec<String>,
     },
+    /// Someone else's token.
     #[error(
         "has subject {actual:?} but the pod runs as {expected:?}; the token must be the pod's own \
          service-account token"
     )]
-    Subject { expected: String, actual: String },
+    Subject {
+        /// The pod's service account subject.
+        expected: String,
+        /// `sub`.
+        actual: String,
+    },
 }
 
 impl Assertion {

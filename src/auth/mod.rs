@@ -126,21 +126,35 @@ pub(crate) fn unusable_token(peer: Peer, host: &str) -> AuthError {
 pub enum Identity {
     /// Workload identity: the pod's service-account token federated with `client_id`.
     Workload {
+        /// `clientID`.
         client_id: String,
+        /// The pod's service-account token.
         assertion: Assertion,
     },
     /// An app registration's client secret from `nodePublishSecretRef`.
     ServicePrincipal {
+        /// `clientid` of the Secret.
         client_id: String,
+        /// `clientsecret` of the Secret.
         client_secret: SecretString,
     },
     /// The node's managed identity through IMDS; `None` = system-assigned.
-    VmManagedIdentity { client_id: Option<String> },
+    VmManagedIdentity {
+        /// `userAssignedIdentityID`.
+        client_id: Option<String>,
+    },
     /// aad-pod-identity's NMI on the node.
-    PodIdentity { namespace: String, pod: String },
+    PodIdentity {
+        /// The pod's namespace.
+        namespace: String,
+        /// The pod's name.
+        pod: String,
+    },
     /// AKS identity binding through the token proxy.
     TokenProxy {
+        /// `clientID`.
         client_id: String,
+        /// The pod's service-account token for the identity-binding audience.
         assertion: Assertion,
     },
 }
@@ -272,6 +286,7 @@ pub struct LocalEndpoints {
 }
 
 impl Authenticator {
+    /// An authenticator with its own token cache.
     pub fn new(
         http: reqwest::Client,
         local_http: reqwest::Client,

@@ -8,11 +8,17 @@ pub const RSA_ENCRYPTION_OID: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01
 /// OID content bytes of id-ecPublicKey (1.2.840.10045.2.1).
 pub const EC_PUBLIC_KEY_OID: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 
+/// Universal tag: INTEGER.
 pub const INTEGER: u8 = 0x02;
+/// Universal tag: BIT STRING.
 pub const BIT_STRING: u8 = 0x03;
+/// Universal tag: OCTET STRING.
 pub const OCTET_STRING: u8 = 0x04;
+/// Universal tag: NULL.
 pub const NULL: u8 = 0x05;
+/// Universal tag: OBJECT IDENTIFIER.
 pub const OID: u8 = 0x06;
+/// Universal tag: SEQUENCE (constructed).
 pub const SEQUENCE: u8 = 0x30;
 /// `[1] EXPLICIT` (ECPrivateKey's publicKey).
 pub const CONTEXT_1: u8 = 0xa1;

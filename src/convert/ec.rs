@@ -9,8 +9,11 @@ use zeroize::Zeroizing;
 /// A supported named curve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Curve {
+    /// NIST P-256 (secp256r1).
     P256,
+    /// NIST P-384 (secp384r1).
     P384,
+    /// NIST P-521 (secp521r1).
     P521,
 }
 

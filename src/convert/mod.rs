@@ -4,9 +4,9 @@
 //! gives the exact bytes the Go provider would have written, so swapping providers changes no file.
 
 pub mod chain;
-pub mod der_writer;
-pub mod ec;
-pub mod encoding;
+mod der_writer;
+mod ec;
+mod encoding;
 pub mod files;
 pub mod jwk;
 pub mod pem;
@@ -17,17 +17,22 @@ use zeroize::Zeroizing;
 /// `objectFormat` of a certificate-backed secret.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ObjectFormat {
+    /// `pem` (default): PFX certificates become PEM.
     #[default]
     Pem,
+    /// `pfx`: the PFX itself.
     Pfx,
 }
 
 /// `objectEncoding` of a secret, applied after the format conversion.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ObjectEncoding {
+    /// `utf-8` (default): unchanged.
     #[default]
     Utf8,
+    /// `base64`: decoded from standard base64.
     Base64,
+    /// `hex`: decoded from hex.
     Hex,
 }
 
@@ -71,14 +76,18 @@ pub enum ConvertError {
 /// Options that change how a secret's value becomes a file.
 #[derive(Clone, Copy, Debug)]
 pub struct SecretOptions {
+    /// `objectFormat`.
     pub format: ObjectFormat,
+    /// `--construct-pem-chain`.
     pub construct_pem_chain: bool,
 }
 
 /// Converted contents, with a warning for the log when the result is not what the user probably
 /// wanted (an incomplete certificate chain kept in file order).
 pub struct Converted {
+    /// The file's contents before `objectEncoding`.
     pub contents: Zeroizing<Vec<u8>>,
+    /// For the log: the chain could not be ordered.
     pub warning: Option<String>,
 }
 

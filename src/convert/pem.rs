@@ -61,9 +61,11 @@ pub fn encode_with_headers(label: &str, headers: &BTreeMap<String, String>, der:
 
 /// A decoded PEM block.
 pub struct Block {
+    /// The type after `BEGIN` (`CERTIFICATE`, `PRIVATE KEY`, …).
     pub label: String,
     /// RFC 1421 headers (`Proc-Type: 4,ENCRYPTED`...); a repeated name keeps its last value, as in Go.
     pub headers: BTreeMap<String, String>,
+    /// The decoded contents.
     pub der: Zeroizing<Vec<u8>>,
 }
 

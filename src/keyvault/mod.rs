@@ -36,8 +36,11 @@ pub const MAX_PAGE_BODY: usize = 1024 * 1024;
 /// Which Key Vault collection an object lives in (`objectType`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ObjectKind {
+    /// `secret`: `/secrets`.
     Secret,
+    /// `key`: `/keys`.
     Key,
+    /// `cert`: `/certificates`.
     Cert,
 }
 

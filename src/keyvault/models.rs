@@ -7,9 +7,12 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretBundle {
+    /// The secret's value (for a certificate: the PFX in base64, or PEM).
     pub value: SecretString,
+    /// `application/x-pkcs12`, `application/x-pem-file`, or anything the user set.
     #[serde(default)]
     pub content_type: Option<String>,
+    /// `https://{vault}/secrets/{name}/{version}`.
     pub id: String,
     /// Set only for the secret behind a certificate.
     #[serde(default)]
@@ -19,6 +22,7 @@ pub struct SecretBundle {
 /// `GET /keys/{name}/{version}`.
 #[derive(Debug, Deserialize)]
 pub struct KeyBundle {
+    /// The public key.
     pub key: Jwk,
 }
 
@@ -52,6 +56,7 @@ pub struct Jwk {
 /// `GET /certificates/{name}/{version}`.
 #[derive(Debug, Deserialize)]
 pub struct CertificateBundle {
+    /// `https://{vault}/certificates/{name}/{version}`.
     pub id: String,
     /// Base64 DER of the leaf certificate.
     pub cer: String,
@@ -61,8 +66,10 @@ pub struct CertificateBundle {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionPage {
+    /// The versions on this page.
     #[serde(default)]
     pub value: Vec<VersionItem>,
+    /// The next page, absolute; `null` on the last.
     #[serde(default)]
     pub next_link: Option<String>,
 }
@@ -70,10 +77,13 @@ pub struct VersionPage {
 /// One version in a listing; keys carry `kid`, secrets and certificates `id`.
 #[derive(Debug, Deserialize)]
 pub struct VersionItem {
+    /// Secrets and certificates: the version's id.
     #[serde(default)]
     pub id: Option<String>,
+    /// Keys: the version's id.
     #[serde(default)]
     pub kid: Option<String>,
+    /// Enabled and created.
     #[serde(default)]
     pub attributes: Attributes,
 }
@@ -81,8 +91,10 @@ pub struct VersionItem {
 /// Object attributes (Unix seconds).
 #[derive(Debug, Default, Deserialize)]
 pub struct Attributes {
+    /// Disabled versions cannot be read.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// Creation time, Unix seconds.
     #[serde(default)]
     pub created: Option<i64>,
 }
@@ -90,15 +102,20 @@ pub struct Attributes {
 /// Error body: `{"error":{"code":…,"message":…,"innererror":{"code":…}}}`.
 #[derive(Debug, Deserialize)]
 pub struct ErrorBody {
+    /// The error.
     pub error: ErrorDetail,
 }
 
+/// `error` or `innererror` of an error body.
 #[derive(Debug, Deserialize)]
 pub struct ErrorDetail {
+    /// `Forbidden`, `SecretNotFound`, …
     #[serde(default)]
     pub code: String,
+    /// The human-readable explanation.
     #[serde(default)]
     pub message: String,
+    /// The more specific code (`ForbiddenByRbac`, `SecretDisabled`, …).
     #[serde(default)]
     pub innererror: Option<Box<ErrorDetail>>,
 }

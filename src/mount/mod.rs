@@ -4,9 +4,9 @@
 
 pub mod error;
 mod fetch;
-pub mod identity;
+pub(crate) mod identity;
 pub mod objects;
-pub mod paths;
+pub(crate) mod paths;
 pub mod request;
 
 use std::sync::Arc;

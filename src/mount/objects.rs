@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::paths;
+use super::{paths, trimmed};
 use crate::convert::{ObjectEncoding, ObjectFormat};
 use crate::keyvault::ObjectKind;
 
@@ -32,20 +32,30 @@ enum ArrayEntry {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RawObject {
+    /// `objectName`.
     pub object_name: Option<String>,
+    /// `objectType`.
     pub object_type: Option<String>,
+    /// `objectAlias`.
     pub object_alias: Option<String>,
+    /// `objectVersion`.
     pub object_version: Option<String>,
+    /// `objectVersionHistory`.
     pub object_version_history: Option<String>,
+    /// `objectFormat`.
     pub object_format: Option<String>,
+    /// `objectEncoding`.
     pub object_encoding: Option<String>,
+    /// `filePermission`.
     pub file_permission: Option<String>,
 }
 
 /// A validated object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectSpec {
+    /// `objectName`.
     pub name: String,
+    /// `objectType`.
     pub kind: ObjectKind,
     /// The file name (or directory, in history mode).
     pub alias: String,
@@ -53,7 +63,9 @@ pub struct ObjectSpec {
     pub version: Option<String>,
     /// Number of versions to write; 1 = the single-file form.
     pub history: u32,
+    /// `objectFormat`.
     pub format: ObjectFormat,
+    /// `objectEncoding`.
     pub encoding: ObjectEncoding,
     /// File mode; `None` = the request's `permission`.
     pub mode: Option<u32>,
@@ -129,10 +141,6 @@ pub fn parse(yaml: &str, errors: &mut Vec<String>) -> Vec<ObjectSpec> {
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn trimmed(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// Key Vault object names: 1–127 letters, digits and dashes.

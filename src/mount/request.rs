@@ -22,35 +22,51 @@ use crate::cloud::CloudName;
 #[derive(Debug, Default, Deserialize)]
 pub struct RawAttributes {
     #[serde(rename = "keyvaultName")]
+    /// `keyvaultName`.
     pub keyvault_name: Option<String>,
     #[serde(rename = "tenantID")]
+    /// `tenantID`.
     pub tenant_id: Option<String>,
     #[serde(rename = "tenantId")]
+    /// `tenantId` (legacy spelling; `tenantID` wins).
     pub tenant_id_legacy: Option<String>,
     #[serde(rename = "clientID")]
+    /// `clientID`.
     pub client_id: Option<String>,
     #[serde(rename = "useVMManagedIdentity")]
+    /// `useVMManagedIdentity`.
     pub use_vm_managed_identity: Option<String>,
     #[serde(rename = "userAssignedIdentityID")]
+    /// `userAssignedIdentityID`.
     pub user_assigned_identity_id: Option<String>,
     #[serde(rename = "usePodIdentity")]
+    /// `usePodIdentity`.
     pub use_pod_identity: Option<String>,
     #[serde(rename = "useAzureTokenProxy")]
+    /// `useAzureTokenProxy`.
     pub use_azure_token_proxy: Option<String>,
     #[serde(rename = "cloudName")]
+    /// `cloudName`.
     pub cloud_name: Option<String>,
     #[serde(rename = "cloudEnvFileName")]
+    /// `cloudEnvFileName`.
     pub cloud_env_file_name: Option<String>,
+    /// `objects`: the YAML list.
     pub objects: Option<String>,
     #[serde(rename = "secretProviderClass")]
+    /// `secretProviderClass` (absent in driver v1.5 rotation calls).
     pub secret_provider_class: Option<String>,
     #[serde(rename = "csi.storage.k8s.io/pod.name")]
+    /// The pod's name.
     pub pod_name: Option<String>,
     #[serde(rename = "csi.storage.k8s.io/pod.namespace")]
+    /// The pod's namespace.
     pub pod_namespace: Option<String>,
     #[serde(rename = "csi.storage.k8s.io/pod.uid")]
+    /// The pod's UID.
     pub pod_uid: Option<String>,
     #[serde(rename = "csi.storage.k8s.io/serviceAccount.name")]
+    /// The pod's service account.
     pub service_account: Option<String>,
     /// The pod's projected tokens: bearer credentials, so a secret type (redacted `Debug`).
     #[serde(rename = "csi.storage.k8s.io/serviceAccount.tokens")]
@@ -63,24 +79,36 @@ pub struct RawAttributes {
 /// The pod a Mount is for (for logs, messages and the assertion check).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PodInfo {
+    /// Namespace.
     pub namespace: String,
+    /// Name.
     pub name: String,
+    /// UID.
     pub uid: String,
+    /// Service account.
     pub service_account: String,
+    /// SecretProviderClass (empty in driver v1.5 rotation calls).
     pub secret_provider_class: String,
 }
 
 /// A validated Mount.
 #[derive(Debug)]
 pub struct MountPlan {
+    /// `keyvaultName`.
     pub vault_name: String,
+    /// `tenantID`.
     pub tenant: String,
+    /// `cloudName` (or `--cloud-name`).
     pub cloud: CloudName,
+    /// `cloudEnvFileName`.
     pub cloud_env_file: Option<String>,
+    /// Who authenticates, with the credential.
     pub identity: Identity,
+    /// The objects, in SecretProviderClass order.
     pub objects: Vec<ObjectSpec>,
     /// The request's `permission`: default file mode.
     pub default_mode: u32,
+    /// The pod.
     pub pod: PodInfo,
 }
 

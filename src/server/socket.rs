@@ -12,23 +12,37 @@ use tokio::net::UnixListener;
 /// Errors preparing the socket; shown at start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
+    /// Something other than a socket is in the way.
     #[error("{path} exists and is not a socket; refusing to remove it (is --endpoint right?)")]
-    NotASocket { path: PathBuf },
-    #[error("{action} {path}: {source}")]
-    Io {
-        action: &'static str,
+    NotASocket {
+        /// The configured socket path.
         path: PathBuf,
-        source: io::Error,
     },
+    /// A filesystem step failed.
+    #[error("{action} {path}: {error}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The OS error (printed above, so not a `source()`).
+        error: io::Error,
+    },
+    /// The path does not fit in a `sockaddr_un`.
     #[error("socket path {path} is {len} bytes long; Unix sockets allow at most 107")]
-    TooLong { path: PathBuf, len: usize },
+    TooLong {
+        /// The configured socket path.
+        path: PathBuf,
+        /// Its length in bytes.
+        len: usize,
+    },
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SocketError + 'a {
-    move |source| SocketError::Io {
+    move |error| SocketError::Io {
         action,
         path: path.to_owned(),
-        source,
+        error,
     }
 }
 
