@@ -106,6 +106,7 @@ fn main() {
         let config = akv_csi_provider::Config {
             socket_path: path.clone(),
             healthz: None,
+            metrics: akv_csi_provider::config::MetricsConfig::Prometheus { port: 0 },
             ..Default::default()
         };
         let listener = akv_csi_provider::server::socket::bind(&path).expect("bind");

@@ -157,6 +157,17 @@ impl TransportError {
         }
     }
 
+    /// The metrics class of this failure.
+    pub fn class(&self) -> crate::metrics::ErrorClass {
+        use crate::metrics::ErrorClass;
+        match self.kind {
+            FailureKind::Dns => ErrorClass::Dns,
+            FailureKind::Timeout => ErrorClass::Timeout,
+            FailureKind::Tls => ErrorClass::Tls,
+            FailureKind::Connect | FailureKind::TooLarge => ErrorClass::Transport,
+        }
+    }
+
     /// The reqwest error behind this one, when there is one.
     pub fn cause(&self) -> Option<&reqwest::Error> {
         self.cause.as_deref()
@@ -184,6 +195,15 @@ impl TransportError {
 pub fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `Retry-After` in seconds (the form Key Vault and Entra send; an HTTP date is ignored).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 /// The host name of a URL ("" when it has none).

@@ -11,12 +11,15 @@
 
 pub mod auth;
 pub mod cloud;
+pub mod coalesce;
 pub mod config;
 pub mod convert;
 pub mod http;
 pub mod keyvault;
+pub mod metrics;
 pub mod mount;
 pub mod server;
+pub mod throttle;
 
 /// Generated code for the `v1alpha1` provider contract (`proto/service.proto`).
 #[allow(clippy::all, clippy::pedantic, missing_docs)]

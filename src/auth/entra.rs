@@ -6,9 +6,12 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{AccessToken, AuthError, MAX_TOKEN_BODY, NumberOrString, Peer, unusable_token};
+use super::{
+    AccessToken, AuthError, EntraContext, MAX_TOKEN_BODY, NumberOrString, Peer, unusable_token,
+};
 use crate::cloud::CloudEnvironment;
 use crate::http::{TransportError, excerpt, host_of, read_body};
+use crate::throttle::Refused;
 
 #[derive(Deserialize)]
 struct TokenResponse {
@@ -32,6 +35,7 @@ struct ErrorResponse {
 enum TokenFailure {
     Refused {
         status: u16,
+        retry_after: Option<Duration>,
         codes: Vec<u64>,
         description: String,
     },
@@ -50,19 +54,52 @@ pub(crate) struct Requester<'a> {
 
 /// POSTs a client-credentials grant. `form` holds the credential fields; `client_id`, `scope` and
 /// `grant_type` are added here. Entra's refusals become [`AuthError::Entra`] with the requester's hint.
+///
+/// Requests to one authority go through its gate: when Entra throttles (429), every Mount of the
+/// node waits for its `Retry-After` and one request goes first afterwards (see [`crate::throttle`]).
 pub(crate) async fn request_token(
-    http: &reqwest::Client,
+    entra: &EntraContext,
     cloud: &CloudEnvironment,
     requester: &Requester<'_>,
     form: &[(&str, &str)],
 ) -> Result<AccessToken, AuthError> {
-    match post(http, cloud, requester, form).await {
+    let host = host_of(&cloud.authority);
+    let result = loop {
+        let pass = entra
+            .gates
+            .enter(&host, entra.deadline)
+            .await
+            .map_err(|refused| AuthError::Throttled {
+                peer: requester.peer,
+                host: host.clone(),
+                remaining: match refused {
+                    Refused::Throttled { remaining } => remaining,
+                    Refused::Busy => Duration::ZERO,
+                },
+            })?;
+        match post(&entra.http, cloud, requester, form).await {
+            Err(TokenFailure::Refused {
+                status: 429,
+                retry_after,
+                ..
+            }) => {
+                let wait = pass.throttled(retry_after);
+                tracing::warn!(host = %host, ?wait, "Entra ID is throttling token requests");
+            }
+            other => {
+                pass.succeeded();
+                break other;
+            }
+        }
+    };
+    match result {
         Ok(token) => Ok(token),
         Err(TokenFailure::Other(e)) => Err(*e),
         Err(TokenFailure::Refused {
             status,
             codes,
             description,
+            ..
         }) => Err(AuthError::Entra {
             mode: requester.mode,
             tenant: requester.tenant.to_owned(),
@@ -98,6 +135,7 @@ async fn post(
         .await
         .map_err(|e| transport(TransportError::new(&url, e)))?;
     let status = response.status();
+    let retry_after = crate::http::retry_after(response.headers());
     let body = read_body(&url, response, MAX_TOKEN_BODY)
         .await
         .map_err(transport)?;
@@ -121,11 +159,13 @@ async fn post(
     match serde_json::from_slice::<ErrorResponse>(&body) {
         Ok(err) => Err(TokenFailure::Refused {
             status: status.as_u16(),
+            retry_after,
             codes: err.error_codes,
             description: clean_description(&err.error, &err.error_description),
         }),
         Err(_) => Err(TokenFailure::Refused {
             status: status.as_u16(),
+            retry_after,
             codes: Vec::new(),
             description: format!("HTTP {status} with a non-JSON body: {}", excerpt(&body)),
         }),

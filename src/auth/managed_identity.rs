@@ -5,7 +5,7 @@
 //! assigned), so transient answers are retried with exponential backoff; the Mount deadline bounds
 //! the whole. Its 400 answers are turned into the fix an operator needs.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use secrecy::SecretString;
@@ -40,12 +40,19 @@ fn is_transient(status: StatusCode) -> bool {
 }
 
 /// A token for `resource` from IMDS at `endpoint` (e.g. `http://169.254.169.254`).
-pub async fn token(
-    http: &reqwest::Client,
-    endpoint: &str,
-    resource: &str,
-    client_id: Option<&str>,
+pub(crate) async fn token(
+    http: reqwest::Client,
+    endpoint: String,
+    resource: String,
+    client_id: Option<String>,
+    deadline: Instant,
 ) -> Result<AccessToken, AuthError> {
+    let (http, endpoint, resource, client_id) = (
+        &http,
+        endpoint.as_str(),
+        resource.as_str(),
+        client_id.as_deref(),
+    );
     let url = format!("{}{TOKEN_PATH}", endpoint.trim_end_matches('/'));
     let mut query = vec![("api-version", "2018-02-01"), ("resource", resource)];
     if let Some(id) = client_id {
@@ -63,7 +70,8 @@ pub async fn token(
             Err(Attempt::Final(err)) => return Err(err),
             Err(Attempt::Transient(err)) => err,
         };
-        if attempt >= ATTEMPTS {
+        // Another attempt only if its backoff still ends before the Mount's deadline.
+        if attempt >= ATTEMPTS || Instant::now() + backoff >= deadline {
             return Err(failure);
         }
         tracing::debug!(attempt, error = %failure, ?backoff, "retrying IMDS");

@@ -22,8 +22,12 @@ use sha2::{Digest, Sha256};
 
 use crate::cloud::CloudEnvironment;
 use crate::http::TransportError;
+use crate::metrics::ErrorClass;
+use crate::metrics::Metrics;
+use crate::throttle::Gates;
 use assertion::Assertion;
-use cache::{CacheKey, TokenCache};
+pub use cache::CacheKey;
+use cache::TokenCache;
 
 /// A bearer token for Key Vault. `Debug` never shows it.
 #[derive(Clone)]
@@ -87,6 +91,12 @@ impl NumberOrString {
 
 /// Largest token-endpoint answer read (Entra, IMDS, NMI): tokens are a few kilobytes.
 pub const MAX_TOKEN_BODY: usize = 64 * 1024;
+
+impl crate::coalesce::Lost for AuthError {
+    fn lost() -> Self {
+        Self::Lost
+    }
+}
 
 /// Who issued (or failed to issue) a token, for messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,6 +251,23 @@ pub enum AuthError {
         /// What did not parse.
         reason: String,
     },
+    /// The token endpoint is throttling longer than the Mount can wait.
+    #[error(
+        "{peer} at {host} is throttling this node's token requests for another {}s; the driver will \
+         retry the Mount",
+        crate::throttle::whole_seconds(*remaining)
+    )]
+    Throttled {
+        /// Which endpoint.
+        peer: Peer,
+        /// Its host.
+        host: String,
+        /// How long it will still refuse requests.
+        remaining: Duration,
+    },
+    /// The token request ended without an answer (an internal error).
+    #[error("the token request was lost (internal error); the driver will retry the Mount")]
+    Lost,
     /// The daemon lacks a setting this identity mode needs.
     #[error("{what}")]
     NotConfigured {
@@ -250,10 +277,28 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// The metrics class of this failure.
+    pub fn class(&self) -> ErrorClass {
+        let of_status = |status: u16| match status {
+            400..=499 if status != 429 => ErrorClass::Unauthenticated,
+            other => ErrorClass::of_status(other),
+        };
+        match self {
+            Self::Entra { status, .. } => of_status(*status),
+            Self::Imds { status, .. } | Self::PodIdentity { status, .. } => {
+                status.map_or(ErrorClass::Transport, of_status)
+            }
+            Self::Transport { error, .. } => error.class(),
+            Self::Decode { .. } | Self::Lost => ErrorClass::ServerError,
+            Self::Throttled { .. } => ErrorClass::Throttled,
+            Self::NotConfigured { .. } => ErrorClass::Configuration,
+        }
+    }
+
     /// Worth a retry by the driver (Entra or the network briefly unavailable).
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Transport { .. } => true,
+            Self::Transport { .. } | Self::Throttled { .. } | Self::Lost => true,
             Self::Entra { status, .. } => *status == 429 || *status >= 500,
             Self::Imds { status, .. } | Self::PodIdentity { status, .. } => {
                 status.is_none_or(|s| s == 429 || s >= 500)
@@ -270,7 +315,10 @@ pub struct Authenticator {
     /// For the node-local endpoints (IMDS, NMI): plain HTTP, never through a proxy.
     local_http: reqwest::Client,
     endpoints: LocalEndpoints,
-    cache: Arc<TokenCache>,
+    cache: TokenCache,
+    /// Entra authorities' throttling, shared by every Mount.
+    gates: Gates,
+    metrics: Metrics,
 }
 
 /// Node-local token endpoints.
@@ -285,153 +333,200 @@ pub struct LocalEndpoints {
     pub token_proxy: Option<String>,
 }
 
+/// Token requests in flight to one Entra authority at once (they are rare: one per identity and
+/// hour).
+const ENTRA_IN_FLIGHT: usize = 16;
+
+/// A token and the cache key of the identity it was issued to (which also keys the object cache:
+/// nothing fetched with one identity's token is ever served to another).
+#[derive(Clone, Debug)]
+pub struct IdentityToken {
+    /// The bearer token.
+    pub token: AccessToken,
+    /// Who it was issued to.
+    pub key: CacheKey,
+}
+
 impl Authenticator {
     /// An authenticator with its own token cache.
     pub fn new(
         http: reqwest::Client,
         local_http: reqwest::Client,
         endpoints: LocalEndpoints,
+        metrics: Metrics,
     ) -> Self {
         Self {
             http,
             local_http,
             endpoints,
-            cache: Arc::new(TokenCache::default()),
+            cache: TokenCache::new(cache::DEFAULT_CAPACITY, metrics.clone()),
+            gates: Gates::new(ENTRA_IN_FLIGHT),
+            metrics,
         }
     }
 
-    /// The federated grant (workload identity, identity binding), cached per presenter.
-    async fn federated(
-        &self,
-        peer: Peer,
-        mode: &'static str,
-        cloud: &CloudEnvironment,
-        tenant: &str,
-        client_id: &str,
-        assertion: &Assertion,
-    ) -> Result<AccessToken, AuthError> {
-        let key = CacheKey::Workload {
-            authority: cloud.authority.clone(),
-            tenant: tenant.to_owned(),
-            client_id: client_id.to_owned(),
-            scope: cloud.key_vault_scope(),
-            issuer: assertion.issuer.clone(),
-            subject: assertion.subject.clone(),
-        };
-        self.cache
-            .get_or_fetch(&key, || {
-                workload::token(&self.http, peer, mode, cloud, tenant, client_id, assertion)
-            })
-            .await
-    }
-
-    /// A Key Vault token for `identity` in `tenant` on `cloud`.
+    /// A Key Vault token for `identity` in `tenant` on `cloud`, within `deadline`.
     pub async fn token(
         &self,
         cloud: &CloudEnvironment,
         tenant: &str,
         identity: &Identity,
-    ) -> Result<AccessToken, AuthError> {
-        match identity {
+        deadline: Instant,
+    ) -> Result<IdentityToken, Arc<AuthError>> {
+        let (key, mode, fetch) = self.plan(cloud, tenant, identity, deadline)?;
+        let metrics = self.metrics.clone();
+        let counted = async move {
+            let result = fetch.await;
+            metrics.token_request(mode, result.as_ref().err().map(AuthError::class));
+            result
+        };
+        let token = self.cache.get_or_fetch(&key, move || counted).await?;
+        Ok(IdentityToken { token, key })
+    }
+
+    /// The cache key, the mode's name and the request that gets a new token.
+    fn plan(
+        &self,
+        cloud: &CloudEnvironment,
+        tenant: &str,
+        identity: &Identity,
+        deadline: Instant,
+    ) -> Result<(CacheKey, &'static str, TokenFuture), Arc<AuthError>> {
+        let mode = identity.mode();
+        let tenant = tenant.to_owned();
+        let entra = EntraContext {
+            http: self.http.clone(),
+            gates: self.gates.clone(),
+            deadline,
+        };
+        Ok(match identity {
             Identity::Workload {
                 client_id,
                 assertion,
             } => {
-                self.federated(
-                    Peer::Entra,
-                    "workload identity",
-                    cloud,
-                    tenant,
-                    client_id,
-                    assertion,
+                let cloud = cloud.clone();
+                (
+                    workload_key(&cloud, &tenant, client_id, assertion),
+                    mode,
+                    Box::pin(workload::token(
+                        entra,
+                        Peer::Entra,
+                        mode,
+                        cloud,
+                        tenant,
+                        client_id.clone(),
+                        assertion.clone(),
+                    )),
                 )
-                .await
             }
             Identity::TokenProxy {
                 client_id,
                 assertion,
             } => {
                 let Some(proxy) = &self.endpoints.token_proxy else {
-                    return Err(AuthError::NotConfigured {
+                    return Err(Arc::new(AuthError::NotConfigured {
                         what: "useAzureTokenProxy needs the provider started with --token-proxy-url (and \
                                --sni-name); set them in the provider DaemonSet"
                             .to_owned(),
-                    });
+                    }));
                 };
                 // The proxy stands in for the Entra authority; scope and grant are unchanged.
                 let proxied = CloudEnvironment {
                     authority: proxy.clone(),
                     ..cloud.clone()
                 };
-                self.federated(
-                    Peer::TokenProxy,
-                    "identity binding",
-                    &proxied,
-                    tenant,
-                    client_id,
-                    assertion,
+                (
+                    workload_key(&proxied, &tenant, client_id, assertion),
+                    mode,
+                    Box::pin(workload::token(
+                        entra,
+                        Peer::TokenProxy,
+                        mode,
+                        proxied,
+                        tenant,
+                        client_id.clone(),
+                        assertion.clone(),
+                    )),
                 )
-                .await
             }
             Identity::ServicePrincipal {
                 client_id,
                 client_secret,
-            } => {
-                let key = CacheKey::ServicePrincipal {
+            } => (
+                CacheKey::ServicePrincipal {
                     authority: cloud.authority.clone(),
-                    tenant: tenant.to_owned(),
+                    tenant: tenant.clone(),
                     client_id: client_id.clone(),
                     scope: cloud.key_vault_scope(),
                     secret_sha256: Sha256::digest(client_secret.expose_secret().as_bytes()).into(),
-                };
-                self.cache
-                    .get_or_fetch(&key, || {
-                        service_principal::token(
-                            &self.http,
-                            cloud,
-                            tenant,
-                            client_id,
-                            client_secret,
-                        )
-                    })
-                    .await
-            }
-            Identity::VmManagedIdentity { client_id } => {
-                let key = CacheKey::ManagedIdentity {
+                },
+                mode,
+                Box::pin(service_principal::token(
+                    entra,
+                    cloud.clone(),
+                    tenant,
+                    client_id.clone(),
+                    client_secret.clone(),
+                )),
+            ),
+            Identity::VmManagedIdentity { client_id } => (
+                CacheKey::ManagedIdentity {
                     endpoint: self.endpoints.imds.clone(),
                     identity: client_id.clone().unwrap_or_default(),
                     resource: cloud.key_vault_resource.clone(),
-                };
-                self.cache
-                    .get_or_fetch(&key, || {
-                        managed_identity::token(
-                            &self.local_http,
-                            &self.endpoints.imds,
-                            &cloud.key_vault_resource,
-                            client_id.as_deref(),
-                        )
-                    })
-                    .await
-            }
-            Identity::PodIdentity { namespace, pod } => {
-                let key = CacheKey::PodIdentity {
+                },
+                mode,
+                Box::pin(managed_identity::token(
+                    self.local_http.clone(),
+                    self.endpoints.imds.clone(),
+                    cloud.key_vault_resource.clone(),
+                    client_id.clone(),
+                    deadline,
+                )),
+            ),
+            Identity::PodIdentity { namespace, pod } => (
+                CacheKey::PodIdentity {
                     endpoint: self.endpoints.nmi.clone(),
                     namespace: namespace.clone(),
                     pod: pod.clone(),
                     resource: cloud.key_vault_resource.clone(),
-                };
-                self.cache
-                    .get_or_fetch(&key, || {
-                        pod_identity::token(
-                            &self.local_http,
-                            &self.endpoints.nmi,
-                            &cloud.key_vault_resource,
-                            namespace,
-                            pod,
-                        )
-                    })
-                    .await
-            }
-        }
+                },
+                mode,
+                Box::pin(pod_identity::token(
+                    self.local_http.clone(),
+                    self.endpoints.nmi.clone(),
+                    cloud.key_vault_resource.clone(),
+                    namespace.clone(),
+                    pod.clone(),
+                )),
+            ),
+        })
+    }
+}
+
+/// A token request, owned so that it can outlive the Mount that started it.
+type TokenFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<AccessToken, AuthError>> + Send>>;
+
+/// What a request to Entra (or the token proxy) needs besides the grant.
+pub(crate) struct EntraContext {
+    pub(crate) http: reqwest::Client,
+    pub(crate) gates: Gates,
+    pub(crate) deadline: Instant,
+}
+
+fn workload_key(
+    cloud: &CloudEnvironment,
+    tenant: &str,
+    client_id: &str,
+    assertion: &Assertion,
+) -> CacheKey {
+    CacheKey::Workload {
+        authority: cloud.authority.clone(),
+        tenant: tenant.to_owned(),
+        client_id: client_id.to_owned(),
+        scope: cloud.key_vault_scope(),
+        issuer: assertion.issuer.clone(),
+        subject: assertion.subject.clone(),
     }
 }

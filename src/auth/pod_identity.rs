@@ -24,13 +24,19 @@ struct NmiToken {
 }
 
 /// A token for `resource` for the pod `namespace/pod` from NMI at `endpoint`.
-pub async fn token(
-    http: &reqwest::Client,
-    endpoint: &str,
-    resource: &str,
-    namespace: &str,
-    pod: &str,
+pub(crate) async fn token(
+    http: reqwest::Client,
+    endpoint: String,
+    resource: String,
+    namespace: String,
+    pod: String,
 ) -> Result<AccessToken, AuthError> {
+    let (endpoint, resource, namespace, pod) = (
+        endpoint.as_str(),
+        resource.as_str(),
+        namespace.as_str(),
+        pod.as_str(),
+    );
     let url = format!("{}/host/token/", endpoint.trim_end_matches('/'));
     let failure = |description: String, status: Option<u16>| AuthError::PodIdentity {
         pod: format!("{namespace}/{pod}"),

@@ -4,26 +4,26 @@
 use secrecy::{ExposeSecret, SecretString};
 
 use super::entra::{Requester, request_token};
-use super::{AccessToken, AuthError, Peer};
+use super::{AccessToken, AuthError, EntraContext, Peer};
 use crate::cloud::CloudEnvironment;
 
 /// Client-secret grant.
 pub(crate) async fn token(
-    http: &reqwest::Client,
-    cloud: &CloudEnvironment,
-    tenant: &str,
-    client_id: &str,
-    client_secret: &SecretString,
+    entra: EntraContext,
+    cloud: CloudEnvironment,
+    tenant: String,
+    client_id: String,
+    client_secret: SecretString,
 ) -> Result<AccessToken, AuthError> {
     let form = [("client_secret", client_secret.expose_secret())];
     let requester = Requester {
         peer: Peer::Entra,
         mode: "service principal",
-        tenant,
-        client_id,
-        hint: &|codes| hint(codes, client_id),
+        tenant: &tenant,
+        client_id: &client_id,
+        hint: &|codes| hint(codes, &client_id),
     };
-    request_token(http, cloud, &requester, &form).await
+    request_token(&entra, &cloud, &requester, &form).await
 }
 
 /// What to do about the errors users meet most.

@@ -3,7 +3,7 @@
 
 use super::assertion::Assertion;
 use super::entra::{Requester, request_token};
-use super::{AccessToken, AuthError, Peer};
+use super::{AccessToken, AuthError, EntraContext, Peer};
 use crate::cloud::CloudEnvironment;
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -11,13 +11,13 @@ const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 /// Exchanges the assertion for a token. `mode` names the identity mode in errors (workload identity,
 /// or identity binding, which sends the same grant through the AKS token proxy).
 pub(crate) async fn token(
-    http: &reqwest::Client,
+    entra: EntraContext,
     peer: Peer,
     mode: &'static str,
-    cloud: &CloudEnvironment,
-    tenant: &str,
-    client_id: &str,
-    assertion: &Assertion,
+    cloud: CloudEnvironment,
+    tenant: String,
+    client_id: String,
+    assertion: Assertion,
 ) -> Result<AccessToken, AuthError> {
     let form = [
         ("client_assertion_type", ASSERTION_TYPE),
@@ -26,11 +26,11 @@ pub(crate) async fn token(
     let requester = Requester {
         peer,
         mode,
-        tenant,
-        client_id,
-        hint: &|codes| hint(codes, client_id, assertion),
+        tenant: &tenant,
+        client_id: &client_id,
+        hint: &|codes| hint(codes, &client_id, &assertion),
     };
-    request_token(http, cloud, &requester, &form).await
+    request_token(&entra, &cloud, &requester, &form).await
 }
 
 /// What to do about the errors users meet most.

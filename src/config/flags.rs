@@ -60,6 +60,8 @@ pub(crate) struct RawFlags {
     pub(crate) resolve: Vec<ResolveOverride>,
     pub(crate) mount_timeout: Duration,
     pub(crate) max_concurrent_fetches: usize,
+    pub(crate) object_cache_ttl: Duration,
+    pub(crate) object_cache_max_bytes: usize,
     pub(crate) shutdown_grace: Duration,
     pub(crate) version: bool,
 }
@@ -237,14 +239,35 @@ const FLAGS: &[Flag] = &[
     Flag {
         name: "max-concurrent-fetches",
         kind: Kind::Value,
-        default: "8",
-        help: "Key Vault objects of one Mount fetched at once (1-256)",
+        default: "32",
+        help: "Key Vault requests in flight per vault, shared by all Mounts (1-256)",
         set: |r, v| {
             r.max_concurrent_fetches = v
                 .parse::<usize>()
                 .ok()
                 .filter(|n| (1..=256).contains(n))
                 .ok_or("must be a whole number from 1 to 256")?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "object-cache-ttl",
+        kind: Kind::Value,
+        default: "0s",
+        help: "keep Key Vault answers this long per identity (0s: off, as the Go provider); a new \
+               version is then picked up up to this much later",
+        set: |r, v| {
+            r.object_cache_ttl = parse_duration(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "object-cache-max-bytes",
+        kind: Kind::Value,
+        default: "16Mi",
+        help: "memory the object cache may use: bytes, or with a Ki, Mi or Gi suffix",
+        set: |r, v| {
+            r.object_cache_max_bytes = parse_size(v)?;
             Ok(())
         },
     },
@@ -422,6 +445,8 @@ impl RawFlags {
             resolve_overrides: self.resolve,
             mount_timeout: self.mount_timeout,
             max_concurrent_fetches: self.max_concurrent_fetches,
+            object_cache_ttl: self.object_cache_ttl,
+            object_cache_max_bytes: self.object_cache_max_bytes,
             shutdown_grace: self.shutdown_grace,
             ..Config::fixed()
         };
@@ -526,6 +551,22 @@ fn parse_endpoint(value: &str) -> Result<PathBuf, String> {
         return Err("the socket path is empty; use unix:///provider/azure.sock".to_owned());
     }
     Ok(PathBuf::from(path))
+}
+
+/// A size in bytes: `1048576`, `512Ki`, `16Mi`, `1Gi` (at most 4 GiB).
+fn parse_size(value: &str) -> Result<usize, String> {
+    let err = || format!("{value:?} is not a size such as 16Mi, 512Ki or 1048576");
+    let (digits, scale) = match value.trim() {
+        v if v.ends_with("Ki") => (&v[..v.len() - 2], 1u64 << 10),
+        v if v.ends_with("Mi") => (&v[..v.len() - 2], 1 << 20),
+        v if v.ends_with("Gi") => (&v[..v.len() - 2], 1 << 30),
+        v => (v, 1),
+    };
+    let n: u64 = digits.parse().map_err(|_| err())?;
+    n.checked_mul(scale)
+        .filter(|b| *b <= 4 << 30)
+        .and_then(|b| usize::try_from(b).ok())
+        .ok_or_else(err)
 }
 
 /// Go's `strconv.ParseBool`.
@@ -743,6 +784,20 @@ mod tests {
             c.healthz.map(|h| (h.port, h.path)),
             Some((1234, "/live".into()))
         );
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("16Mi"), Ok(16 << 20));
+        assert_eq!(parse_size("512Ki"), Ok(512 << 10));
+        assert_eq!(parse_size("100"), Ok(100));
+        for bad in ["", "1.5Mi", "16MB", "-1", "5Gi"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        let c = run(&["--object-cache-ttl=5m", "--object-cache-max-bytes=1Mi"]);
+        assert_eq!(c.object_cache_ttl, Duration::from_secs(300));
+        assert_eq!(c.object_cache_max_bytes, 1 << 20);
+        assert_eq!(run(&[]).object_cache_ttl, Duration::ZERO);
     }
 
     #[test]

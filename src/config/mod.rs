@@ -40,8 +40,12 @@ pub struct Config {
     pub extra_root_certs: Vec<Vec<u8>>,
     /// Upper bound on one Mount, whatever the caller's deadline (driver v1.5 rotation sends none).
     pub mount_timeout: Duration,
-    /// Objects of one Mount fetched at the same time.
+    /// Key Vault requests in flight per vault, shared by every Mount (`--max-concurrent-fetches`).
     pub max_concurrent_fetches: usize,
+    /// How long Key Vault answers are kept (`--object-cache-ttl`); zero: not at all.
+    pub object_cache_ttl: Duration,
+    /// Bytes the object cache may hold (`--object-cache-max-bytes`).
+    pub object_cache_max_bytes: usize,
     /// How long in-flight Mounts may run after SIGTERM before the daemon exits anyway.
     pub shutdown_grace: Duration,
     /// Connection timeout of outgoing HTTPS requests.
@@ -86,7 +90,9 @@ impl Config {
             resolve_overrides: Vec::new(),
             extra_root_certs: Vec::new(),
             mount_timeout: Duration::from_secs(90),
-            max_concurrent_fetches: 8,
+            max_concurrent_fetches: 32,
+            object_cache_ttl: Duration::ZERO,
+            object_cache_max_bytes: 16 << 20,
             shutdown_grace: Duration::from_secs(20),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),

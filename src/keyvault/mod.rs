@@ -2,17 +2,27 @@
 //! HTTPS client, with the bearer token sent directly (the scope is known from the cloud, so there is
 //! no unauthenticated challenge round trip like the SDKs make).
 
+pub mod cache;
 pub mod models;
 
 use std::time::Duration;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
-use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::time::Instant;
 
-use crate::auth::AccessToken;
+use reqwest::StatusCode;
+use reqwest::header::AUTHORIZATION;
+use serde::de::DeserializeOwned;
+use zeroize::Zeroizing;
+
+use crate::auth::{AccessToken, IdentityToken};
+use crate::coalesce::{Abandon, Coalescer, Joined};
 use crate::http::{FailureKind, TransportError, excerpt, read_body};
+use crate::metrics::ErrorClass;
+use crate::metrics::{CacheEvent, Metrics};
+use crate::throttle::{Gates, Refused};
+use cache::{Body, ObjectCache, ObjectKey};
 use models::{
     CertificateBundle, ErrorBody, KeyBundle, SecretBundle, VersionItem, VersionPage, version_of,
 };
@@ -82,6 +92,25 @@ pub enum KeyVaultError {
         /// `error.message`, or an excerpt of a non-JSON body.
         message: String,
     },
+    /// The vault is throttling (429) for longer than the Mount can wait.
+    #[error(
+        "the vault is throttling requests (HTTP 429 Throttled) for another {}s; the driver will retry \
+         the Mount",
+        crate::throttle::whole_seconds(*remaining)
+    )]
+    Throttled {
+        /// How long the vault will still refuse requests.
+        remaining: Duration,
+    },
+    /// Every slot for this vault stayed taken until the Mount's deadline.
+    #[error(
+        "the Mount's deadline passed while waiting for a free request slot to the vault (too many \
+         requests to it from this node; see --max-concurrent-fetches)"
+    )]
+    Busy,
+    /// The request ended without an answer (an internal error).
+    #[error("the request was lost (internal error); the driver will retry the Mount")]
+    Lost,
     /// A 200 answer that is not what the API documents.
     #[error("unexpected response ({reason})")]
     Decode {
@@ -99,13 +128,32 @@ impl KeyVaultError {
         }
     }
 
+    /// The metrics class of this failure.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Transport(t) => t.class(),
+            Self::Status { status, .. } => ErrorClass::of_status(*status),
+            Self::Throttled { .. } => ErrorClass::Throttled,
+            Self::Busy => ErrorClass::Timeout,
+            Self::Lost => ErrorClass::ServerError,
+            Self::Decode { .. } => ErrorClass::Conversion,
+        }
+    }
+
     /// Worth retrying: throttling, server errors and transport failures other than DNS.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Status { status, .. } => *status == 429 || *status >= 500,
             Self::Transport(t) => !matches!(t.kind, FailureKind::Dns | FailureKind::TooLarge),
+            Self::Throttled { .. } | Self::Busy | Self::Lost => true,
             Self::Decode { .. } => false,
         }
+    }
+}
+
+impl crate::coalesce::Lost for KeyVaultError {
+    fn lost() -> Self {
+        Self::Lost
     }
 }
 
@@ -141,16 +189,72 @@ impl KeyVaultObject for CertificateBundle {
 /// Characters escaped in a path segment.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
 
-/// Key Vault REST client (cheap to clone: the HTTP client is shared).
+/// Key Vault REST client, shared by every Mount (cheap to clone).
+///
+/// Requests go through three shared mechanisms: identical requests of one identity in flight at the
+/// same time are sent once ([`Coalescer`]); each vault has a bound on requests in flight and one
+/// shared wait when it throttles ([`Gates`]); and, when `--object-cache-ttl` is set, answers are kept
+/// for that long ([`ObjectCache`]).
 #[derive(Clone, Debug)]
 pub struct KeyVaultClient {
     http: reqwest::Client,
+    metrics: Metrics,
+    gates: Gates,
+    flights: Coalescer<ObjectKey, Body, KeyVaultError>,
+    cache: Option<ObjectCache>,
+}
+
+/// Who asks, and until when: the per-Mount part of a request.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller<'a> {
+    /// The token, and the identity it belongs to (which keys coalescing and the cache).
+    pub token: &'a IdentityToken,
+    /// The Mount's deadline: no wait extends past it.
+    pub deadline: Instant,
+}
+
+/// Settings of the client.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientSettings {
+    /// Requests in flight per vault.
+    pub max_in_flight_per_vault: usize,
+    /// How long answers are kept; zero: not at all.
+    pub cache_ttl: Duration,
+    /// Bytes the cache may hold.
+    pub cache_max_bytes: usize,
+}
+
+/// What one request needs once it leaves the caller (it may outlive the Mount that started it).
+struct Job {
+    http: reqwest::Client,
+    metrics: Metrics,
+    gates: Gates,
+    cache: Option<ObjectCache>,
+    key: ObjectKey,
+    kind: ObjectKind,
+    name: String,
+    limit: usize,
+    token: AccessToken,
+    deadline: Instant,
 }
 
 impl KeyVaultClient {
     /// A client over the shared HTTP client.
-    pub fn new(http: reqwest::Client) -> Self {
-        Self { http }
+    pub fn new(http: reqwest::Client, metrics: Metrics, settings: ClientSettings) -> Self {
+        let cache = (!settings.cache_ttl.is_zero()).then(|| {
+            ObjectCache::new(
+                settings.cache_ttl,
+                settings.cache_max_bytes,
+                metrics.clone(),
+            )
+        });
+        Self {
+            http,
+            gates: Gates::new(settings.max_in_flight_per_vault),
+            flights: Coalescer::new(Abandon::Abort),
+            cache,
+            metrics,
+        }
     }
 
     fn object_url(vault_url: &str, kind: ObjectKind, name: &str, version: Option<&str>) -> String {
@@ -171,23 +275,26 @@ impl KeyVaultClient {
     /// `GET /{collection}/{name}[/{version}]` for the object kind `T` stands for.
     pub async fn get<T: KeyVaultObject>(
         &self,
+        caller: Caller<'_>,
         vault_url: &str,
         name: &str,
         version: Option<&str>,
-        token: &AccessToken,
-    ) -> Result<T, KeyVaultError> {
+    ) -> Result<T, Arc<KeyVaultError>> {
         let url = Self::object_url(vault_url, T::KIND, name, version);
-        self.get_json(&url, MAX_OBJECT_BODY, token).await
+        let body = self
+            .fetch(caller, url, T::KIND, name, MAX_OBJECT_BODY)
+            .await?;
+        decode(&body)
     }
 
     /// Every version of an object, following `nextLink` (only within the same vault).
     pub async fn list_versions(
         &self,
+        caller: Caller<'_>,
         vault_url: &str,
         kind: ObjectKind,
         name: &str,
-        token: &AccessToken,
-    ) -> Result<Vec<VersionItem>, KeyVaultError> {
+    ) -> Result<Vec<VersionItem>, Arc<KeyVaultError>> {
         let mut url = format!(
             "{vault_url}/{}/{}/versions?api-version={API_VERSION}&maxresults=25",
             kind.collection(),
@@ -195,84 +302,158 @@ impl KeyVaultClient {
         );
         let mut items = Vec::new();
         for _ in 0..MAX_PAGES {
-            let page: VersionPage = self.get_json(&url, MAX_PAGE_BODY, token).await?;
+            let body = self.fetch(caller, url, kind, name, MAX_PAGE_BODY).await?;
+            let page: VersionPage = decode(&body)?;
             items.extend(page.value);
             match page.next_link.filter(|l| !l.is_empty()) {
                 // The token must only ever go to the vault it was asked for.
                 Some(next) if next.starts_with(&format!("{vault_url}/")) => url = next,
                 Some(next) => {
-                    return Err(KeyVaultError::Decode {
+                    return Err(Arc::new(KeyVaultError::Decode {
                         reason: format!("nextLink {next:?} points outside {vault_url}"),
-                    });
+                    }));
                 }
                 None => return Ok(items),
             }
         }
-        Err(KeyVaultError::Decode {
+        Err(Arc::new(KeyVaultError::Decode {
             reason: format!("more than {MAX_PAGES} pages of versions"),
-        })
+        }))
     }
 
-    async fn get_json<T: DeserializeOwned>(
+    /// The body at `url` for the caller's identity: from the cache, from an identical request in
+    /// flight, or from a new one.
+    async fn fetch(
         &self,
-        url: &str,
+        caller: Caller<'_>,
+        url: String,
+        kind: ObjectKind,
+        name: &str,
         limit: usize,
-        token: &AccessToken,
-    ) -> Result<T, KeyVaultError> {
+    ) -> Result<Body, Arc<KeyVaultError>> {
+        let key = ObjectKey {
+            identity: caller.token.key.clone(),
+            url,
+        };
+        if let Some(body) = self.cache.as_ref().and_then(|c| c.get(&key)) {
+            self.metrics.object_cache(CacheEvent::Hit);
+            return Ok(body);
+        }
+        let job = Job {
+            http: self.http.clone(),
+            metrics: self.metrics.clone(),
+            gates: self.gates.clone(),
+            cache: self.cache.clone(),
+            key: key.clone(),
+            kind,
+            name: name.to_owned(),
+            limit,
+            token: caller.token.token.clone(),
+            deadline: caller.deadline,
+        };
+        let (result, joined) = self.flights.run(key, job.run()).await;
+        self.metrics.object_cache(match joined {
+            Joined::Started => CacheEvent::Miss,
+            Joined::Coalesced => CacheEvent::Coalesced,
+        });
+        result
+    }
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Arc<KeyVaultError>> {
+    serde_json::from_slice(body).map_err(|e| {
+        Arc::new(KeyVaultError::Decode {
+            reason: format!("HTTP 200 with a body that is not the expected JSON: {e}"),
+        })
+    })
+}
+
+impl Job {
+    /// The request with its retries, timed for `keyvault_request`, its answer kept when caching.
+    async fn run(self) -> Result<Body, KeyVaultError> {
+        let started = Instant::now();
+        let result = self.with_retries().await;
+        self.metrics.keyvault_request(
+            self.kind.as_str(),
+            &self.name,
+            result.as_ref().err().map(KeyVaultError::class),
+            started.elapsed(),
+        );
+        if let (Ok(body), Some(cache)) = (&result, &self.cache) {
+            cache.insert(self.key.clone(), body.clone());
+        }
+        result
+    }
+
+    async fn with_retries(&self) -> Result<Body, KeyVaultError> {
+        let url = &self.key.url;
+        let host = crate::http::host_of(url);
+        // The vault's name, for metrics: the first label of its host.
+        let vault = host.split('.').next().unwrap_or_default().to_owned();
         let mut attempt = 1;
         loop {
-            match self.get_once(url, limit, token).await {
+            let pass =
+                self.gates
+                    .enter(&host, self.deadline)
+                    .await
+                    .map_err(|refused| match refused {
+                        Refused::Throttled { remaining } => KeyVaultError::Throttled { remaining },
+                        Refused::Busy => KeyVaultError::Busy,
+                    })?;
+            if !pass.waited.is_zero() {
+                self.metrics.throttle_wait(&vault, pass.waited);
+            }
+            match get_once(&self.http, url, self.limit, &self.token).await {
+                Ok(body) => {
+                    pass.succeeded();
+                    return Ok(Arc::new(body));
+                }
+                Err((err, retry_after)) if err.status() == Some(429) => {
+                    self.metrics.keyvault_throttled(&vault);
+                    let wait = pass.throttled(retry_after);
+                    tracing::warn!(vault = %vault, ?wait, "Key Vault is throttling; requests to it wait");
+                }
                 Err((err, retry_after)) if err.is_transient() && attempt < MAX_ATTEMPTS => {
+                    drop(pass);
                     let backoff = retry_after
                         .unwrap_or(Duration::from_millis(200 * 2u64.pow(attempt)))
                         .min(MAX_RETRY_AFTER);
+                    if Instant::now() + backoff >= self.deadline {
+                        return Err(err);
+                    }
                     tracing::debug!(attempt, error = %err, ?backoff, "retrying Key Vault request");
                     tokio::time::sleep(backoff).await;
                     attempt += 1;
                 }
                 Err((err, _)) => return Err(err),
-                Ok(v) => return Ok(v),
             }
         }
     }
+}
 
-    /// One GET; a failure comes with the `Retry-After` it carried.
-    async fn get_once<T: DeserializeOwned>(
-        &self,
-        url: &str,
-        limit: usize,
-        token: &AccessToken,
-    ) -> Result<T, (KeyVaultError, Option<Duration>)> {
-        let response = self
-            .http
-            .get(url)
-            .header(AUTHORIZATION, token.header_value())
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| (TransportError::new(url, e).into(), None))?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let body = read_body(url, response, limit)
-            .await
-            .map_err(|e| (e.into(), retry_after))?;
-        if status == StatusCode::OK {
-            return serde_json::from_slice(&body).map_err(|e| {
-                (
-                    KeyVaultError::Decode {
-                        reason: format!("HTTP 200 with a body that is not the expected JSON: {e}"),
-                    },
-                    None,
-                )
-            });
-        }
-        Err((status_error(status, &body), retry_after))
+/// One GET; a failure comes with the `Retry-After` it carried.
+async fn get_once(
+    http: &reqwest::Client,
+    url: &str,
+    limit: usize,
+    token: &AccessToken,
+) -> Result<Zeroizing<Vec<u8>>, (KeyVaultError, Option<Duration>)> {
+    let response = http
+        .get(url)
+        .header(AUTHORIZATION, token.header_value())
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| (TransportError::new(url, e).into(), None))?;
+    let status = response.status();
+    let retry_after = crate::http::retry_after(response.headers());
+    let body = read_body(url, response, limit)
+        .await
+        .map_err(|e| (e.into(), retry_after))?;
+    if status == StatusCode::OK {
+        return Ok(Zeroizing::new(body.to_vec()));
     }
+    Err((status_error(status, &body), retry_after))
 }
 
 fn status_error(status: StatusCode, body: &[u8]) -> KeyVaultError {

@@ -5,6 +5,8 @@
 //! to change. The code matters too: the driver retries only `UNAVAILABLE`, so transient failures
 //! (throttling, 5xx, network) map there and nothing else does.
 
+use std::sync::Arc;
+
 use tonic::{Code, Status};
 
 use crate::auth::AuthError;
@@ -12,6 +14,7 @@ use crate::cloud::CloudError;
 use crate::convert::ConvertError;
 use crate::http::FailureKind;
 use crate::keyvault::{KeyVaultError, ObjectKind};
+use crate::metrics::ErrorClass;
 
 /// Why a Mount failed.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +27,7 @@ pub enum MountError {
     Cloud(#[from] CloudError),
     /// No token for the selected identity.
     #[error(transparent)]
-    Auth(#[from] AuthError),
+    Auth(#[from] Arc<AuthError>),
     /// Key Vault refused or failed a request for one object.
     #[error("{}", keyvault_message(.vault, .kind, .object, .error))]
     KeyVault {
@@ -34,8 +37,8 @@ pub enum MountError {
         kind: ObjectKind,
         /// `objectName`.
         object: String,
-        /// What Key Vault (or the network) said.
-        error: KeyVaultError,
+        /// What Key Vault (or the network) said; shared by every Mount that waited for the request.
+        error: Arc<KeyVaultError>,
     },
     /// An object's content could not be turned into its file.
     #[error("{kind} {object:?} from vault {vault}: {error}", kind = .kind.as_str())]
@@ -109,19 +112,14 @@ fn keyvault_message(vault: &str, kind: &ObjectKind, object: &str, err: &KeyVault
 }
 
 impl MountError {
-    /// Low-cardinality outcome class, for logs and (later) metrics.
-    pub fn class(&self) -> &'static str {
+    /// Low-cardinality outcome class, for logs and metrics.
+    pub fn class(&self) -> ErrorClass {
         match self {
-            Self::Invalid(_) | Self::Cloud(_) => "invalid_request",
-            Self::Auth(_) => "auth",
-            Self::KeyVault { error, .. } => match error.status() {
-                Some(404) => "not_found",
-                Some(401 | 403) => "forbidden",
-                Some(429) => "throttled",
-                _ => "keyvault",
-            },
-            Self::Convert { .. } | Self::Object { .. } => "conversion",
-            Self::Timeout(_) => "timeout",
+            Self::Invalid(_) | Self::Cloud(_) => ErrorClass::Invalid,
+            Self::Auth(e) => e.class(),
+            Self::KeyVault { error, .. } => error.class(),
+            Self::Convert { .. } | Self::Object { .. } => ErrorClass::Conversion,
+            Self::Timeout(_) => ErrorClass::Timeout,
         }
     }
 
@@ -130,11 +128,13 @@ impl MountError {
         match self {
             Self::Invalid(_) | Self::Cloud(_) => Code::InvalidArgument,
             Self::Auth(e) if e.is_transient() => Code::Unavailable,
-            Self::Auth(AuthError::NotConfigured { .. }) => Code::FailedPrecondition,
-            Self::Auth(AuthError::Decode { .. }) => Code::Internal,
+            Self::Auth(e) if matches!(**e, AuthError::NotConfigured { .. }) => {
+                Code::FailedPrecondition
+            }
+            Self::Auth(e) if matches!(**e, AuthError::Decode { .. }) => Code::Internal,
             Self::Auth(_) => Code::Unauthenticated,
             Self::KeyVault { error, .. } if error.is_transient() => Code::Unavailable,
-            Self::KeyVault { error, .. } => match error {
+            Self::KeyVault { error, .. } => match &**error {
                 KeyVaultError::Transport(t) if t.kind == FailureKind::Dns => Code::NotFound,
                 KeyVaultError::Status { status: 404, .. } => Code::NotFound,
                 KeyVaultError::Status { status: 401, .. } => Code::Unauthenticated,
@@ -163,12 +163,12 @@ mod tests {
             vault: "kv1".into(),
             kind: ObjectKind::Secret,
             object: "db".into(),
-            error: KeyVaultError::Status {
+            error: Arc::new(KeyVaultError::Status {
                 status,
                 code: "Code".into(),
                 inner: inner.map(str::to_owned),
                 message: "msg".into(),
-            },
+            }),
         }
     }
 
@@ -199,10 +199,12 @@ mod tests {
             vault: "nope".into(),
             kind: ObjectKind::Secret,
             object: "db".into(),
-            error: KeyVaultError::Transport(crate::http::TransportError::without_cause(
-                "nope.vault.azure.net".into(),
-                FailureKind::Dns,
-                "DNS lookup of nope.vault.azure.net failed: x".into(),
+            error: Arc::new(KeyVaultError::Transport(
+                crate::http::TransportError::without_cause(
+                    "nope.vault.azure.net".into(),
+                    FailureKind::Dns,
+                    "DNS lookup of nope.vault.azure.net failed: x".into(),
+                ),
             )),
         };
         assert!(

@@ -1,18 +1,18 @@
 //! Fetching a Mount's objects from Key Vault and turning each into its files.
 
-use futures_util::{StreamExt as _, TryStreamExt as _};
+use std::sync::Arc;
+
 use secrecy::ExposeSecret as _;
 use zeroize::Zeroizing;
 
 use super::MountError;
 use super::objects::ObjectSpec;
 use super::request::MountPlan;
-use crate::auth::AccessToken;
 use crate::config::Config;
 use crate::convert::ConvertError;
 use crate::convert::files::{self, ObjectFiles, SecretFileOptions};
 use crate::keyvault::models::{CertificateBundle, KeyBundle, SecretBundle, version_of};
-use crate::keyvault::{KeyVaultClient, KeyVaultError, KeyVaultObject, ObjectKind};
+use crate::keyvault::{Caller, KeyVaultClient, KeyVaultError, KeyVaultObject, ObjectKind};
 
 /// One file of the volume, with the object version it came from.
 pub(super) struct OutputFile {
@@ -29,24 +29,16 @@ pub(super) struct Fetcher<'a> {
     pub(super) keyvault: &'a KeyVaultClient,
     pub(super) plan: &'a MountPlan,
     pub(super) vault_url: &'a str,
-    pub(super) token: &'a AccessToken,
+    pub(super) caller: Caller<'a>,
 }
 
 impl Fetcher<'_> {
-    /// Every object's files, in SecretProviderClass order.
+    /// Every object's files, in SecretProviderClass order. All objects are asked for at once; the
+    /// vault's shared in-flight bound (`--max-concurrent-fetches`) paces them, and the first failure
+    /// drops (cancels) the others.
     pub(super) async fn fetch_all(&self) -> Result<Vec<OutputFile>, MountError> {
-        // `buffered` keeps SecretProviderClass order while fetching up to N objects at once, and
-        // `try_collect` stops at the first failure, dropping (cancelling) the other fetches.
-        let fetches: Vec<_> = self
-            .plan
-            .objects
-            .iter()
-            .map(|spec| self.fetch(spec))
-            .collect();
-        let per_object: Vec<Vec<OutputFile>> = futures_util::stream::iter(fetches)
-            .buffered(self.config.max_concurrent_fetches)
-            .try_collect()
-            .await?;
+        let fetches = self.plan.objects.iter().map(|spec| self.fetch(spec));
+        let per_object = futures_util::future::try_join_all(fetches).await?;
         Ok(per_object.into_iter().flatten().collect())
     }
 
@@ -110,7 +102,7 @@ impl Fetcher<'_> {
         version: Option<&str>,
     ) -> Result<T, MountError> {
         self.keyvault
-            .get::<T>(self.vault_url, &spec.name, version, self.token)
+            .get::<T>(self.caller, self.vault_url, &spec.name, version)
             .await
             .map_err(|e| self.kv_error(spec, e))
     }
@@ -119,7 +111,7 @@ impl Fetcher<'_> {
     async fn select_versions(&self, spec: &ObjectSpec) -> Result<Vec<String>, MountError> {
         let items = self
             .keyvault
-            .list_versions(self.vault_url, spec.kind, &spec.name, self.token)
+            .list_versions(self.caller, self.vault_url, spec.kind, &spec.name)
             .await
             .map_err(|e| self.kv_error(spec, e))?;
         let mut versions: Vec<(i64, String)> = items
@@ -185,7 +177,7 @@ impl Fetcher<'_> {
             .collect()
     }
 
-    fn kv_error(&self, spec: &ObjectSpec, error: KeyVaultError) -> MountError {
+    fn kv_error(&self, spec: &ObjectSpec, error: Arc<KeyVaultError>) -> MountError {
         MountError::KeyVault {
             vault: self.plan.vault_name.clone(),
             kind: spec.kind,

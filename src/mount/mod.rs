@@ -11,14 +11,15 @@ pub mod request;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::Instrument as _;
 
 use crate::auth::{Authenticator, LocalEndpoints};
 use crate::cloud;
 use crate::config::Config;
-use crate::keyvault::KeyVaultClient;
+use crate::keyvault::{Caller, ClientSettings, KeyVaultClient};
+use crate::metrics::Metrics;
 use crate::proto::{File, MountRequest, MountResponse, ObjectVersion};
 pub use error::MountError;
 use fetch::{Fetcher, OutputFile};
@@ -35,20 +36,35 @@ pub struct MountService {
     config: Arc<Config>,
     auth: Authenticator,
     keyvault: KeyVaultClient,
+    metrics: Metrics,
     next_id: Arc<AtomicU64>,
 }
 
 impl MountService {
     /// A service over the shared HTTP clients (`local_http` for IMDS and NMI).
-    pub fn new(config: Arc<Config>, http: reqwest::Client, local_http: reqwest::Client) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        http: reqwest::Client,
+        local_http: reqwest::Client,
+        metrics: Metrics,
+    ) -> Self {
         let endpoints = LocalEndpoints {
             imds: config.imds_endpoint.clone(),
             nmi: config.nmi_endpoint.clone(),
             token_proxy: config.token_proxy.as_ref().map(|p| p.authority.clone()),
         };
         Self {
-            auth: Authenticator::new(http.clone(), local_http, endpoints),
-            keyvault: KeyVaultClient::new(http),
+            auth: Authenticator::new(http.clone(), local_http, endpoints, metrics.clone()),
+            keyvault: KeyVaultClient::new(
+                http,
+                metrics.clone(),
+                ClientSettings {
+                    max_in_flight_per_vault: config.max_concurrent_fetches,
+                    cache_ttl: config.object_cache_ttl,
+                    cache_max_bytes: config.object_cache_max_bytes,
+                },
+            ),
+            metrics,
             config,
             next_id: Arc::new(AtomicU64::new(0)),
         }
@@ -66,9 +82,14 @@ impl MountService {
         format!("{:08x}", hash as u32)
     }
 
-    /// Handles one Mount, bounded by `--mount-timeout`. Every event inside carries the Mount's span
-    /// (request id, pod, SecretProviderClass, vault, identity mode); one summary line ends it.
-    pub async fn mount(&self, request: MountRequest) -> Result<MountResponse, MountError> {
+    /// Handles one Mount within `--mount-timeout` or the caller's deadline (`timeout`), whichever
+    /// ends first. Every event inside carries the Mount's span (request id, pod,
+    /// SecretProviderClass, vault, identity mode); one summary line ends it.
+    pub async fn mount(
+        &self,
+        request: MountRequest,
+        timeout: Option<Duration>,
+    ) -> Result<MountResponse, MountError> {
         let span = tracing::info_span!(
             "mount",
             request_id = %self.request_id(),
@@ -77,11 +98,20 @@ impl MountService {
             vault = tracing::field::Empty,
             mode = tracing::field::Empty,
         );
-        self.mount_in_span(request).instrument(span).await
+        let budget = timeout.map_or(self.config.mount_timeout, |t| {
+            t.min(self.config.mount_timeout)
+        });
+        self.mount_in_span(request, budget).instrument(span).await
     }
 
-    async fn mount_in_span(&self, request: MountRequest) -> Result<MountResponse, MountError> {
+    async fn mount_in_span(
+        &self,
+        request: MountRequest,
+        budget: Duration,
+    ) -> Result<MountResponse, MountError> {
         let started = Instant::now();
+        let deadline = started + budget;
+        let _in_flight = InFlight::new(&self.metrics);
         let span = tracing::Span::current();
         let plan = RawAttributes::from_json(&request.attributes)
             .map_err(|e| vec![e])
@@ -100,13 +130,16 @@ impl MountService {
             Err(errors) => Err(MountError::Invalid(errors)),
             Ok(plan) => {
                 span.record("mode", plan.identity.mode());
-                tokio::time::timeout(self.config.mount_timeout, self.execute(&plan))
+                tokio::time::timeout_at(deadline.into(), self.execute(&plan, deadline))
                     .await
-                    .unwrap_or(Err(MountError::Timeout(self.config.mount_timeout)))
+                    .unwrap_or(Err(MountError::Timeout(budget)))
                     .map(|response| (response, plan.objects.len()))
             }
         };
-        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        let elapsed_ms = elapsed.as_millis() as u64;
+        self.metrics
+            .mount_finished(result.as_ref().err().map(MountError::class), elapsed);
         match result {
             Ok((response, objects)) => {
                 tracing::info!(
@@ -119,13 +152,22 @@ impl MountService {
                 Ok(response)
             }
             Err(err) => {
-                tracing::warn!(elapsed_ms, outcome = err.class(), error = %err, "mount failed");
+                tracing::warn!(
+                    elapsed_ms,
+                    outcome = err.class().as_str(),
+                    error = %err,
+                    "mount failed"
+                );
                 Err(err)
             }
         }
     }
 
-    async fn execute(&self, plan: &MountPlan) -> Result<MountResponse, MountError> {
+    async fn execute(
+        &self,
+        plan: &MountPlan,
+        deadline: Instant,
+    ) -> Result<MountResponse, MountError> {
         let cloud = cloud::resolve(
             plan.cloud,
             plan.cloud_env_file.as_deref(),
@@ -134,7 +176,7 @@ impl MountService {
         .await?;
         let token = self
             .auth
-            .token(&cloud, &plan.tenant, &plan.identity)
+            .token(&cloud, &plan.tenant, &plan.identity, deadline)
             .await?;
         let vault_url = cloud.vault_url(&plan.vault_name);
         let fetcher = Fetcher {
@@ -142,10 +184,29 @@ impl MountService {
             keyvault: &self.keyvault,
             plan,
             vault_url: &vault_url,
-            token: &token,
+            caller: Caller {
+                token: &token,
+                deadline,
+            },
         };
         let files = fetcher.fetch_all().await?;
         Ok(assemble(files))
+    }
+}
+
+/// Counts a Mount in `akv_mounts_in_flight` for as long as it lives, also when the caller cancels it.
+struct InFlight<'a>(&'a Metrics);
+
+impl<'a> InFlight<'a> {
+    fn new(metrics: &'a Metrics) -> Self {
+        metrics.mounts_in_flight(1);
+        Self(metrics)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.mounts_in_flight(-1);
     }
 }
 

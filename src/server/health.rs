@@ -2,14 +2,12 @@
 //! socket and calls `grpc.health.v1.Health/Check`, so the DaemonSet's liveness probe fails when the
 //! gRPC server stops answering, not merely when the process is gone.
 
-use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, UnixStream};
 use tonic::transport::{Endpoint, Uri};
@@ -47,35 +45,17 @@ pub async fn check_socket(path: PathBuf, timeout: std::time::Duration) -> Result
         .unwrap_or_else(|_| Err(format!("Health/Check did not answer within {timeout:?}")))
 }
 
-/// Serves the liveness endpoint until the task is aborted.
-pub async fn serve_http(config: Healthz, socket: PathBuf) {
-    let listener = match TcpListener::bind(("0.0.0.0", config.port)).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(port = config.port, error = %e, "cannot serve the healthz endpoint");
-            return;
-        }
-    };
+/// Serves the liveness endpoint on `listener` until the task is aborted.
+pub async fn serve_http(listener: TcpListener, config: Healthz, socket: PathBuf) {
     tracing::info!(port = config.port, path = %config.path, "healthz endpoint listening");
     let config = Arc::new(config);
     let socket = Arc::new(socket);
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
+    super::endpoints::serve(listener, move |req: Request<Incoming>| {
         let config = config.clone();
         let socket = socket.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req: Request<Incoming>| {
-                let config = config.clone();
-                let socket = socket.clone();
-                async move { Ok::<_, Infallible>(respond(&req, &config, &socket).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+        async move { respond(&req, &config, &socket).await }
+    })
+    .await;
 }
 
 async fn respond(
@@ -91,7 +71,5 @@ async fn respond(
             Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
         }
     };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response
+    super::endpoints::text(status, "text/plain; charset=utf-8", body)
 }

@@ -1,20 +1,24 @@
 //! The gRPC server on the provider socket: `v1alpha1.CSIDriverProvider` (Version, Mount) and
-//! `grpc.health.v1.Health`, plus the HTTP liveness endpoint, with graceful shutdown.
+//! `grpc.health.v1.Health`, plus the HTTP liveness and metrics endpoints, with graceful shutdown.
 
 pub mod authority;
+pub mod endpoints;
 pub mod health;
 pub mod socket;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
-use tokio::net::UnixListener;
+use tokio::net::{TcpListener, UnixListener};
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Request, Response, Status};
 
-use crate::config::Config;
+use crate::config::{Config, MetricsConfig};
 use crate::http::{HttpSettings, build_client, build_local_client};
+use crate::metrics::Metrics;
 use crate::mount::MountService;
 use crate::proto::csi_driver_provider_server::{CsiDriverProvider, CsiDriverProviderServer};
 use crate::proto::{MountRequest, MountResponse, VersionRequest, VersionResponse};
@@ -24,6 +28,9 @@ use authority::AuthorityFix;
 pub const API_VERSION: &str = "v1alpha1";
 /// `VersionResponse.runtime_name`.
 pub const RUNTIME_NAME: &str = "akv-csi-provider";
+/// Full gRPC method names, as the `grpc_method` label has them.
+const MOUNT_METHOD: &str = "/v1alpha1.CSIDriverProvider/Mount";
+const VERSION_METHOD: &str = "/v1alpha1.CSIDriverProvider/Version";
 
 /// Errors that stop the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +38,12 @@ pub enum ServeError {
     /// The outgoing HTTPS client could not be built.
     #[error(transparent)]
     Http(#[from] crate::http::HttpError),
+    /// The liveness or metrics port could not be bound.
+    #[error(transparent)]
+    Bind(#[from] endpoints::BindError),
+    /// The OTLP exporter could not be set up.
+    #[error(transparent)]
+    Otlp(#[from] crate::metrics::OtlpError),
     /// The gRPC server failed.
     #[error("serving gRPC: {0}")]
     Transport(tonic::transport::Error),
@@ -40,6 +53,7 @@ pub enum ServeError {
 #[derive(Clone, Debug)]
 pub struct Provider {
     mounts: MountService,
+    metrics: Metrics,
 }
 
 #[tonic::async_trait]
@@ -48,19 +62,31 @@ impl CsiDriverProvider for Provider {
         &self,
         _request: Request<VersionRequest>,
     ) -> Result<Response<VersionResponse>, Status> {
-        Ok(Response::new(VersionResponse {
+        let started = Instant::now();
+        let response = VersionResponse {
             version: API_VERSION.to_owned(),
             runtime_name: RUNTIME_NAME.to_owned(),
             runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
-        }))
+        };
+        self.metrics
+            .grpc_request(VERSION_METHOD, tonic::Code::Ok, None, started.elapsed());
+        Ok(Response::new(response))
     }
 
     async fn mount(
         &self,
         request: Request<MountRequest>,
     ) -> Result<Response<MountResponse>, Status> {
-        let response = self.mounts.mount(request.into_inner()).await?;
-        Ok(Response::new(response))
+        let started = Instant::now();
+        let timeout = grpc_timeout(request.metadata());
+        let result = self.mounts.mount(request.into_inner(), timeout).await;
+        let (code, class) = match &result {
+            Ok(_) => (tonic::Code::Ok, None),
+            Err(e) => (e.code(), Some(e.class())),
+        };
+        self.metrics
+            .grpc_request(MOUNT_METHOD, code, class, started.elapsed());
+        Ok(Response::new(result?))
     }
 }
 
@@ -76,77 +102,192 @@ fn read_ca_file(path: &std::path::Path) -> Vec<rustls::pki_types::CertificateDer
     }
 }
 
-/// Serves on `listener` (bound with [`socket::bind`] at `config.socket_path`) until `shutdown` completes, then lets in-flight Mounts finish within the grace
-/// period and removes the socket.
+/// Serves on `listener` (bound with [`socket::bind`] at `config.socket_path`) until `shutdown`
+/// completes, then lets in-flight Mounts finish within the grace period and removes the socket.
 pub async fn run(
     config: Config,
     listener: UnixListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let config = Arc::new(config);
-    // The listener was bound in a private directory and renamed into place (see `socket`), so its
-    // own address is stale: the configured path is where clients find it.
-    let socket_path = config.socket_path.clone();
-    let mut extra_roots: Vec<rustls::pki_types::CertificateDer<'static>> = config
-        .extra_root_certs
-        .iter()
-        .map(|der| rustls::pki_types::CertificateDer::from(der.clone()))
-        .collect();
-    if config.token_proxy.is_some() {
-        extra_roots.extend(read_ca_file(&config.token_proxy_ca_file));
-    }
-    let settings = HttpSettings {
-        user_agent: config.user_agent(),
-        connect_timeout: config.connect_timeout,
-        request_timeout: config.request_timeout,
-        resolve_overrides: config.resolve_overrides.clone(),
-        extra_roots,
-        aliases: config.token_proxy.iter().map(|p| p.alias.clone()).collect(),
-    };
-    let http = build_client(&settings)?;
-    let local_http = build_local_client(&settings)?;
-    let provider = Provider {
-        mounts: MountService::new(config.clone(), http, local_http),
-    };
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<CsiDriverProviderServer<Provider>>()
-        .await;
+    Daemon::start(config, listener).await?.serve(shutdown).await
+}
 
-    let healthz = config
-        .healthz
-        .clone()
-        .map(|h| tokio::spawn(health::serve_http(h, socket_path.clone())));
+/// A daemon whose ports are bound and whose clients are built, ready to serve. Start-up failures
+/// (a port in use, an OTLP endpoint that cannot be used) surface from [`Daemon::start`], before
+/// anything is served.
+pub struct Daemon {
+    config: Arc<Config>,
+    listener: UnixListener,
+    provider: Provider,
+    metrics: Metrics,
+    healthz: Option<TcpListener>,
+    metrics_listener: Option<TcpListener>,
+}
 
-    let incoming = UnixListenerStream::new(listener).map(|conn| conn.map(AuthorityFix::new));
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        tracing::info!("shutting down: no new connections; waiting for in-flight Mounts");
-        let _ = stopping_tx.send(());
-    };
-    let serve = tonic::transport::Server::builder()
-        .add_service(health_service)
-        .add_service(CsiDriverProviderServer::new(provider))
-        .serve_with_incoming_shutdown(incoming, signal);
-    tokio::pin!(serve);
-    let grace = config.shutdown_grace;
-    let result = tokio::select! {
-        result = &mut serve => result.map_err(ServeError::Transport),
-        () = async {
-            if stopping_rx.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        } => {
-            tracing::warn!(?grace, "in-flight Mounts did not finish within the grace period; exiting");
-            Ok(())
+impl Daemon {
+    /// Builds the clients and the metrics backend and binds the HTTP endpoints.
+    pub async fn start(config: Config, listener: UnixListener) -> Result<Self, ServeError> {
+        let config = Arc::new(config);
+        let mut extra_roots: Vec<rustls::pki_types::CertificateDer<'static>> = config
+            .extra_root_certs
+            .iter()
+            .map(|der| rustls::pki_types::CertificateDer::from(der.clone()))
+            .collect();
+        if config.token_proxy.is_some() {
+            extra_roots.extend(read_ca_file(&config.token_proxy_ca_file));
         }
-    };
-    if let Some(task) = healthz {
-        task.abort();
+        let settings = HttpSettings {
+            user_agent: config.user_agent(),
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+            resolve_overrides: config.resolve_overrides.clone(),
+            extra_roots,
+            aliases: config.token_proxy.iter().map(|p| p.alias.clone()).collect(),
+        };
+        let http = build_client(&settings)?;
+        let local_http = build_local_client(&settings)?;
+        let metrics = Metrics::from_config(&config.metrics)?;
+        let healthz = match &config.healthz {
+            Some(h) => Some(endpoints::bind("healthz-port", h.port).await?),
+            None => None,
+        };
+        let metrics_listener = match config.metrics {
+            MetricsConfig::Prometheus { port } => {
+                Some(endpoints::bind("prometheus-port", port).await?)
+            }
+            MetricsConfig::Otlp(_) => None,
+        };
+        let provider = Provider {
+            mounts: MountService::new(config.clone(), http, local_http, metrics.clone()),
+            metrics: metrics.clone(),
+        };
+        Ok(Self {
+            config,
+            listener,
+            provider,
+            metrics,
+            healthz,
+            metrics_listener,
+        })
     }
-    socket::remove(&socket_path);
-    result
+
+    /// Where `/metrics` is served (the ephemeral port when `--prometheus-port=0`).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(endpoints::local_addr)
+    }
+
+    /// Where the liveness endpoint is served.
+    pub fn healthz_addr(&self) -> Option<SocketAddr> {
+        self.healthz.as_ref().and_then(endpoints::local_addr)
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight Mounts finish within the grace
+    /// period and removes the socket.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let Self {
+            config,
+            listener,
+            provider,
+            metrics,
+            healthz,
+            metrics_listener,
+        } = self;
+        // The listener was bound in a private directory and renamed into place (see `socket`), so
+        // its own address is stale: the configured path is where clients find it.
+        let socket_path = config.socket_path.clone();
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<CsiDriverProviderServer<Provider>>()
+            .await;
+        let mut background = Vec::new();
+        if let (Some(listener), Some(h)) = (healthz, config.healthz.clone()) {
+            background.push(tokio::spawn(health::serve_http(
+                listener,
+                h,
+                socket_path.clone(),
+            )));
+        }
+        if let Some(listener) = metrics_listener {
+            tracing::info!(addr = ?endpoints::local_addr(&listener), "metrics endpoint listening");
+            let metrics = metrics.clone();
+            background.push(tokio::spawn(endpoints::serve(listener, move |req| {
+                let metrics = metrics.clone();
+                async move { metrics_response(&req, &metrics) }
+            })));
+        }
+
+        let incoming = UnixListenerStream::new(listener).map(|conn| conn.map(AuthorityFix::new));
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections; waiting for in-flight Mounts");
+            let _ = stopping_tx.send(());
+        };
+        let serve = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(CsiDriverProviderServer::new(provider))
+            .serve_with_incoming_shutdown(incoming, signal);
+        tokio::pin!(serve);
+        let grace = config.shutdown_grace;
+        let result = tokio::select! {
+            result = &mut serve => result.map_err(ServeError::Transport),
+            () = async {
+                if stopping_rx.await.is_ok() {
+                    tokio::time::sleep(grace).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            } => {
+                tracing::warn!(?grace, "in-flight Mounts did not finish within the grace period; exiting");
+                Ok(())
+            }
+        };
+        for task in background {
+            task.abort();
+        }
+        metrics.shutdown();
+        socket::remove(&socket_path);
+        result
+    }
+}
+
+/// The caller's deadline from the `grpc-timeout` header (driver v1.6 passes kubelet's; v1.5 rotation
+/// sends none): digits and a unit, `H`, `M`, `S`, `m`, `u` or `n`.
+fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+fn metrics_response(
+    req: &http::Request<hyper::body::Incoming>,
+    metrics: &Metrics,
+) -> http::Response<http_body_util::Full<hyper::body::Bytes>> {
+    match (req.uri().path(), metrics.encode_prometheus()) {
+        ("/metrics", Some(text)) => endpoints::text(
+            http::StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            text,
+        ),
+        _ => endpoints::text(
+            http::StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found: metrics are at /metrics\n".to_owned(),
+        ),
+    }
 }

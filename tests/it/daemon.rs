@@ -95,6 +95,7 @@ async fn the_binary_starts_serves_and_stops_on_sigterm() {
         .arg(format!("--endpoint=unix://{}", socket.display()))
         .args([
             "--healthz-port=0",
+            "--prometheus-port=0",
             "-v=2",
             "--construct-pem-chain",
             "--logtostderr",

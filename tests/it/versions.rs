@@ -137,19 +137,37 @@ async fn throttling_is_retried_after_retry_after() {
 }
 
 #[tokio::test]
-async fn persistent_throttling_is_unavailable_so_the_driver_retries() {
+async fn throttling_longer_than_the_mount_deadline_fails_at_once_so_the_driver_retries() {
+    let fake = fixture().await;
+    fake.throttle_next(VAULT, 10, 60);
+    let provider = Provider::start(&fake, |_| {}).await;
+    let request =
+        MountBuilder::workload(&objects(&["objectName: rotating\nobjectType: secret"])).build();
+    let started = std::time::Instant::now();
+    let status = provider.mount(request).await.expect_err("throttled");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "failed at once"
+    );
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status.message().contains("Throttled")
+            && status.message().contains(VAULT)
+            && status.message().contains("for another 60s"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn repeated_throttling_within_the_deadline_is_waited_out() {
     let fake = fixture().await;
     fake.throttle_next(VAULT, 10, 0);
     let provider = Provider::start(&fake, |_| {}).await;
     let request =
         MountBuilder::workload(&objects(&["objectName: rotating\nobjectType: secret"])).build();
-    let status = provider.mount(request).await.expect_err("throttled");
-    assert_eq!(status.code(), Code::Unavailable);
-    assert!(
-        status.message().contains("Throttled") && status.message().contains(VAULT),
-        "{}",
-        status.message()
-    );
+    let response = provider.mount(request).await.expect("waited out");
+    assert_eq!(response.files[0].contents, b"value-5");
 }
 
 #[tokio::test]

@@ -44,6 +44,8 @@ impl Provider {
         let mut config = Config {
             socket_path: socket_path.clone(),
             healthz: None,
+            // An ephemeral port, so that tests running in parallel do not collide.
+            metrics: akv_csi_provider::config::MetricsConfig::Prometheus { port: 0 },
             extra_root_certs: vec![pki::ca_der()],
             mount_timeout: Duration::from_secs(20),
             ..Config::default()
