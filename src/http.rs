@@ -367,6 +367,40 @@ fn tls_config(settings: &HttpSettings) -> Result<rustls::ClientConfig, HttpError
     Ok(tls)
 }
 
+/// The shared client and the node-local one for a daemon configuration: system roots plus the
+/// configured extra ones, and the cluster CA when identity binding is on.
+pub fn clients(config: &crate::Config) -> Result<(reqwest::Client, reqwest::Client), HttpError> {
+    let mut extra_roots: Vec<CertificateDer<'static>> = config
+        .extra_root_certs
+        .iter()
+        .map(|der| CertificateDer::from(der.clone()))
+        .collect();
+    if config.token_proxy.is_some() {
+        extra_roots.extend(read_ca_file(&config.token_proxy_ca_file));
+    }
+    let settings = HttpSettings {
+        user_agent: config.user_agent(),
+        connect_timeout: config.connect_timeout,
+        request_timeout: config.request_timeout,
+        resolve_overrides: config.resolve_overrides.clone(),
+        extra_roots,
+        aliases: config.token_proxy.iter().map(|p| p.alias.clone()).collect(),
+    };
+    Ok((build_client(&settings)?, build_local_client(&settings)?))
+}
+
+/// The certificates of a PEM bundle; a missing or unreadable file is logged and yields none.
+fn read_ca_file(path: &std::path::Path) -> Vec<CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    match CertificateDer::pem_file_iter(path) {
+        Ok(certs) => certs.filter_map(Result::ok).collect(),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read the token proxy CA bundle");
+            Vec::new()
+        }
+    }
+}
+
 /// Builds the shared client.
 pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, HttpError> {
     let client = reqwest::Client::builder()

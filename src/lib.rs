@@ -10,12 +10,14 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod cli;
 pub mod cloud;
 pub mod coalesce;
 pub mod config;
 pub mod convert;
 pub mod http;
 pub mod keyvault;
+pub mod logging;
 pub mod metrics;
 pub mod mount;
 pub mod server;

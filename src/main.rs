@@ -1,5 +1,6 @@
-//! The daemon: parses the Go provider's flags, sets up logging, binds the socket and runs the server
-//! until SIGTERM or SIGINT.
+//! The program: a subcommand (`check`, `mount`, `demo`, `emulator`) when the first argument names
+//! one; otherwise the daemon, which parses the Go provider's flags, sets up logging, binds the socket
+//! and runs the server until SIGTERM or SIGINT.
 
 use std::process::ExitCode;
 
@@ -7,17 +8,28 @@ use akv_csi_provider::config::{self, Command};
 use akv_csi_provider::server::{self, socket};
 use anyhow::Context as _;
 
+const SUBCOMMANDS: &str = "\nSubcommands (each has --help):\n  \
+    akv-csi-provider check FILE...     validate SecretProviderClasses offline (CI, GitOps)\n  \
+    akv-csi-provider mount -f SPC ...  perform one Mount from a workstation and write its files\n";
+
 fn main() -> ExitCode {
-    let command = match config::parse_args(std::env::args().skip(1), &config::Env::from_process()) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Go's flag syntax puts every daemon argument after a dash, so a bare first word is a subcommand.
+    match args.first().map(String::as_str) {
+        Some("check") => return akv_csi_provider::cli::check::main(&args[1..]),
+        Some("mount") => return akv_csi_provider::cli::mount::main(&args[1..]),
+        _ => {}
+    }
+    let command = match config::parse_args(args, &config::Env::from_process()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{e}\n{}", config::usage());
+            eprintln!("{e}\n{}{SUBCOMMANDS}", config::usage());
             return ExitCode::from(2);
         }
     };
     let config = match command {
         Command::Help => {
-            eprint!("{}", config::usage());
+            eprint!("{}{SUBCOMMANDS}", config::usage());
             return ExitCode::SUCCESS;
         }
         Command::Version => {
@@ -31,34 +43,13 @@ fn main() -> ExitCode {
         }
         Command::Run(config) => *config,
     };
-    init_logging(config.log_format_json, config.verbosity);
+    akv_csi_provider::logging::init(config.log_format_json, config.verbosity, std::io::stderr);
     match serve(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(json: bool, verbosity: u32) {
-    // klog's -v: 0 is info; 1-4 debug; 5 and above trace. RUST_LOG still wins when set.
-    let level = match verbosity {
-        0 => "info",
-        1..=4 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        // Dependencies stay at info so that -v=5 does not print HTTP internals.
-        tracing_subscriber::EnvFilter::new(format!("info,akv_csi_provider={level}"))
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().flatten_event(true).init();
-    } else {
-        builder.init();
     }
 }
 

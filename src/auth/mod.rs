@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
+use tracing::Instrument as _;
 
 use crate::cloud::CloudEnvironment;
 use crate::http::TransportError;
@@ -379,7 +380,9 @@ impl Authenticator {
             let result = fetch.await;
             metrics.token_request(mode, result.as_ref().err().map(AuthError::class));
             result
-        };
+        }
+        // Runs in its own task (it may outlive this Mount): it logs in this Mount's span.
+        .instrument(tracing::Span::current());
         let token = self.cache.get_or_fetch(&key, move || counted).await?;
         Ok(IdentityToken { token, key })
     }

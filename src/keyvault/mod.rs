@@ -14,6 +14,7 @@ use std::time::Instant;
 use reqwest::StatusCode;
 use reqwest::header::AUTHORIZATION;
 use serde::de::DeserializeOwned;
+use tracing::Instrument as _;
 use zeroize::Zeroizing;
 
 use crate::auth::{AccessToken, IdentityToken};
@@ -351,7 +352,10 @@ impl KeyVaultClient {
             token: caller.token.token.clone(),
             deadline: caller.deadline,
         };
-        let (result, joined) = self.flights.run(key, job.run()).await;
+        // The request may run in another task (shared by coalesced callers): it logs in the span of
+        // the Mount that started it.
+        let work = job.run().instrument(tracing::Span::current());
+        let (result, joined) = self.flights.run(key, work).await;
         self.metrics.object_cache(match joined {
             Joined::Started => CacheEvent::Miss,
             Joined::Coalesced => CacheEvent::Coalesced,

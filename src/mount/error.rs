@@ -123,6 +123,16 @@ impl MountError {
         }
     }
 
+    /// The object the error is about, if it is about one.
+    pub fn object(&self) -> Option<&str> {
+        match self {
+            Self::KeyVault { object, .. }
+            | Self::Convert { object, .. }
+            | Self::Object { object, .. } => Some(object),
+            _ => None,
+        }
+    }
+
     /// The gRPC code for this error.
     pub fn code(&self) -> Code {
         match self {

@@ -155,6 +155,7 @@ impl MountService {
                 tracing::warn!(
                     elapsed_ms,
                     outcome = err.class().as_str(),
+                    object = err.object().unwrap_or_default(),
                     error = %err,
                     "mount failed"
                 );

@@ -27,6 +27,18 @@ enum ArrayEntry {
     Other(serde::de::IgnoredAny),
 }
 
+/// The object fields this provider reads (for near-miss hints).
+pub const FIELDS: &[&str] = &[
+    "objectName",
+    "objectType",
+    "objectAlias",
+    "objectVersion",
+    "objectVersionHistory",
+    "objectFormat",
+    "objectEncoding",
+    "filePermission",
+];
+
 /// One object's fields as written. Every field is taken as text, like the Go provider's YAML
 /// decoding into string fields (so `filePermission: 0600` stays "0600").
 #[derive(Debug, Default, Deserialize)]

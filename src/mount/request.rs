@@ -18,6 +18,24 @@ use super::trimmed;
 use crate::auth::Identity;
 use crate::cloud::CloudName;
 
+/// The SecretProviderClass parameters this provider reads (for near-miss hints).
+pub const PARAMETERS: &[&str] = &[
+    "keyvaultName",
+    "tenantID",
+    "tenantId",
+    "clientID",
+    "useVMManagedIdentity",
+    "userAssignedIdentityID",
+    "usePodIdentity",
+    "useAzureTokenProxy",
+    "cloudName",
+    "cloudEnvFileName",
+    "objects",
+];
+
+/// Parameters the Go provider once read and ignores now; SecretProviderClasses still carry them.
+pub const LEGACY_PARAMETERS: &[&str] = &["resourceGroup", "subscriptionId"];
+
 /// `attributes` as sent: SecretProviderClass parameters plus the pod attributes the driver adds.
 #[derive(Debug, Default, Deserialize)]
 pub struct RawAttributes {
@@ -174,29 +192,32 @@ pub fn parse(
     validate(attrs, secrets, permission, ctx)
 }
 
-/// Validates deserialized attributes together with the request's `secrets` and `permission`.
-pub fn validate(
-    attrs: RawAttributes,
-    secrets: &str,
-    permission: &str,
+/// The SecretProviderClass parameters, validated: everything a Mount needs that does not come from
+/// the pod (this is what `akv-csi-provider check` checks).
+#[derive(Debug)]
+pub struct SpcParameters {
+    /// `keyvaultName`.
+    pub vault_name: String,
+    /// `tenantID`.
+    pub tenant: String,
+    /// `cloudName` (or `--cloud-name`).
+    pub cloud: CloudName,
+    /// `cloudEnvFileName`.
+    pub cloud_env_file: Option<String>,
+    /// The identity mode the parameters select (`None` when they select none validly).
+    pub mode: Option<Mode>,
+    /// The objects, in SecretProviderClass order.
+    pub objects: Vec<ObjectSpec>,
+}
+
+/// Validates the SecretProviderClass parameters, pushing every problem into `errors`.
+/// `has_secret_keys`: whether the request carries service-principal keys (`None`: unknown).
+pub fn validate_parameters(
+    attrs: &RawAttributes,
+    has_secret_keys: Option<bool>,
     ctx: &ParseContext,
-) -> Result<MountPlan, Vec<String>> {
-    let mut errors = Vec::new();
-    let secrets = parse_secrets(secrets, &mut errors);
-
-    let default_mode = match permission.trim() {
-        "" => 0o644,
-        p => match p.parse::<u32>() {
-            Ok(m) if m <= 0o777 => m,
-            _ => {
-                errors.push(format!(
-                    "permission: {p:?} is not a file mode in decimal up to 511 (e.g. \"420\" for 0644)"
-                ));
-                0o644
-            }
-        },
-    };
-
+    errors: &mut Vec<String>,
+) -> SpcParameters {
     let vault_name = match trimmed(&attrs.keyvault_name) {
         Some(v) if valid_vault_name(v) => v.to_owned(),
         Some(v) => {
@@ -242,6 +263,58 @@ pub fn validate(
         }),
     };
 
+    let mode = identity::select(attrs, has_secret_keys, errors);
+
+    let objects = match trimmed(&attrs.objects) {
+        Some(yaml) => objects::parse(yaml, errors),
+        None => {
+            errors.push(format!(
+                "objects is required: a YAML list of the Key Vault objects to mount{}",
+                near_miss(&attrs.other, "objects")
+            ));
+            Vec::new()
+        }
+    };
+    paths::check_collisions(&objects, ctx.split_files, errors);
+
+    SpcParameters {
+        vault_name,
+        tenant,
+        cloud,
+        cloud_env_file: trimmed(&attrs.cloud_env_file_name).map(str::to_owned),
+        mode,
+        objects,
+    }
+}
+
+/// Validates deserialized attributes together with the request's `secrets` and `permission`.
+pub fn validate(
+    attrs: RawAttributes,
+    secrets: &str,
+    permission: &str,
+    ctx: &ParseContext,
+) -> Result<MountPlan, Vec<String>> {
+    let mut errors = Vec::new();
+    let secrets = parse_secrets(secrets, &mut errors);
+
+    let default_mode = match permission.trim() {
+        "" => 0o644,
+        p => match p.parse::<u32>() {
+            Ok(m) if m <= 0o777 => m,
+            _ => {
+                errors.push(format!(
+                    "permission: {p:?} is not a file mode in decimal up to 511 (e.g. \"420\" for 0644)"
+                ));
+                0o644
+            }
+        },
+    };
+
+    let has_secret_keys = ["clientid", "clientsecret"]
+        .iter()
+        .any(|k| secret_value(&secrets, k).is_some());
+    let params = validate_parameters(&attrs, Some(has_secret_keys), ctx, &mut errors);
+
     let pod = PodInfo {
         namespace: trimmed(&attrs.pod_namespace).unwrap_or_default().to_owned(),
         name: trimmed(&attrs.pod_name).unwrap_or_default().to_owned(),
@@ -253,35 +326,18 @@ pub fn validate(
             .unwrap_or_default()
             .to_owned(),
     };
-
-    let has_secret_keys = ["clientid", "clientsecret"]
-        .iter()
-        .any(|k| secret_value(&secrets, k).is_some());
-    let identity =
-        identity::select(&attrs, Some(has_secret_keys), &mut errors).and_then(|mode: Mode| {
-            identity::credential(mode, &attrs, &secrets, &pod, ctx.now, &mut errors)
-        });
-
-    let objects = match trimmed(&attrs.objects) {
-        Some(yaml) => objects::parse(yaml, &mut errors),
-        None => {
-            errors.push(format!(
-                "objects is required: a YAML list of the Key Vault objects to mount{}",
-                near_miss(&attrs.other, "objects")
-            ));
-            Vec::new()
-        }
-    };
-    paths::check_collisions(&objects, ctx.split_files, &mut errors);
+    let identity = params
+        .mode
+        .and_then(|mode| identity::credential(mode, &attrs, &secrets, &pod, ctx.now, &mut errors));
 
     match identity {
         Some(identity) if errors.is_empty() => Ok(MountPlan {
-            vault_name,
-            tenant,
-            cloud,
-            cloud_env_file: trimmed(&attrs.cloud_env_file_name).map(str::to_owned),
+            vault_name: params.vault_name,
+            tenant: params.tenant,
+            cloud: params.cloud,
+            cloud_env_file: params.cloud_env_file,
             identity,
-            objects,
+            objects: params.objects,
             default_mode,
             pod,
         }),

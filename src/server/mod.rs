@@ -17,7 +17,6 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Request, Response, Status};
 
 use crate::config::{Config, MetricsConfig};
-use crate::http::{HttpSettings, build_client, build_local_client};
 use crate::metrics::Metrics;
 use crate::mount::MountService;
 use crate::proto::csi_driver_provider_server::{CsiDriverProvider, CsiDriverProviderServer};
@@ -90,18 +89,6 @@ impl CsiDriverProvider for Provider {
     }
 }
 
-/// The certificates of a PEM bundle; a missing or unreadable file is logged and yields none.
-fn read_ca_file(path: &std::path::Path) -> Vec<rustls::pki_types::CertificateDer<'static>> {
-    use rustls::pki_types::pem::PemObject;
-    match rustls::pki_types::CertificateDer::pem_file_iter(path) {
-        Ok(certs) => certs.filter_map(Result::ok).collect(),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "cannot read the token proxy CA bundle");
-            Vec::new()
-        }
-    }
-}
-
 /// Serves on `listener` (bound with [`socket::bind`] at `config.socket_path`) until `shutdown`
 /// completes, then lets in-flight Mounts finish within the grace period and removes the socket.
 pub async fn run(
@@ -128,24 +115,7 @@ impl Daemon {
     /// Builds the clients and the metrics backend and binds the HTTP endpoints.
     pub async fn start(config: Config, listener: UnixListener) -> Result<Self, ServeError> {
         let config = Arc::new(config);
-        let mut extra_roots: Vec<rustls::pki_types::CertificateDer<'static>> = config
-            .extra_root_certs
-            .iter()
-            .map(|der| rustls::pki_types::CertificateDer::from(der.clone()))
-            .collect();
-        if config.token_proxy.is_some() {
-            extra_roots.extend(read_ca_file(&config.token_proxy_ca_file));
-        }
-        let settings = HttpSettings {
-            user_agent: config.user_agent(),
-            connect_timeout: config.connect_timeout,
-            request_timeout: config.request_timeout,
-            resolve_overrides: config.resolve_overrides.clone(),
-            extra_roots,
-            aliases: config.token_proxy.iter().map(|p| p.alias.clone()).collect(),
-        };
-        let http = build_client(&settings)?;
-        let local_http = build_local_client(&settings)?;
+        let (http, local_http) = crate::http::clients(&config)?;
         let metrics = Metrics::from_config(&config.metrics)?;
         let healthz = match &config.healthz {
             Some(h) => Some(endpoints::bind("healthz-port", h.port).await?),
