@@ -741,10 +741,16 @@ spec:
         let findings = check(&text);
         assert_eq!(at(&findings, Severity::Warning, "write keyvaultName"), 9);
         assert_eq!(at(&findings, Severity::Warning, "write clientID"), 11);
-        // keyvaultName is missing: reported where the class starts.
+        // keyvaultName is missing: reported at its near miss.
         assert_eq!(
             at(&findings, Severity::Error, "keyvaultName is required"),
-            1
+            9
+        );
+        let without = GOOD.replace("    keyvaultName: my-vault\n", "");
+        assert_eq!(
+            at(&check(&without), Severity::Error, "keyvaultName is required"),
+            1,
+            "reported where the class starts"
         );
         assert!(
             !findings
