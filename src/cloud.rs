@@ -156,15 +156,51 @@ pub async fn resolve(
                 .filter(|p| !p.is_empty())
                 .or(env_var_file.filter(|p| !p.is_empty()))
                 .ok_or(CloudError::MissingEnvFile)?;
-            let text = tokio::fs::read_to_string(Path::new(path))
-                .await
-                .map_err(|e| CloudError::Read {
-                    path: path.to_owned(),
-                    reason: e.to_string(),
-                })?;
+            let text = read_environment_file(path).await?;
             parse_environment_file(path, &text)
         }
     }
+}
+
+/// Largest environment file read: the real ones are a few hundred bytes.
+pub const MAX_ENVIRONMENT_FILE: u64 = 64 * 1024;
+
+/// Reads an environment file: a regular file of at most [`MAX_ENVIRONMENT_FILE`] bytes. A device
+/// (`/dev/zero`), a FIFO or a huge file is refused instead of read, so that a wrong path cannot grow
+/// memory or block a thread past the Mount's deadline.
+async fn read_environment_file(path: &str) -> Result<String, CloudError> {
+    use tokio::io::AsyncReadExt as _;
+    let read_error = |reason: String| CloudError::Read {
+        path: path.to_owned(),
+        reason,
+    };
+    let meta = tokio::fs::metadata(Path::new(path))
+        .await
+        .map_err(|e| read_error(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(read_error("not a regular file".to_owned()));
+    }
+    if meta.len() > MAX_ENVIRONMENT_FILE {
+        return Err(read_error(format!(
+            "{} bytes; an environment file has at most {MAX_ENVIRONMENT_FILE}",
+            meta.len()
+        )));
+    }
+    let file = tokio::fs::File::open(Path::new(path))
+        .await
+        .map_err(|e| read_error(e.to_string()))?;
+    // The file may have grown since the check: read no more than the cap plus one byte.
+    let mut bytes = Vec::new();
+    file.take(MAX_ENVIRONMENT_FILE + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| read_error(e.to_string()))?;
+    if bytes.len() as u64 > MAX_ENVIRONMENT_FILE {
+        return Err(read_error(format!(
+            "more than {MAX_ENVIRONMENT_FILE} bytes; an environment file is a few hundred"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| read_error("not UTF-8 text".to_owned()))
 }
 
 /// Parses an Azure Stack environment file; keys are matched case-insensitively like Go's
@@ -284,6 +320,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("not valid JSON"), "{err}");
+    }
+
+    /// Regression: `/dev/zero` as the environment file grew memory until the pod was killed.
+    #[tokio::test]
+    async fn devices_and_huge_files_are_refused_without_reading_them() {
+        let err = resolve(CloudName::Stack, Some("/dev/zero"), None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/dev/zero") && err.contains("not a regular file"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.json");
+        std::fs::write(&big, vec![b' '; MAX_ENVIRONMENT_FILE as usize + 1]).unwrap();
+        let err = resolve(CloudName::Stack, big.to_str(), None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at most"), "{err}");
     }
 
     #[tokio::test]

@@ -748,7 +748,11 @@ spec:
         );
         let without = GOOD.replace("    keyvaultName: my-vault\n", "");
         assert_eq!(
-            at(&check(&without), Severity::Error, "keyvaultName is required"),
+            at(
+                &check(&without),
+                Severity::Error,
+                "keyvaultName is required"
+            ),
             1,
             "reported where the class starts"
         );

@@ -62,6 +62,8 @@ pub(crate) struct RawFlags {
     pub(crate) max_concurrent_fetches: usize,
     pub(crate) object_cache_ttl: Duration,
     pub(crate) object_cache_max_bytes: usize,
+    pub(crate) max_concurrent_mounts: usize,
+    pub(crate) max_response_bytes: usize,
     pub(crate) shutdown_grace: Duration,
     pub(crate) version: bool,
 }
@@ -272,6 +274,34 @@ const FLAGS: &[Flag] = &[
         },
     },
     Flag {
+        name: "max-concurrent-mounts",
+        kind: Kind::Value,
+        default: "64",
+        help: "Mounts served at once; more wait in line until their deadline (1-4096)",
+        set: |r, v| {
+            r.max_concurrent_mounts = v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=4096).contains(n))
+                .ok_or("must be a whole number from 1 to 4096")?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "max-response-bytes",
+        kind: Kind::Value,
+        default: "4Mi",
+        help: "largest Mount response; keep it at or below the driver's --max-call-recv-msg-size",
+        set: |r, v| {
+            let n = parse_size(v)?;
+            if n < 64 << 10 {
+                return Err("must be at least 64Ki".to_owned());
+            }
+            r.max_response_bytes = n;
+            Ok(())
+        },
+    },
+    Flag {
         name: "shutdown-grace-period",
         kind: Kind::Value,
         default: "20s",
@@ -447,6 +477,8 @@ impl RawFlags {
             max_concurrent_fetches: self.max_concurrent_fetches,
             object_cache_ttl: self.object_cache_ttl,
             object_cache_max_bytes: self.object_cache_max_bytes,
+            max_concurrent_mounts: self.max_concurrent_mounts,
+            max_response_bytes: self.max_response_bytes,
             shutdown_grace: self.shutdown_grace,
             ..Config::fixed()
         };

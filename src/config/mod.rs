@@ -46,6 +46,11 @@ pub struct Config {
     pub object_cache_ttl: Duration,
     /// Bytes the object cache may hold (`--object-cache-max-bytes`).
     pub object_cache_max_bytes: usize,
+    /// Mounts served at once (`--max-concurrent-mounts`); more wait in line.
+    pub max_concurrent_mounts: usize,
+    /// Largest Mount response in bytes (`--max-response-bytes`): the driver's gRPC client refuses
+    /// larger messages (4 MiB by default).
+    pub max_response_bytes: usize,
     /// How long in-flight Mounts may run after SIGTERM before the daemon exits anyway.
     pub shutdown_grace: Duration,
     /// Connection timeout of outgoing HTTPS requests.
@@ -93,6 +98,8 @@ impl Config {
             max_concurrent_fetches: 32,
             object_cache_ttl: Duration::ZERO,
             object_cache_max_bytes: 16 << 20,
+            max_concurrent_mounts: 64,
+            max_response_bytes: 4 << 20,
             shutdown_grace: Duration::from_secs(20),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),

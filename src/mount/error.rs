@@ -64,6 +64,27 @@ pub enum MountError {
         /// What is wrong and how to fix it.
         message: String,
     },
+    /// The files are larger in all than the driver accepts in one response.
+    #[error(
+        "the objects of this SecretProviderClass add up to {total} bytes, more than the {limit} bytes a \
+         Mount response may carry (the driver's gRPC limit; --max-response-bytes); the largest: {}. \
+         Split the objects over several SecretProviderClasses (volumes)",
+        largest.iter().map(|(path, size)| format!("{path} ({size} bytes)")).collect::<Vec<_>>().join(", ")
+    )]
+    TooLarge {
+        /// Bytes of all files.
+        total: usize,
+        /// `--max-response-bytes`.
+        limit: usize,
+        /// The largest files, largest first.
+        largest: Vec<(String, usize)>,
+    },
+    /// Every Mount slot stayed taken until the deadline.
+    #[error(
+        "the provider is serving {0} Mounts already and none finished before this Mount's deadline; the \
+         driver will retry (see --max-concurrent-mounts)"
+    )]
+    Busy(usize),
     /// The Mount ran past `--mount-timeout`.
     #[error(
         "the Mount did not finish within {0:?}: Key Vault or Entra ID is slow or unreachable from this node"
@@ -119,7 +140,8 @@ impl MountError {
             Self::Auth(e) => e.class(),
             Self::KeyVault { error, .. } => error.class(),
             Self::Convert { .. } | Self::Object { .. } => ErrorClass::Conversion,
-            Self::Timeout(_) => ErrorClass::Timeout,
+            Self::Timeout(_) | Self::Busy(_) => ErrorClass::Timeout,
+            Self::TooLarge { .. } => ErrorClass::Conversion,
         }
     }
 
@@ -154,6 +176,8 @@ impl MountError {
             },
             Self::Convert { .. } | Self::Object { .. } => Code::FailedPrecondition,
             Self::Timeout(_) => Code::DeadlineExceeded,
+            Self::Busy(_) => Code::Unavailable,
+            Self::TooLarge { .. } => Code::ResourceExhausted,
         }
     }
 }

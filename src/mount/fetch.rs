@@ -9,10 +9,11 @@ use super::MountError;
 use super::objects::ObjectSpec;
 use super::request::MountPlan;
 use crate::config::Config;
-use crate::convert::ConvertError;
 use crate::convert::files::{self, ObjectFiles, SecretFileOptions};
+use crate::convert::{ConvertError, ObjectFormat};
 use crate::keyvault::models::{CertificateBundle, KeyBundle, SecretBundle, version_of};
 use crate::keyvault::{Caller, KeyVaultClient, KeyVaultError, KeyVaultObject, ObjectKind};
+use tokio::sync::Semaphore;
 
 /// One file of the volume, with the object version it came from.
 pub(super) struct OutputFile {
@@ -26,6 +27,7 @@ pub(super) struct OutputFile {
 /// Fetches and converts the objects of one Mount.
 pub(super) struct Fetcher<'a> {
     pub(super) config: &'a Config,
+    pub(super) conversions: &'a Semaphore,
     pub(super) keyvault: &'a KeyVaultClient,
     pub(super) plan: &'a MountPlan,
     pub(super) vault_url: &'a str,
@@ -66,19 +68,14 @@ impl Fetcher<'_> {
         let (converted, version) = match spec.kind {
             ObjectKind::Secret => {
                 let bundle: SecretBundle = self.download(spec, version).await?;
+                let version = bundle.version().to_owned();
                 let options = SecretFileOptions {
                     format: spec.format,
                     encoding: spec.encoding,
                     construct_pem_chain: self.config.construct_pem_chain,
                     split_files: self.config.write_cert_and_key_in_separate_files,
                 };
-                let files = files::secret(
-                    bundle.value.expose_secret(),
-                    bundle.content_type.as_deref(),
-                    bundle.kid.is_some(),
-                    options,
-                );
-                (files, bundle.version().to_owned())
+                (self.convert_secret(bundle, options).await, version)
             }
             ObjectKind::Key => {
                 let bundle: KeyBundle = self.download(spec, version).await?;
@@ -94,6 +91,41 @@ impl Fetcher<'_> {
             tracing::warn!(object = %spec.name, "{note}");
         }
         Ok((converted, version))
+    }
+
+    /// Converts a secret. Decoding a PFX derives keys with thousands of hash iterations, so it runs on
+    /// the blocking pool, a bounded number at once, where it cannot stall the other Mounts' I/O;
+    /// this Mount's deadline still ends the wait for it.
+    async fn convert_secret(
+        &self,
+        bundle: SecretBundle,
+        options: SecretFileOptions,
+    ) -> Result<ObjectFiles, ConvertError> {
+        let heavy = options.format == ObjectFormat::Pem
+            && bundle.kid.is_some()
+            && bundle.content_type.as_deref() == Some("application/x-pkcs12");
+        let convert = move || {
+            files::secret(
+                bundle.value.expose_secret(),
+                bundle.content_type.as_deref(),
+                bundle.kid.is_some(),
+                options,
+            )
+        };
+        if !heavy {
+            return convert();
+        }
+        let _permit =
+            self.conversions.acquire().await.map_err(|_| {
+                ConvertError::Unsupported("the provider is shutting down".to_owned())
+            })?;
+        tokio::task::spawn_blocking(convert)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ConvertError::Unsupported(
+                    "the conversion failed unexpectedly (internal error)".to_owned(),
+                ))
+            })
     }
 
     async fn download<T: KeyVaultObject>(

@@ -20,6 +20,9 @@ use crate::config::parse_bool;
 
 /// Attribute key of the service-account tokens (also accepted from `secrets`).
 pub const TOKENS_KEY: &str = "csi.storage.k8s.io/serviceAccount.tokens";
+/// Largest service-account tokens attribute read: a JWT is about a kilobyte, and the driver sends one
+/// per requested audience.
+pub const MAX_TOKENS_ATTRIBUTE: usize = 64 * 1024;
 /// Audience of identity-binding assertions.
 pub const IDENTITY_BINDING_AUDIENCE: &str = "api://AKSIdentityBinding";
 
@@ -273,6 +276,14 @@ fn service_account_assertion(
         errors.push(missing());
         return None;
     };
+    if tokens_json.expose_secret().len() > MAX_TOKENS_ATTRIBUTE {
+        errors.push(format!(
+            "{TOKENS_KEY}: {} bytes, more than the {MAX_TOKENS_ATTRIBUTE} a few service-account tokens \
+             take; check the CSIDriver tokenRequests",
+            tokens_json.expose_secret().len()
+        ));
+        return None;
+    }
     let tokens: BTreeMap<String, TokenEntry> = match serde_json::from_str(
         tokens_json.expose_secret(),
     ) {

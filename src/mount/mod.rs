@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument as _;
 
 use crate::auth::{Authenticator, LocalEndpoints};
@@ -38,6 +39,10 @@ pub struct MountService {
     keyvault: KeyVaultClient,
     metrics: Metrics,
     next_id: Arc<AtomicU64>,
+    /// `--max-concurrent-mounts`.
+    slots: Arc<Semaphore>,
+    /// CPU-heavy conversions (PFX key derivation) run on the blocking pool, this many at once.
+    conversions: Arc<Semaphore>,
 }
 
 impl MountService {
@@ -65,6 +70,10 @@ impl MountService {
                 },
             ),
             metrics,
+            slots: Arc::new(Semaphore::new(config.max_concurrent_mounts)),
+            conversions: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(2, usize::from),
+            )),
             config,
             next_id: Arc::new(AtomicU64::new(0)),
         }
@@ -130,10 +139,15 @@ impl MountService {
             Err(errors) => Err(MountError::Invalid(errors)),
             Ok(plan) => {
                 span.record("mode", plan.identity.mode());
-                tokio::time::timeout_at(deadline.into(), self.execute(&plan, deadline))
-                    .await
-                    .unwrap_or(Err(MountError::Timeout(budget)))
-                    .map(|response| (response, plan.objects.len()))
+                match self.slot(deadline).await {
+                    Err(e) => Err(e),
+                    Ok(_slot) => {
+                        tokio::time::timeout_at(deadline.into(), self.execute(&plan, deadline))
+                            .await
+                            .unwrap_or(Err(MountError::Timeout(budget)))
+                            .map(|response| (response, plan.objects.len()))
+                    }
+                }
             }
         };
         let elapsed = started.elapsed();
@@ -164,6 +178,21 @@ impl MountService {
         }
     }
 
+    /// A Mount slot, waiting in line (counted in `akv_mounts_queued`) until the deadline.
+    async fn slot(&self, deadline: Instant) -> Result<OwnedSemaphorePermit, MountError> {
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        self.metrics.mounts_queued(1);
+        let waited =
+            tokio::time::timeout_at(deadline.into(), self.slots.clone().acquire_owned()).await;
+        self.metrics.mounts_queued(-1);
+        match waited {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(MountError::Busy(self.config.max_concurrent_mounts)),
+        }
+    }
+
     async fn execute(
         &self,
         plan: &MountPlan,
@@ -182,6 +211,7 @@ impl MountService {
         let vault_url = cloud.vault_url(&plan.vault_name);
         let fetcher = Fetcher {
             config: &self.config,
+            conversions: &self.conversions,
             keyvault: &self.keyvault,
             plan,
             vault_url: &vault_url,
@@ -191,6 +221,7 @@ impl MountService {
             },
         };
         let files = fetcher.fetch_all().await?;
+        check_size(&files, self.config.max_response_bytes)?;
         Ok(assemble(files))
     }
 }
@@ -209,6 +240,28 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.mounts_in_flight(-1);
     }
+}
+
+/// Refuses a response the driver could not receive, before building it; names the largest files.
+fn check_size(files: &[OutputFile], limit: usize) -> Result<(), MountError> {
+    // Each file costs its path and contents plus a few bytes of protobuf framing, and its object
+    // version its id and version; 64 bytes per file covers the framing generously.
+    let cost = |f: &OutputFile| f.contents.len() + f.path.len() + f.id.len() + f.version.len() + 64;
+    let total: usize = files.iter().map(cost).sum();
+    if total <= limit {
+        return Ok(());
+    }
+    let mut largest: Vec<(String, usize)> = files
+        .iter()
+        .map(|f| (f.path.clone(), f.contents.len()))
+        .collect();
+    largest.sort_by(|a, b| b.1.cmp(&a.1));
+    largest.truncate(3);
+    Err(MountError::TooLarge {
+        total,
+        limit,
+        largest,
+    })
 }
 
 /// The response: files in SecretProviderClass order, one object version per file.

@@ -9,6 +9,10 @@ use super::objects::ObjectSpec;
 use crate::convert::ObjectFormat;
 use crate::keyvault::ObjectKind;
 
+/// Files one Mount may write (objects × history × split files): far above real volumes, low enough
+/// that a response stays a reasonable size for the driver to write.
+pub const MAX_FILES: usize = 1024;
+
 /// Checks a relative file path; the error says what is wrong.
 pub fn check(path: &str) -> Result<(), String> {
     if path.is_empty() {

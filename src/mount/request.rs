@@ -276,6 +276,17 @@ pub fn validate_parameters(
         }
     };
     paths::check_collisions(&objects, ctx.split_files, errors);
+    let files: usize = objects
+        .iter()
+        .map(|o| paths::planned(o, ctx.split_files).len())
+        .sum();
+    if files > paths::MAX_FILES {
+        errors.push(format!(
+            "objects: these objects write {files} files, more than the {} one volume may hold; lower \
+             objectVersionHistory or split the objects over several SecretProviderClasses",
+            paths::MAX_FILES
+        ));
+    }
 
     SpcParameters {
         vault_name,

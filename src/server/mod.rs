@@ -4,12 +4,13 @@
 pub mod authority;
 pub mod endpoints;
 pub mod health;
+mod limited;
 pub mod socket;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, UnixListener};
 use tokio_stream::StreamExt as _;
@@ -22,11 +23,18 @@ use crate::mount::MountService;
 use crate::proto::csi_driver_provider_server::{CsiDriverProvider, CsiDriverProviderServer};
 use crate::proto::{MountRequest, MountResponse, VersionRequest, VersionResponse};
 use authority::AuthorityFix;
+use limited::Limited;
 
 /// The contract version we implement.
 pub const API_VERSION: &str = "v1alpha1";
 /// `VersionResponse.runtime_name`.
 pub const RUNTIME_NAME: &str = "akv-csi-provider";
+/// Connections served at once on the socket (the driver keeps one; health checks open one each).
+const MAX_CONNECTIONS: usize = 256;
+/// Concurrent requests on one connection.
+const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
+/// Largest request: a Mount request is the SecretProviderClass parameters plus a few tokens.
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 /// Full gRPC method names, as the `grpc_method` label has them.
 const MOUNT_METHOD: &str = "/v1alpha1.CSIDriverProvider/Mount";
 const VERSION_METHOD: &str = "/v1alpha1.CSIDriverProvider/Version";
@@ -191,7 +199,22 @@ impl Daemon {
             })));
         }
 
-        let incoming = UnixListenerStream::new(listener).map(|conn| conn.map(AuthorityFix::new));
+        let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let incoming = UnixListenerStream::new(listener).filter_map(move |conn| match conn {
+            Err(e) => Some(Err(e)),
+            // Over the bound the connection is closed at once: a client that leaks connections
+            // must not exhaust the daemon's file descriptors.
+            Ok(stream) => match connections.clone().try_acquire_owned() {
+                Ok(permit) => Some(Ok(Limited::new(AuthorityFix::new(stream), permit))),
+                Err(_) => {
+                    tracing::warn!(
+                        limit = MAX_CONNECTIONS,
+                        "too many connections on the provider socket; closing a new one"
+                    );
+                    None
+                }
+            },
+        });
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
@@ -199,8 +222,15 @@ impl Daemon {
             let _ = stopping_tx.send(());
         };
         let serve = tonic::transport::Server::builder()
+            // Dead peers are found and their connections closed; a stuck client holds a connection
+            // (bounded above), never a Mount slot past its deadline.
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
             .add_service(health_service)
-            .add_service(CsiDriverProviderServer::new(provider))
+            .add_service(
+                CsiDriverProviderServer::new(provider).max_decoding_message_size(MAX_REQUEST_BYTES),
+            )
             .serve_with_incoming_shutdown(incoming, signal);
         tokio::pin!(serve);
         let grace = config.shutdown_grace;
