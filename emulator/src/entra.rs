@@ -325,8 +325,13 @@ fn check_assertion(
         return Some(json_response(400, &body));
     }
     // Issuers the emulator has no key of are trusted on their claims (it cannot fetch a JWKS).
-    if let Some(known) = s.issuers.get(&iss) {
-        let reason = match known.verify(assertion) {
+    let verdict = match (s.issuers.get(&iss), s.jwks.get(&iss)) {
+        (Some(own), _) => Some(own.verify(assertion)),
+        (None, Some(jwks)) => Some(jwks.verify(assertion)),
+        (None, None) => None,
+    };
+    if let Some(verdict) = verdict {
+        let reason = match verdict {
             Verdict::Valid => return None,
             Verdict::KeyNotFound => "The key was not found.",
             Verdict::BadSignature => {

@@ -30,6 +30,9 @@ pub enum IssuerError {
     /// ring could not generate or use the key.
     #[error("ES256 key operation failed")]
     Crypto,
+    /// A JWKS without an RSA or P-256 key.
+    #[error("the JWKS has no RSA or EC P-256 key")]
+    NoKeys,
 }
 
 /// What verification found.
@@ -116,8 +119,8 @@ impl Issuer {
     }
 
     /// A projected service-account token as kubelet gets it from the API server: header
-    /// `{"alg":"ES256","kid":…}`, claims `aud` (array), `exp`, `iat` and `nbf` (an hour before
-    /// `exp`, or `exp` itself for very old tokens), `iss`, `sub` =
+    /// `{"alg":"ES256","kid":…}`, claims `aud` (array), `exp`, `iat` and `nbf` (now, or an hour
+    /// before `exp` if that is earlier, so an already-expired token is consistent), `iss`, `sub` =
     /// `system:serviceaccount:<namespace>:<service_account>` and the `kubernetes.io` block.
     pub fn service_account_token(
         &self,
@@ -126,7 +129,7 @@ impl Issuer {
         audiences: &[&str],
         expires_at: i64,
     ) -> Result<String, IssuerError> {
-        let issued = expires_at - 3600;
+        let issued = crate::clock::now().min(expires_at.saturating_sub(3600));
         self.sign(&json!({
             "aud": audiences, "exp": expires_at, "iat": issued, "nbf": issued, "iss": self.0.url,
             "sub": format!("system:serviceaccount:{namespace}:{service_account}"),
@@ -158,32 +161,123 @@ impl Issuer {
 
     /// Checks `token`'s signature against this issuer's key, as Entra does with the JWKS.
     pub(crate) fn verify(&self, token: &str) -> Verdict {
-        let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Verdict::BadSignature;
-        };
-        let header: Option<Value> = B64URL
-            .decode(h.trim_end_matches('='))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        let Some(header) = header else {
+        let Some((header, signing_input, signature)) = split(token) else {
             return Verdict::BadSignature;
         };
         if header["alg"] != "ES256" || header["kid"].as_str().is_some_and(|k| k != self.0.kid) {
             return Verdict::KeyNotFound;
         }
-        let Ok(signature) = B64URL.decode(s.trim_end_matches('=')) else {
-            return Verdict::BadSignature;
-        };
         let public =
             UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, self.0.key.public_key().as_ref());
-        match public.verify(format!("{h}.{p}").as_bytes(), &signature) {
+        match public.verify(signing_input.as_bytes(), &signature) {
             Ok(()) => Verdict::Valid,
             Err(_) => Verdict::BadSignature,
         }
     }
+}
+
+/// A public key from a cluster's JWKS.
+#[derive(Clone, Debug)]
+enum PublicKey {
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    P256(Vec<u8>),
+}
+
+/// The public keys of an issuer whose signing key the emulator does not hold (a real cluster's,
+/// from `kubectl get --raw /openid/v1/jwks`): verification only, RS256 or ES256, as Entra does.
+#[derive(Clone, Debug)]
+pub(crate) struct Jwks(Vec<(Option<String>, PublicKey)>);
+
+impl Jwks {
+    /// The usable keys of a JWKS document; an error if it has none.
+    pub(crate) fn parse(jwks: &Value) -> Result<Self, IssuerError> {
+        let field = |k: &Value, name: &str| {
+            k[name]
+                .as_str()
+                .and_then(|v| B64URL.decode(v.trim_end_matches('=')).ok())
+        };
+        let keys: Vec<(Option<String>, PublicKey)> = jwks["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| {
+                let kid = k["kid"].as_str().map(str::to_owned);
+                match (k["kty"].as_str(), k["crv"].as_str()) {
+                    (Some("RSA"), _) => Some((
+                        kid,
+                        PublicKey::Rsa {
+                            n: field(k, "n")?,
+                            e: field(k, "e")?,
+                        },
+                    )),
+                    (Some("EC"), Some("P-256")) => {
+                        let mut point = vec![4u8];
+                        point.extend(field(k, "x")?);
+                        point.extend(field(k, "y")?);
+                        Some((kid, PublicKey::P256(point)))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        if keys.is_empty() {
+            return Err(IssuerError::NoKeys);
+        }
+        Ok(Self(keys))
+    }
+
+    pub(crate) fn verify(&self, token: &str) -> Verdict {
+        let Some((header, signing_input, signature)) = split(token) else {
+            return Verdict::BadSignature;
+        };
+        let kid = header["kid"].as_str();
+        let candidates = self
+            .0
+            .iter()
+            .filter(|(k, _)| kid.is_none() || k.as_deref() == kid);
+        let mut found = false;
+        for (_, key) in candidates {
+            let ok = match (header["alg"].as_str(), key) {
+                (Some("RS256"), PublicKey::Rsa { n, e }) => {
+                    ring::signature::RsaPublicKeyComponents { n, e }
+                        .verify(
+                            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+                            signing_input.as_bytes(),
+                            &signature,
+                        )
+                        .is_ok()
+                }
+                (Some("ES256"), PublicKey::P256(point)) => {
+                    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+                        .verify(signing_input.as_bytes(), &signature)
+                        .is_ok()
+                }
+                _ => continue,
+            };
+            found = true;
+            if ok {
+                return Verdict::Valid;
+            }
+        }
+        if found {
+            Verdict::BadSignature
+        } else {
+            Verdict::KeyNotFound
+        }
+    }
+}
+
+/// (header, signing input, signature) of a compact JWS.
+fn split(token: &str) -> Option<(Value, &str, Vec<u8>)> {
+    let (signing_input, s) = token.rsplit_once('.')?;
+    let (h, p) = signing_input.split_once('.')?;
+    if p.contains('.') {
+        return None;
+    }
+    let header: Value =
+        serde_json::from_slice(&B64URL.decode(h.trim_end_matches('=')).ok()?).ok()?;
+    let signature = B64URL.decode(s.trim_end_matches('=')).ok()?;
+    Some((header, signing_input, signature))
 }
 
 /// A service-account token with no valid signature (the signature segment is a fixed string): for
@@ -244,7 +338,7 @@ mod tests {
         assert_eq!(c["sub"], "system:serviceaccount:app:web");
         assert_eq!(c["aud"], json!([WORKLOAD_IDENTITY_AUDIENCE]));
         assert_eq!(c["iss"], "https://oidc.example/");
-        assert_eq!(c["nbf"], 2_000_000_000 - 3600);
+        assert!(c["nbf"].as_i64().unwrap() <= crate::clock::now());
 
         // Claims swapped under the same signature.
         let forged_claims = B64URL.encode(
@@ -275,6 +369,12 @@ mod tests {
 
         let jwks = issuer.jwks();
         assert_eq!(jwks["keys"][0]["kid"], issuer.key_id());
+        // The published JWKS verifies the issuer's tokens, as Entra does with a real cluster's.
+        let published = Jwks::parse(&jwks).unwrap();
+        assert_eq!(published.verify(&token), Verdict::Valid);
+        assert_eq!(published.verify(&forged), Verdict::BadSignature);
+        assert_eq!(published.verify(&other), Verdict::KeyNotFound);
+        assert!(Jwks::parse(&json!({"keys": [{"kty": "oct"}]})).is_err());
         assert_eq!(
             B64URL
                 .decode(jwks["keys"][0]["x"].as_str().unwrap())

@@ -367,6 +367,15 @@ impl Entra<'_> {
             .insert(issuer.url().to_owned(), issuer.clone());
     }
 
+    /// Trusts the public keys of `jwks` (a JWKS document, e.g. a real cluster's from `kubectl get
+    /// --raw /openid/v1/jwks`) for assertions claiming issuer `url`: RS256 and ES256 signatures
+    /// are verified as Entra verifies them.
+    pub fn trust_jwks(&self, url: &str, jwks: &Value) -> Result<(), EmulatorError> {
+        let keys = issuer::Jwks::parse(jwks)?;
+        self.0.lock().jwks.insert(url.to_owned(), keys);
+        Ok(())
+    }
+
     /// The issuer with this URL, if trusted.
     pub fn issuer(&self, url: &str) -> Option<Issuer> {
         self.0.lock().issuers.get(url).cloned()

@@ -50,6 +50,10 @@ pub struct EmulatorConfig {
     /// `expires_in` of the access tokens Entra issues (default 3599).
     #[serde(default)]
     pub token_lifetime_seconds: Option<i64>,
+    /// Issuers whose tokens the emulator verifies with given public keys (a real cluster's);
+    /// every other issuer a federated credential names gets a key the emulator signs with.
+    #[serde(default)]
+    pub issuers: Vec<IssuerConfig>,
     /// Apps and managed identities, their credentials and the vaults they may read.
     #[serde(default)]
     pub identities: Vec<IdentityConfig>,
@@ -62,6 +66,16 @@ pub struct EmulatorConfig {
     /// Vaults by name.
     #[serde(default)]
     pub vaults: BTreeMap<String, VaultConfig>,
+}
+
+/// An issuer known by its public keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IssuerConfig {
+    /// The issuer URL, exactly as in the tokens' `iss`.
+    pub url: String,
+    /// Its JWKS document (`{"keys": [...]}`), e.g. `kubectl get --raw /openid/v1/jwks`.
+    pub jwks: Value,
 }
 
 /// An app registration or managed identity.
@@ -318,6 +332,14 @@ impl EmulatorConfig {
 
     /// Every rule the YAML types cannot express.
     fn check(&self) -> Result<(), SeedError> {
+        for (i, issuer) in self.issuers.iter().enumerate() {
+            if !issuer.url.starts_with("https://") {
+                return Err(err(format!("issuers[{i}].url"), "must be an https:// URL"));
+            }
+            if let Err(e) = crate::issuer::Jwks::parse(&issuer.jwks) {
+                return Err(err(format!("issuers[{i}].jwks"), e.to_string()));
+            }
+        }
         for (i, id) in self.identities.iter().enumerate() {
             let at = format!("identities[{i}]");
             if !is_guidish(&id.client_id) {
@@ -537,7 +559,7 @@ fn generated_p256_jwk() -> Result<Value, EmulatorError> {
     }))
 }
 
-/// Applies a checked seed to a running emulator.
+/// Applies a checked seed to a running emulator; returns the issuers it holds keys of.
 pub(crate) fn apply(
     emulator: &Emulator,
     config: &EmulatorConfig,
@@ -550,6 +572,9 @@ pub(crate) fn apply(
     if let Some(lifetime) = config.token_lifetime_seconds {
         entra.set_token_lifetime(lifetime);
     }
+    for issuer in &config.issuers {
+        entra.trust_jwks(&issuer.url, &issuer.jwks)?;
+    }
     let mut issuers: Vec<Issuer> = Vec::new();
     for id in &config.identities {
         let tenant = id.tenant.clone().unwrap_or_else(|| default_tenant.clone());
@@ -557,7 +582,8 @@ pub(crate) fn apply(
             entra.add_client_secret(&tenant, &id.client_id, secret);
         }
         for fic in &id.federated_credentials {
-            if !issuers.iter().any(|i| i.url() == fic.issuer) {
+            let external = config.issuers.iter().any(|i| i.url == fic.issuer);
+            if !external && !issuers.iter().any(|i| i.url() == fic.issuer) {
                 issuers.push(entra.add_issuer(&fic.issuer)?);
             }
             let audience = fic

@@ -51,6 +51,26 @@ pub async fn run_with(
     options: Options,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), EmulatorError> {
+    let started = start(&config, &options).await?;
+    eprint!("{}", started.instructions);
+    shutdown.await;
+    started.emulator.stop();
+    Ok(())
+}
+
+/// A seeded emulator with its CA written out.
+#[derive(Debug)]
+pub struct Started {
+    /// The running emulator (stopped when dropped).
+    pub emulator: Emulator,
+    /// Where the CA certificate was written.
+    pub ca_file: PathBuf,
+    /// What [`run`] prints: the daemon's flags and environment, and the service-account tokens.
+    pub instructions: String,
+}
+
+/// Starts and seeds an emulator and writes its CA file, without printing or waiting.
+pub async fn start(config: &EmulatorConfig, options: &Options) -> Result<Started, EmulatorError> {
     let local = options.local_listen.unwrap_or_else(|| {
         SocketAddr::new(options.listen.ip(), options.listen.port().saturating_add(1))
     });
@@ -60,7 +80,7 @@ pub async fn run_with(
         extra_names: config.issuer_hosts(),
     })
     .await?;
-    let issuers = emulator.seed(&config)?;
+    let issuers = emulator.seed(config)?;
     let ca_file = options.ca_file.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("akv-emulator-{}-ca.pem", emulator.addr().port()))
     });
@@ -70,19 +90,18 @@ pub async fn run_with(
             path: ca_file.clone(),
             source,
         })?;
-    eprint!(
-        "{}",
-        instructions(
-            &emulator,
-            &config,
-            &issuers,
-            &ca_file,
-            options.token_lifetime
-        )
+    let instructions = instructions(
+        &emulator,
+        config,
+        &issuers,
+        &ca_file,
+        options.token_lifetime,
     );
-    shutdown.await;
-    emulator.stop();
-    Ok(())
+    Ok(Started {
+        emulator,
+        ca_file,
+        instructions,
+    })
 }
 
 /// A reachable form of a listen address: the unspecified address becomes loopback.
@@ -97,7 +116,7 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 
 /// What to tell the user: the daemon's flags and environment, and one token per federated
 /// credential (signed by the emulator's key for that issuer, so Entra's check passes).
-pub fn instructions(
+fn instructions(
     emulator: &Emulator,
     config: &EmulatorConfig,
     issuers: &[crate::Issuer],

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::clock::now;
-use crate::issuer::Issuer;
+use crate::issuer::{Issuer, Jwks};
 use crate::pki::Pki;
 use crate::recorded::Recorded;
 
@@ -306,8 +306,10 @@ pub(crate) struct State {
     pub federated: Vec<FederatedCredential>,
     /// (tenant, client id) → secret.
     pub client_secrets: HashMap<(String, String), String>,
-    /// By URL.
+    /// Issuers whose signing key the emulator holds, by URL.
     pub issuers: HashMap<String, Issuer>,
+    /// Issuers known by their public keys only (a real cluster's JWKS), by URL.
+    pub jwks: HashMap<String, Jwks>,
     pub tokens: HashMap<String, IssuedToken>,
     pub token_lifetime: i64,
     pub token_requests: Vec<String>,
@@ -328,6 +330,7 @@ impl Default for State {
             federated: Vec::new(),
             client_secrets: HashMap::new(),
             issuers: HashMap::new(),
+            jwks: HashMap::new(),
             tokens: HashMap::new(),
             token_lifetime: 3599,
             token_requests: Vec::new(),
