@@ -335,3 +335,57 @@ async fn identity_binding_goes_through_the_token_proxy_under_its_sni_name() {
         status.message()
     );
 }
+
+/// Two workload identities mounting the same object: each fetch carries the token of the identity
+/// whose pod asked (the emulator's request log records the bearer token's client id), so nothing
+/// one identity fetched is ever served to the other.
+#[tokio::test]
+async fn two_identities_never_share_a_fetched_object() {
+    const CLIENT_B: &str = "2b7d4c55-9a1e-4c55-8c9f-6f0d2b3c4d5e";
+    let emu = emulator_with_secret().await;
+    let pod_b = Pod {
+        namespace: "team-b".into(),
+        name: "api-0".into(),
+        service_account: "api".into(),
+    };
+    let entra = emu.entra();
+    entra.add_federated_credential(
+        TENANT,
+        CLIENT_ID,
+        ISSUER,
+        &Pod::default().subject(),
+        WI_AUDIENCE,
+    );
+    entra.add_federated_credential(TENANT, CLIENT_B, ISSUER, &pod_b.subject(), WI_AUDIENCE);
+    emu.vault(VAULT).grant(CLIENT_ID).grant(CLIENT_B);
+    let provider = Provider::start(&emu, |_| {}).await;
+    let request = |pod: Pod, client_id: &str| {
+        MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"]))
+            .param("clientID", client_id)
+            .pod(pod)
+            .build()
+    };
+    for _ in 0..2 {
+        for (pod, client_id) in [(Pod::default(), CLIENT_ID), (pod_b.clone(), CLIENT_B)] {
+            let before = emu.kv_requests().len();
+            let response = provider
+                .mount(request(pod, client_id))
+                .await
+                .expect("mount");
+            assert_eq!(response.files[0].contents, b"s3cr3t!");
+            let fetched: Vec<_> = emu.kv_requests().split_off(before);
+            assert!(!fetched.is_empty(), "{client_id}: served without fetching");
+            assert!(
+                fetched
+                    .iter()
+                    .all(|r| r.client_id.as_deref() == Some(client_id)),
+                "{client_id}: {fetched:?}"
+            );
+        }
+    }
+    let exchanges = emu.counters().token_exchanges;
+    assert_eq!(
+        (exchanges.get(CLIENT_ID), exchanges.get(CLIENT_B)),
+        (Some(&1), Some(&1))
+    );
+}

@@ -218,3 +218,44 @@ async fn recorded_version_listing_drives_history() {
         ]
     );
 }
+
+/// Key Vault's service limit (here one request per second, the emulator's throttling model):
+/// each throttled fetch of a Mount waits for `Retry-After` before asking for that object again,
+/// and the Mount completes once the windows let every object through.
+#[tokio::test]
+async fn throttled_fetches_wait_for_retry_after_under_a_service_limit() {
+    let emu = fixture().await;
+    for name in ["a", "b", "c"] {
+        emu.vault(VAULT)
+            .put_secret(name, plain_secret(&version(9), name, 1));
+    }
+    emu.vault(VAULT)
+        .limit_requests(1, std::time::Duration::from_secs(1));
+    let provider = Provider::start(&emu, |_| {}).await;
+    let request = MountBuilder::workload(&objects(&[
+        "objectName: a\nobjectType: secret",
+        "objectName: b\nobjectType: secret",
+        "objectName: c\nobjectType: secret",
+    ]))
+    .build();
+    let response = provider.mount(request).await.expect("mount");
+    assert_eq!(response.files.len(), 3);
+    let log = emu.vault(VAULT).requests();
+    assert_eq!(log.iter().filter(|r| r.status == 200).count(), 3);
+    assert!(log.iter().any(|r| r.status == 429), "the limit was hit");
+    for (i, throttled) in log.iter().enumerate().filter(|(_, r)| r.status == 429) {
+        let next = log[i + 1..]
+            .iter()
+            .find(|r| r.name == throttled.name)
+            .expect("retried");
+        assert!(
+            next.at.duration_since(throttled.at) >= std::time::Duration::from_millis(950),
+            "{:?} retried too early",
+            throttled.name
+        );
+    }
+    assert_eq!(
+        emu.counters().throttled_total(),
+        log.iter().filter(|r| r.status == 429).count() as u64
+    );
+}
