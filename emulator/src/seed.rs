@@ -539,7 +539,7 @@ fn resolve(
         .version
         .map(|v| v.to_ascii_lowercase())
         .unwrap_or_else(|| derived_version(vault, kind, name, index));
-    let created = fields.created.unwrap_or(*previous + 60);
+    let created = fields.created.unwrap_or(previous.saturating_add(60));
     *previous = created;
     (version, created, fields.enabled.unwrap_or(true))
 }

@@ -182,7 +182,9 @@ impl RateLimit {
             return Ok(());
         }
         let left = self.window.saturating_sub(at.duration_since(started));
-        let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+        let secs = left
+            .as_secs()
+            .saturating_add(u64::from(left.subsec_nanos() > 0));
         Err(secs.max(1))
     }
 }
