@@ -2,13 +2,12 @@
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
-use crate::support::fake_azure::FakeAzure;
 use crate::support::harness::*;
 
 #[tokio::test]
 async fn version_and_health_answer() {
-    let fake = FakeAzure::start().await;
-    let provider = Provider::start(&fake, |_| {}).await;
+    let emu = emulator().await;
+    let provider = Provider::start(&emu, |_| {}).await;
     let response = provider
         .client()
         .await
@@ -31,8 +30,8 @@ async fn version_and_health_answer() {
 
 #[tokio::test]
 async fn socket_is_private_and_removed_at_shutdown() {
-    let fake = FakeAzure::start().await;
-    let provider = Provider::start(&fake, |_| {}).await;
+    let emu = emulator().await;
+    let provider = Provider::start(&emu, |_| {}).await;
     let meta = std::fs::symlink_metadata(&provider.socket).expect("socket exists");
     assert!(meta.file_type().is_socket());
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
@@ -43,14 +42,13 @@ async fn socket_is_private_and_removed_at_shutdown() {
 
 #[tokio::test]
 async fn shutdown_lets_an_in_flight_mount_finish() {
-    let fake = federated_fake().await;
-    fake.put_secret(
-        VAULT,
+    let emu = federated_emulator().await;
+    emu.vault(VAULT).put_secret(
         "slow",
         plain_secret("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "finished", 1),
     );
-    fake.set_latency(std::time::Duration::from_millis(700));
-    let provider = Provider::start(&fake, |_| {}).await;
+    emu.set_latency(std::time::Duration::from_millis(700));
+    let provider = Provider::start(&emu, |_| {}).await;
     let mut client = provider.client().await;
     let request =
         MountBuilder::workload(&objects(&["objectName: slow\nobjectType: secret"])).build();
@@ -139,8 +137,8 @@ async fn healthz_answers_over_http() {
         .local_addr()
         .unwrap()
         .port();
-    let fake = FakeAzure::start().await;
-    let provider = Provider::start(&fake, |c| {
+    let emu = emulator().await;
+    let provider = Provider::start(&emu, |c| {
         c.healthz = Some(akv_csi_provider::config::Healthz {
             port,
             path: "/healthz".into(),
@@ -149,7 +147,7 @@ async fn healthz_answers_over_http() {
     })
     .await;
     let client = reqwest::Client::builder()
-        .tls_backend_preconfigured(crate::support::pki::client_tls_config())
+        .tls_backend_preconfigured(emu.pki().client_config().unwrap())
         .no_proxy()
         .build()
         .unwrap();

@@ -9,7 +9,6 @@ use prost::Message as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use crate::support::fake_azure::FakeAzure;
 use crate::support::harness::*;
 
 const SOCKET_AUTHORITY: &[u8] = b"/etc/kubernetes/secrets-store-csi-providers/azure.sock";
@@ -135,8 +134,8 @@ fn header<'a>(headers: &'a [(Vec<u8>, Vec<u8>)], name: &str) -> Option<&'a str> 
 
 #[tokio::test]
 async fn socket_path_authority_gets_version_and_mount_answered() {
-    let fake = FakeAzure::start().await;
-    let provider = Provider::start(&fake, |_| {}).await;
+    let emu = emulator().await;
+    let provider = Provider::start(&emu, |_| {}).await;
     let mut conn = UnixStream::connect(&provider.socket).await.unwrap();
     let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     out.extend(frame(0x4, 0, 0, &[]));

@@ -5,30 +5,19 @@ use std::sync::Arc;
 
 use tonic::Code;
 
-use crate::support::fake_azure::FakeAzure;
-use crate::support::fake_local::FakeLocal;
 use crate::support::harness::*;
 
 const NODE_MI: &str = "6a1e2b3c-0000-4000-8000-00000000a001";
 const ADDON_MI: &str = "6a1e2b3c-0000-4000-8000-00000000a002";
 const SYSTEM_MI: &str = "6a1e2b3c-0000-4000-8000-00000000a003";
 
-async fn fake_with_secret() -> FakeAzure {
-    let fake = FakeAzure::start().await;
-    fake.put_secret(
-        VAULT,
+async fn emulator_with_secret() -> Emulator {
+    let emu = emulator().await;
+    emu.vault(VAULT).put_secret(
         "db-password",
         plain_secret("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "s3cr3t!", 1),
     );
-    fake
-}
-
-async fn local_for(fake: &FakeAzure) -> FakeLocal {
-    let handle = fake.clone_handle();
-    FakeLocal::start(Arc::new(move |client_id: &str| {
-        handle.mint_token(TENANT, client_id)
-    }))
-    .await
+    emu
 }
 
 fn vm_identity(user_assigned: Option<&str>) -> MountBuilder {
@@ -44,14 +33,14 @@ fn vm_identity(user_assigned: Option<&str>) -> MountBuilder {
 
 #[tokio::test]
 async fn node_user_assigned_identity_and_the_addon_identity() {
-    let fake = fake_with_secret().await;
-    let local = local_for(&fake).await;
-    local.assign_user_identity(NODE_MI);
-    local.assign_user_identity(ADDON_MI);
-    fake.grant(VAULT, NODE_MI);
-    fake.grant(VAULT, ADDON_MI);
-    let imds = local.url();
-    let provider = Provider::start(&fake, |c| c.imds_endpoint = imds).await;
+    let emu = emulator_with_secret().await;
+    let node = emu.node();
+    node.assign_user_identity(NODE_MI);
+    node.assign_user_identity(ADDON_MI);
+    emu.vault(VAULT).grant(NODE_MI);
+    emu.vault(VAULT).grant(ADDON_MI);
+    let imds = emu.local_url();
+    let provider = Provider::start(&emu, |c| c.imds_endpoint = imds).await;
     for id in [NODE_MI, ADDON_MI] {
         let response = provider
             .mount(vm_identity(Some(id)).build())
@@ -59,7 +48,7 @@ async fn node_user_assigned_identity_and_the_addon_identity() {
             .expect("mount");
         assert_eq!(response.files[0].contents, b"s3cr3t!");
     }
-    assert_eq!(local.requests_without_metadata_header(), 0);
+    assert_eq!(node.requests_without_metadata_header(), 0);
     // Several identities and none named: IMDS refuses, and we say which parameter fixes it.
     let status = provider
         .mount(vm_identity(None).build())
@@ -74,12 +63,12 @@ async fn node_user_assigned_identity_and_the_addon_identity() {
 
 #[tokio::test]
 async fn system_assigned_identity() {
-    let fake = fake_with_secret().await;
-    let local = local_for(&fake).await;
-    local.set_system_identity(SYSTEM_MI);
-    fake.grant(VAULT, SYSTEM_MI);
-    let imds = local.url();
-    let provider = Provider::start(&fake, |c| c.imds_endpoint = imds).await;
+    let emu = emulator_with_secret().await;
+    let node = emu.node();
+    node.set_system_identity(SYSTEM_MI);
+    emu.vault(VAULT).grant(SYSTEM_MI);
+    let imds = emu.local_url();
+    let provider = Provider::start(&emu, |c| c.imds_endpoint = imds).await;
     let response = provider
         .mount(vm_identity(None).build())
         .await
@@ -89,11 +78,11 @@ async fn system_assigned_identity() {
 
 #[tokio::test]
 async fn unassigned_identity_says_how_to_assign_it() {
-    let fake = fake_with_secret().await;
-    let local = local_for(&fake).await;
-    local.assign_user_identity(NODE_MI);
-    let imds = local.url();
-    let provider = Provider::start(&fake, |c| c.imds_endpoint = imds).await;
+    let emu = emulator_with_secret().await;
+    let node = emu.node();
+    node.assign_user_identity(NODE_MI);
+    let imds = emu.local_url();
+    let provider = Provider::start(&emu, |c| c.imds_endpoint = imds).await;
     let status = provider
         .mount(vm_identity(Some("99999999-0000-4000-8000-000000000000")).build())
         .await
@@ -112,35 +101,35 @@ async fn unassigned_identity_says_how_to_assign_it() {
 
 #[tokio::test]
 async fn transient_imds_failures_are_retried_and_tokens_cached() {
-    let fake = fake_with_secret().await;
-    let local = local_for(&fake).await;
-    local.assign_user_identity(NODE_MI);
-    fake.grant(VAULT, NODE_MI);
-    local.fail_next(&[503, 429, 500]);
-    let imds = local.url();
-    let provider = Provider::start(&fake, |c| c.imds_endpoint = imds).await;
+    let emu = emulator_with_secret().await;
+    let node = emu.node();
+    node.assign_user_identity(NODE_MI);
+    emu.vault(VAULT).grant(NODE_MI);
+    node.fail_next(&[503, 429, 500]);
+    let imds = emu.local_url();
+    let provider = Provider::start(&emu, |c| c.imds_endpoint = imds).await;
     let response = provider
         .mount(vm_identity(Some(NODE_MI)).build())
         .await
         .expect("retried");
     assert_eq!(response.files[0].contents, b"s3cr3t!");
-    assert_eq!(local.requests(), 4);
+    assert_eq!(node.requests(), 4);
     provider
         .mount(vm_identity(Some(NODE_MI)).build())
         .await
         .expect("cached");
-    assert_eq!(local.requests(), 4, "second Mount served from the cache");
+    assert_eq!(node.requests(), 4, "second Mount served from the cache");
 }
 
 #[tokio::test]
 async fn pod_identity_through_nmi() {
-    let fake = fake_with_secret().await;
-    let local = local_for(&fake).await;
+    let emu = emulator_with_secret().await;
+    let node = emu.node();
     let pod = Pod::default();
-    local.bind_pod(&pod.namespace, &pod.name, NODE_MI);
-    fake.grant(VAULT, NODE_MI);
-    let nmi = local.url();
-    let provider = Provider::start(&fake, |c| c.nmi_endpoint = nmi).await;
+    node.bind_pod(&pod.namespace, &pod.name, NODE_MI);
+    emu.vault(VAULT).grant(NODE_MI);
+    let nmi = emu.local_url();
+    let provider = Provider::start(&emu, |c| c.nmi_endpoint = nmi).await;
     let mut b = MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"]))
         .without("clientID")
         .param("usePodIdentity", "true");
@@ -161,16 +150,16 @@ async fn pod_identity_through_nmi() {
 
 #[tokio::test]
 async fn twenty_pods_of_one_service_account_cause_one_exchange() {
-    let fake = fake_with_secret().await;
-    fake.add_federated_credential(
+    let emu = emulator_with_secret().await;
+    emu.entra().add_federated_credential(
         TENANT,
         CLIENT_ID,
         ISSUER,
         &Pod::default().subject(),
         WI_AUDIENCE,
     );
-    fake.grant(VAULT, CLIENT_ID);
-    let provider = Arc::new(Provider::start(&fake, |_| {}).await);
+    emu.vault(VAULT).grant(CLIENT_ID);
+    let provider = Arc::new(Provider::start(&emu, |_| {}).await);
     let mut tasks = Vec::new();
     for i in 0..20 {
         let provider = provider.clone();
@@ -189,21 +178,21 @@ async fn twenty_pods_of_one_service_account_cause_one_exchange() {
         let response = t.await.expect("join").expect("mount");
         assert_eq!(response.files[0].contents, b"s3cr3t!");
     }
-    assert_eq!(fake.token_requests_for(CLIENT_ID), 1);
+    assert_eq!(emu.entra().requests_for(CLIENT_ID), 1);
 }
 
 #[tokio::test]
 async fn another_namespace_naming_the_same_client_id_gets_no_cached_token() {
-    let fake = fake_with_secret().await;
-    fake.add_federated_credential(
+    let emu = emulator_with_secret().await;
+    emu.entra().add_federated_credential(
         TENANT,
         CLIENT_ID,
         ISSUER,
         &Pod::default().subject(),
         WI_AUDIENCE,
     );
-    fake.grant(VAULT, CLIENT_ID);
-    let provider = Provider::start(&fake, |_| {}).await;
+    emu.vault(VAULT).grant(CLIENT_ID);
+    let provider = Provider::start(&emu, |_| {}).await;
     let request = |pod: Pod| {
         MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"]))
             .pod(pod)
@@ -240,7 +229,7 @@ async fn another_namespace_naming_the_same_client_id_gets_no_cached_token() {
         );
     }
     assert_eq!(
-        fake.token_requests_for(CLIENT_ID),
+        emu.entra().requests_for(CLIENT_ID),
         3,
         "each workload asked Entra itself"
     );
@@ -248,33 +237,33 @@ async fn another_namespace_naming_the_same_client_id_gets_no_cached_token() {
 
 #[tokio::test]
 async fn tokens_close_to_expiry_are_not_reused() {
-    let fake = fake_with_secret().await;
-    fake.add_federated_credential(
+    let emu = emulator_with_secret().await;
+    emu.entra().add_federated_credential(
         TENANT,
         CLIENT_ID,
         ISSUER,
         &Pod::default().subject(),
         WI_AUDIENCE,
     );
-    fake.grant(VAULT, CLIENT_ID);
+    emu.vault(VAULT).grant(CLIENT_ID);
     // Four minutes: below the five minutes a handed-out token must have left.
-    fake.set_token_lifetime(240);
-    let provider = Provider::start(&fake, |_| {}).await;
+    emu.entra().set_token_lifetime(240);
+    let provider = Provider::start(&emu, |_| {}).await;
     let request = || {
         MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"])).build()
     };
     provider.mount(request()).await.expect("first");
     provider.mount(request()).await.expect("second");
-    assert_eq!(fake.token_requests_for(CLIENT_ID), 2);
+    assert_eq!(emu.entra().requests_for(CLIENT_ID), 2);
 }
 
 #[tokio::test]
 async fn a_wrong_client_secret_never_rides_on_a_right_ones_token() {
-    let fake = fake_with_secret().await;
+    let emu = emulator_with_secret().await;
     let app = "11111111-2222-3333-4444-555555555555";
-    fake.add_client_secret(TENANT, app, "right");
-    fake.grant(VAULT, app);
-    let provider = Provider::start(&fake, |_| {}).await;
+    emu.entra().add_client_secret(TENANT, app, "right");
+    emu.vault(VAULT).grant(app);
+    let provider = Provider::start(&emu, |_| {}).await;
     let sp = |secret: &str| {
         let mut b =
             MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"]))
@@ -285,7 +274,7 @@ async fn a_wrong_client_secret_never_rides_on_a_right_ones_token() {
     };
     provider.mount(sp("right")).await.expect("right secret");
     provider.mount(sp("right")).await.expect("cached");
-    assert_eq!(fake.token_requests_for(app), 1);
+    assert_eq!(emu.entra().requests_for(app), 1);
     let status = provider.mount(sp("wrong")).await.expect_err("wrong secret");
     assert!(
         status.message().contains("AADSTS7000215"),
@@ -297,11 +286,17 @@ async fn a_wrong_client_secret_never_rides_on_a_right_ones_token() {
 #[tokio::test]
 async fn identity_binding_goes_through_the_token_proxy_under_its_sni_name() {
     const BINDING_AUDIENCE: &str = "api://AKSIdentityBinding";
-    let fake = fake_with_secret().await;
+    let emu = emulator_with_secret().await;
     let pod = Pod::default();
-    fake.add_federated_credential(TENANT, CLIENT_ID, ISSUER, &pod.subject(), BINDING_AUDIENCE);
-    fake.grant(VAULT, CLIENT_ID);
-    let provider = Provider::start(&fake, |c| {
+    emu.entra().add_federated_credential(
+        TENANT,
+        CLIENT_ID,
+        ISSUER,
+        &pod.subject(),
+        BINDING_AUDIENCE,
+    );
+    emu.vault(VAULT).grant(CLIENT_ID);
+    let provider = Provider::start(&emu, |c| {
         c.token_proxy = Some(
             akv_csi_provider::config::TokenProxy::new(
                 "https://kubernetes.default.svc",
@@ -317,7 +312,7 @@ async fn identity_binding_goes_through_the_token_proxy_under_its_sni_name() {
     b.token = None;
     let b = b.param(
         "csi.storage.k8s.io/serviceAccount.tokens",
-        &crate::support::fake_azure::tokens_attribute(
+        &akv_emulator::tokens_attribute(
             BINDING_AUDIENCE,
             &pod.token(BINDING_AUDIENCE),
             "2099-01-01T00:00:00Z",
@@ -326,17 +321,71 @@ async fn identity_binding_goes_through_the_token_proxy_under_its_sni_name() {
     let response = provider.mount(b.build()).await.expect("mount");
     assert_eq!(response.files[0].contents, b"s3cr3t!");
     assert_eq!(
-        fake.last_token_host().as_deref(),
+        emu.entra().last_host().as_deref(),
         Some("tokenproxy.aks.example")
     );
 
     // Without --token-proxy-url the mode is refused with the fix.
-    let plain = Provider::start(&fake, |_| {}).await;
+    let plain = Provider::start(&emu, |_| {}).await;
     let status = plain.mount(b.build()).await.expect_err("not configured");
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert!(
         status.message().contains("--token-proxy-url"),
         "{}",
         status.message()
+    );
+}
+
+/// Two workload identities mounting the same object: each fetch carries the token of the identity
+/// whose pod asked (the emulator's request log records the bearer token's client id), so nothing
+/// one identity fetched is ever served to the other.
+#[tokio::test]
+async fn two_identities_never_share_a_fetched_object() {
+    const CLIENT_B: &str = "2b7d4c55-9a1e-4c55-8c9f-6f0d2b3c4d5e";
+    let emu = emulator_with_secret().await;
+    let pod_b = Pod {
+        namespace: "team-b".into(),
+        name: "api-0".into(),
+        service_account: "api".into(),
+    };
+    let entra = emu.entra();
+    entra.add_federated_credential(
+        TENANT,
+        CLIENT_ID,
+        ISSUER,
+        &Pod::default().subject(),
+        WI_AUDIENCE,
+    );
+    entra.add_federated_credential(TENANT, CLIENT_B, ISSUER, &pod_b.subject(), WI_AUDIENCE);
+    emu.vault(VAULT).grant(CLIENT_ID).grant(CLIENT_B);
+    let provider = Provider::start(&emu, |_| {}).await;
+    let request = |pod: Pod, client_id: &str| {
+        MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"]))
+            .param("clientID", client_id)
+            .pod(pod)
+            .build()
+    };
+    for _ in 0..2 {
+        for (pod, client_id) in [(Pod::default(), CLIENT_ID), (pod_b.clone(), CLIENT_B)] {
+            let before = emu.kv_requests().len();
+            let response = provider
+                .mount(request(pod, client_id))
+                .await
+                .expect("mount");
+            assert_eq!(response.files[0].contents, b"s3cr3t!");
+            let fetched: Vec<_> = emu.kv_requests().split_off(before);
+            assert!(!fetched.is_empty(), "{client_id}: served without fetching");
+            assert!(
+                fetched
+                    .iter()
+                    .all(|r| r.client_id.as_deref() == Some(client_id)),
+                "{client_id}: {fetched:?}"
+            );
+        }
+    }
+    let exchanges = emu.counters().token_exchanges;
+    assert_eq!(
+        (exchanges.get(CLIENT_ID), exchanges.get(CLIENT_B)),
+        (Some(&1), Some(&1))
     );
 }

@@ -1,10 +1,10 @@
-//! Integration tests: the real server on a temporary Unix socket, called with a generated tonic client
-//! the way the driver does, against fakes of Entra ID and Key Vault served over HTTPS with a test CA.
+//! Integration tests: the real server on a temporary Unix socket, called with a generated tonic
+//! client the way the driver does, against the `akv-emulator` crate's Entra ID, Key Vault and
+//! IMDS/NMI, served over HTTPS with the CA it generates.
 
 mod clouds;
 mod daemon;
 mod driver_v15;
-mod fakes_smoke;
 mod identity;
 mod mount;
 mod objects;

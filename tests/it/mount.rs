@@ -3,33 +3,30 @@
 
 use tonic::Code;
 
-use crate::support::fake_azure::{FakeAzure, FakeSecret};
 use crate::support::harness::*;
 
 const V1: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
 const V2: &str = "f9e8d7c6b5a4938271605f4e3d2c1b0a";
 
-fn secret(version: &str, value: &str, created: i64) -> FakeSecret {
+fn secret(version: &str, value: &str, created: i64) -> SecretVersion {
     plain_secret(version, value, created)
 }
 
-/// A fake with the managed identity federated for the default pod and allowed on kv-main, holding
+/// A emu with the managed identity federated for the default pod and allowed on kv-main, holding
 /// `db-password` in two versions (V2 newest).
-async fn fixture() -> FakeAzure {
-    let fake = federated_fake().await;
-    fake.put_secret(
-        VAULT,
-        "db-password",
-        secret(V1, "old-password", 1_690_000_000),
-    );
-    fake.put_secret(VAULT, "db-password", secret(V2, "s3cr3t!", 1_700_000_000));
-    fake
+async fn fixture() -> Emulator {
+    let emu = federated_emulator().await;
+    emu.vault(VAULT)
+        .put_secret("db-password", secret(V1, "old-password", 1_690_000_000));
+    emu.vault(VAULT)
+        .put_secret("db-password", secret(V2, "s3cr3t!", 1_700_000_000));
+    emu
 }
 
 #[tokio::test]
 async fn workload_identity_mounts_the_latest_secret() {
-    let fake = fixture().await;
-    let provider = Provider::start(&fake, |_| {}).await;
+    let emu = fixture().await;
+    let provider = Provider::start(&emu, |_| {}).await;
     let builder =
         MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"]));
     let presented = builder.token.clone().expect("token");
@@ -44,7 +41,7 @@ async fn workload_identity_mounts_the_latest_secret() {
     assert!(response.error.is_none());
 
     // The exchange sent exactly the client-assertion grant of spec 3.1.
-    let form = fake.last_token_form().expect("a token request");
+    let form = emu.entra().last_form().expect("a token request");
     assert_eq!(
         form.get("grant_type").map(String::as_str),
         Some("client_credentials")
@@ -60,7 +57,7 @@ async fn workload_identity_mounts_the_latest_secret() {
     );
     assert_eq!(form.get("client_assertion"), Some(&presented));
     // Every Key Vault call carried the bearer token (no unauthenticated challenge probe).
-    let requests = fake.kv_requests();
+    let requests = emu.kv_requests();
     assert!(!requests.is_empty());
     assert!(
         requests.iter().all(|r| r.authorization_present),
@@ -72,8 +69,8 @@ async fn workload_identity_mounts_the_latest_secret() {
 
 #[tokio::test]
 async fn pinned_version_alias_and_file_permission() {
-    let fake = fixture().await;
-    let provider = Provider::start(&fake, |_| {}).await;
+    let emu = fixture().await;
+    let provider = Provider::start(&emu, |_| {}).await;
     let request = MountBuilder::workload(&objects(&[&format!(
         "objectName: db-password\nobjectType: secret\nobjectVersion: {V1}\nobjectAlias: config/db.txt\nfilePermission: \"0600\""
     )]))
@@ -88,8 +85,8 @@ async fn pinned_version_alias_and_file_permission() {
 
 #[tokio::test]
 async fn request_permission_is_the_default_mode() {
-    let fake = fixture().await;
-    let provider = Provider::start(&fake, |_| {}).await;
+    let emu = fixture().await;
+    let provider = Provider::start(&emu, |_| {}).await;
     let mut builder =
         MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"]));
     builder.permission = "256".into(); // 0400
@@ -99,11 +96,14 @@ async fn request_permission_is_the_default_mode() {
 
 #[tokio::test]
 async fn each_encoding_is_decoded() {
-    let fake = fixture().await;
-    fake.put_secret(VAULT, "b64", secret(V1, "aGVsbG8gd29ybGQ=", 1));
-    fake.put_secret(VAULT, "hex", secret(V1, "48657845", 1));
-    fake.put_secret(VAULT, "plain", secret(V1, "päss wörd", 1));
-    let provider = Provider::start(&fake, |_| {}).await;
+    let emu = fixture().await;
+    emu.vault(VAULT)
+        .put_secret("b64", secret(V1, "aGVsbG8gd29ybGQ=", 1));
+    emu.vault(VAULT)
+        .put_secret("hex", secret(V1, "48657845", 1));
+    emu.vault(VAULT)
+        .put_secret("plain", secret(V1, "päss wörd", 1));
+    let provider = Provider::start(&emu, |_| {}).await;
     let request = MountBuilder::workload(&objects(&[
         "objectName: b64\nobjectType: secret\nobjectEncoding: base64",
         "objectName: hex\nobjectType: secret\nobjectEncoding: HEX",
@@ -124,9 +124,10 @@ async fn each_encoding_is_decoded() {
 
 #[tokio::test]
 async fn a_value_that_is_not_in_its_encoding_fails_the_whole_mount() {
-    let fake = fixture().await;
-    fake.put_secret(VAULT, "notb64", secret(V1, "this is not base64!", 1));
-    let provider = Provider::start(&fake, |_| {}).await;
+    let emu = fixture().await;
+    emu.vault(VAULT)
+        .put_secret("notb64", secret(V1, "this is not base64!", 1));
+    let provider = Provider::start(&emu, |_| {}).await;
     let request = MountBuilder::workload(&objects(&[
         "objectName: db-password\nobjectType: secret",
         "objectName: notb64\nobjectType: secret\nobjectEncoding: base64",
@@ -144,12 +145,12 @@ async fn a_value_that_is_not_in_its_encoding_fails_the_whole_mount() {
 
 #[tokio::test]
 async fn app_registration_before_and_after_its_federated_credential() {
-    let fake = fixture().await;
+    let emu = fixture().await;
     let app = "5d2c7e0f-3a4b-4c6d-8e9f-0a1b2c3d4e5f";
     // The app exists (it has a secret) but nothing is federated with the pod yet.
-    fake.add_client_secret(TENANT, app, "unrelated");
-    fake.grant(VAULT, app);
-    let provider = Provider::start(&fake, |_| {}).await;
+    emu.entra().add_client_secret(TENANT, app, "unrelated");
+    emu.vault(VAULT).grant(app);
+    let provider = Provider::start(&emu, |_| {}).await;
     let request =
         MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"]))
             .param("clientID", app)
@@ -172,19 +173,25 @@ async fn app_registration_before_and_after_its_federated_credential() {
     );
     assert!(msg.contains(app), "{msg}");
     assert!(
-        fake.kv_requests().is_empty(),
+        emu.kv_requests().is_empty(),
         "no Key Vault call without a token"
     );
 
-    fake.add_federated_credential(TENANT, app, ISSUER, &Pod::default().subject(), WI_AUDIENCE);
+    emu.entra().add_federated_credential(
+        TENANT,
+        app,
+        ISSUER,
+        &Pod::default().subject(),
+        WI_AUDIENCE,
+    );
     let response = provider.mount(request).await.expect("federated now");
     assert_eq!(response.files[0].contents, b"s3cr3t!");
 }
 
 #[tokio::test]
 async fn key_vault_404_and_403_name_vault_object_and_fix() {
-    let fake = fixture().await;
-    let provider = Provider::start(&fake, |_| {}).await;
+    let emu = fixture().await;
+    let provider = Provider::start(&emu, |_| {}).await;
     let missing = MountBuilder::workload(&objects(&[
         "objectName: db-password\nobjectType: secret",
         "objectName: does-not-exist\nobjectType: secret",
@@ -218,11 +225,11 @@ async fn key_vault_404_and_403_name_vault_object_and_fix() {
 
 #[tokio::test]
 async fn disabled_secret_is_reported() {
-    let fake = fixture().await;
+    let emu = fixture().await;
     let mut disabled = secret(V1, "x", 1);
     disabled.enabled = false;
-    fake.put_secret(VAULT, "off", disabled);
-    let provider = Provider::start(&fake, |_| {}).await;
+    emu.vault(VAULT).put_secret("off", disabled);
+    let provider = Provider::start(&emu, |_| {}).await;
     let request = MountBuilder::workload(&objects(&[&format!(
         "objectName: off\nobjectType: secret\nobjectVersion: {V1}"
     )]))
@@ -238,8 +245,8 @@ async fn disabled_secret_is_reported() {
 
 #[tokio::test]
 async fn unknown_vault_fails_fast_naming_its_host() {
-    let fake = fixture().await;
-    let provider = Provider::start(&fake, |_| {}).await;
+    let emu = fixture().await;
+    let provider = Provider::start(&emu, |_| {}).await;
     let request =
         MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"]))
             .param("keyvaultName", "kv-typo-nope")
@@ -255,13 +262,13 @@ async fn unknown_vault_fails_fast_naming_its_host() {
 
 #[tokio::test]
 async fn objects_are_fetched_concurrently() {
-    let fake = fixture().await;
-    fake.set_latency(std::time::Duration::from_millis(300));
+    let emu = fixture().await;
+    emu.set_latency(std::time::Duration::from_millis(300));
     let names: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
     for n in &names {
-        fake.put_secret(VAULT, n, secret(V1, n, 1));
+        emu.vault(VAULT).put_secret(n, secret(V1, n, 1));
     }
-    let provider = Provider::start(&fake, |_| {}).await;
+    let provider = Provider::start(&emu, |_| {}).await;
     let items: Vec<String> = names
         .iter()
         .map(|n| format!("objectName: {n}\nobjectType: secret"))
@@ -287,11 +294,11 @@ async fn objects_are_fetched_concurrently() {
 
 #[tokio::test]
 async fn service_principal_from_node_publish_secret() {
-    let fake = fixture().await;
+    let emu = fixture().await;
     let app = "11111111-2222-3333-4444-555555555555";
-    fake.add_client_secret(TENANT, app, "correct horse");
-    fake.grant(VAULT, app);
-    let provider = Provider::start(&fake, |_| {}).await;
+    emu.entra().add_client_secret(TENANT, app, "correct horse");
+    emu.vault(VAULT).grant(app);
+    let provider = Provider::start(&emu, |_| {}).await;
     let mut builder =
         MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"]))
             .without("clientID");
@@ -317,8 +324,8 @@ async fn service_principal_from_node_publish_secret() {
 /// `secretProviderClass` and `ephemeral` are absent.
 #[tokio::test]
 async fn driver_v1_5_rotation_request_is_served() {
-    let fake = fixture().await;
-    let provider = Provider::start(&fake, |_| {}).await;
+    let emu = fixture().await;
+    let provider = Provider::start(&emu, |_| {}).await;
     let builder =
         MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"]));
     let mut request = builder.build();
@@ -343,9 +350,9 @@ async fn driver_v1_5_rotation_request_is_served() {
 /// Driver v1.5 rotation sends no deadline: the provider bounds each Mount itself.
 #[tokio::test]
 async fn a_hanging_key_vault_hits_the_mount_timeout() {
-    let fake = fixture().await;
-    fake.set_latency(std::time::Duration::from_secs(5));
-    let provider = Provider::start(&fake, |c| {
+    let emu = fixture().await;
+    emu.set_latency(std::time::Duration::from_secs(5));
+    let provider = Provider::start(&emu, |c| {
         c.mount_timeout = std::time::Duration::from_millis(800)
     })
     .await;

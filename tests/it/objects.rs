@@ -7,7 +7,6 @@
 use base64::Engine as _;
 use tonic::Code;
 
-use crate::support::fake_azure::{FakeAzure, FakeSecret};
 use crate::support::harness::*;
 
 const V: &str = "53f7dd3711364168882b48026cb30f80";
@@ -29,14 +28,13 @@ fn expected(name: &str) -> Vec<u8> {
     .unwrap()
 }
 
-/// A fake holding the secret of a recorded certificate-backed secret response under `name`.
-fn put_recorded_secret(fake: &FakeAzure, name: &str, path: &str) -> serde_json::Value {
+/// A emu holding the secret of a recorded certificate-backed secret response under `name`.
+fn put_recorded_secret(emu: &Emulator, name: &str, path: &str) -> serde_json::Value {
     let v = vector(path);
     let body = &v["response"]["body"];
-    fake.put_secret(
-        VAULT,
+    emu.vault(VAULT).put_secret(
         name,
-        FakeSecret {
+        SecretVersion {
             version: V.into(),
             value: body["value"].as_str().unwrap().into(),
             content_type: body["contentType"].as_str().map(str::to_owned),
@@ -59,7 +57,7 @@ async fn mount_one(
 
 #[tokio::test]
 async fn keys_are_written_as_subject_public_key_info_pem() {
-    let fake = federated_fake().await;
+    let emu = federated_emulator().await;
     let cases = [
         (
             "rsa",
@@ -89,9 +87,9 @@ async fn keys_are_written_as_subject_public_key_info_pem() {
     for (name, path) in cases {
         let mut jwk = vector(path)["response"]["body"]["key"].clone();
         jwk.as_object_mut().unwrap().remove("kid");
-        fake.put_key(VAULT, name, V, jwk, 1, true);
+        emu.vault(VAULT).put_key(name, V, jwk, 1, true);
     }
-    let provider = Provider::start(&fake, |_| {}).await;
+    let provider = Provider::start(&emu, |_| {}).await;
     for (name, _) in cases {
         let response = mount_one(&provider, &format!("objectName: {name}\nobjectType: key"))
             .await
@@ -111,24 +109,17 @@ async fn keys_are_written_as_subject_public_key_info_pem() {
 
 #[tokio::test]
 async fn unsupported_keys_get_a_clear_error() {
-    let fake = federated_fake().await;
-    fake.put_key(
-        VAULT,
+    let emu = federated_emulator().await;
+    emu.vault(VAULT).put_key(
         "k256",
         V,
         serde_json::json!({"kty":"EC","crv":"P-256K","x":"AA","y":"AA"}),
         1,
         true,
     );
-    fake.put_key(
-        VAULT,
-        "sym",
-        V,
-        serde_json::json!({"kty":"oct-HSM"}),
-        1,
-        true,
-    );
-    let provider = Provider::start(&fake, |_| {}).await;
+    emu.vault(VAULT)
+        .put_key("sym", V, serde_json::json!({"kty":"oct-HSM"}), 1, true);
+    let provider = Provider::start(&emu, |_| {}).await;
     for (name, word) in [("k256", "P-256K"), ("sym", "oct-HSM")] {
         let status = mount_one(&provider, &format!("objectName: {name}\nobjectType: key"))
             .await
@@ -144,13 +135,14 @@ async fn unsupported_keys_get_a_clear_error() {
 
 #[tokio::test]
 async fn certificates_are_the_leaf_as_pem() {
-    let fake = federated_fake().await;
+    let emu = federated_emulator().await;
     let body = vector(
         "e_get_certificate/cpp__KeyVaultCertificateClientTest.GetCertificate__003.json",
     )["response"]["body"]
         .clone();
-    fake.put_certificate(VAULT, "web", V, body["cer"].as_str().unwrap(), 1, true);
-    let provider = Provider::start(&fake, |_| {}).await;
+    emu.vault(VAULT)
+        .put_certificate("web", V, body["cer"].as_str().unwrap(), 1, true);
+    let provider = Provider::start(&emu, |_| {}).await;
     let response = mount_one(&provider, "objectName: web\nobjectType: cert")
         .await
         .expect("mount");
@@ -161,7 +153,7 @@ async fn certificates_are_the_leaf_as_pem() {
 
 #[tokio::test]
 async fn pem_certificate_secrets_pass_through_unchanged() {
-    let fake = federated_fake().await;
+    let emu = federated_emulator().await;
     let cases = [
         "b_get_secret_pem/cpp__KeyVaultCertificateClientTest.DownloadImportPem__005.json",
         "b_get_secret_pem/net__DownloadECDsaCertificateSignRemoteVerifyLocal_application_x-pem-file_P-521___004.json",
@@ -170,9 +162,9 @@ async fn pem_certificate_secrets_pass_through_unchanged() {
     let recorded: Vec<serde_json::Value> = cases
         .iter()
         .enumerate()
-        .map(|(i, path)| put_recorded_secret(&fake, &format!("pem{i}"), path))
+        .map(|(i, path)| put_recorded_secret(&emu, &format!("pem{i}"), path))
         .collect();
-    let provider = Provider::start(&fake, |_| {}).await;
+    let provider = Provider::start(&emu, |_| {}).await;
     for (i, v) in recorded.iter().enumerate() {
         let response = mount_one(
             &provider,
@@ -196,7 +188,7 @@ async fn pem_certificate_secrets_pass_through_unchanged() {
 
 #[tokio::test]
 async fn key_vault_pfx_becomes_pkcs8_key_then_certificates() {
-    let fake = federated_fake().await;
+    let emu = federated_emulator().await;
     let cases = [
         "c_get_secret_pkcs12/cpp__KeyVaultCertificateClientTest.DownloadImportPkcs__005.json",
         "c_get_secret_pkcs12/net__DownloadLatestCertificate_application_x-pkcs12___001.json",
@@ -207,14 +199,14 @@ async fn key_vault_pfx_becomes_pkcs8_key_then_certificates() {
     ];
     let mut wants = Vec::new();
     for (i, path) in cases.iter().enumerate() {
-        let v = put_recorded_secret(&fake, &format!("pfx{i}"), path);
+        let v = put_recorded_secret(&emu, &format!("pfx{i}"), path);
         wants.push(
             v["test_vector"]["derived_expected_pem_NOT_RECORDED"]
                 .as_str()
                 .map(str::to_owned),
         );
     }
-    let provider = Provider::start(&fake, |_| {}).await;
+    let provider = Provider::start(&emu, |_| {}).await;
     for (i, want) in wants.into_iter().enumerate() {
         let response = mount_one(
             &provider,
@@ -241,14 +233,14 @@ async fn key_vault_pfx_becomes_pkcs8_key_then_certificates() {
 
 #[tokio::test]
 async fn pfx_format_and_split_files() {
-    let fake = federated_fake().await;
+    let emu = federated_emulator().await;
     let v = put_recorded_secret(
-        &fake,
+        &emu,
         "pfx",
         "c_get_secret_pkcs12/cpp__KeyVaultCertificateClientTest.DownloadImportPkcs__005.json",
     );
     let b64 = v["response"]["body"]["value"].as_str().unwrap().to_owned();
-    let provider = Provider::start(&fake, |c| c.write_cert_and_key_in_separate_files = true).await;
+    let provider = Provider::start(&emu, |c| c.write_cert_and_key_in_separate_files = true).await;
 
     // objectFormat pfx: the base64 text as stored; with base64 encoding, the binary PFX.
     let response = mount_one(
@@ -304,12 +296,11 @@ async fn pfx_format_and_split_files() {
 #[tokio::test]
 async fn certificate_backed_secret_with_unknown_content_type_is_an_error() {
     // Regression: the Go provider crashes on a secret with a kid but no contentType.
-    let fake = federated_fake().await;
+    let emu = federated_emulator().await;
     for (name, content_type) in [("none", None), ("weird", Some("application/json"))] {
-        fake.put_secret(
-            VAULT,
+        emu.vault(VAULT).put_secret(
             name,
-            FakeSecret {
+            SecretVersion {
                 version: V.into(),
                 value: "{}".into(),
                 content_type: content_type.map(str::to_owned),
@@ -319,7 +310,7 @@ async fn certificate_backed_secret_with_unknown_content_type_is_an_error() {
             },
         );
     }
-    let provider = Provider::start(&fake, |_| {}).await;
+    let provider = Provider::start(&emu, |_| {}).await;
     for name in ["none", "weird"] {
         let status = mount_one(
             &provider,

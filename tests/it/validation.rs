@@ -3,7 +3,6 @@
 
 use tonic::Code;
 
-use crate::support::fake_azure::FakeAzure;
 use crate::support::harness::*;
 
 const ONE: &str = "objectName: db-password\nobjectType: secret";
@@ -31,13 +30,7 @@ fn cases() -> Vec<(&'static str, MountBuilder, Vec<&'static str>)> {
         .token(WI_AUDIENCE),
     );
     let mut expired = wi();
-    expired.token = Some(crate::support::fake_azure::service_account_token(
-        ISSUER,
-        "app",
-        "web",
-        WI_AUDIENCE,
-        now() - 60,
-    ));
+    expired.token = Some(Pod::default().token_expiring(WI_AUDIENCE, now() - 60));
     let mut wrong_audience = wi();
     wrong_audience.token = Some(Pod::default().token("api://somethingElse"));
     vec![
@@ -249,8 +242,8 @@ fn cases() -> Vec<(&'static str, MountBuilder, Vec<&'static str>)> {
 
 #[tokio::test]
 async fn every_validation_error_is_invalid_argument_before_any_network_call() {
-    let fake = FakeAzure::start().await;
-    let provider = Provider::start(&fake, |_| {}).await;
+    let emu = emulator().await;
+    let provider = Provider::start(&emu, |_| {}).await;
     let mut client = provider.client().await;
     for (case, builder, words) in cases() {
         let status = client.mount(builder.build()).await.expect_err(case);
@@ -276,20 +269,20 @@ async fn every_validation_error_is_invalid_argument_before_any_network_call() {
         }
     }
     assert_eq!(
-        fake.token_requests(),
+        emu.entra().requests(),
         0,
         "validation must happen before any token request"
     );
     assert!(
-        fake.kv_requests().is_empty(),
+        emu.kv_requests().is_empty(),
         "validation must happen before any Key Vault call"
     );
 }
 
 #[tokio::test]
 async fn all_problems_are_reported_together() {
-    let fake = FakeAzure::start().await;
-    let provider = Provider::start(&fake, |_| {}).await;
+    let emu = emulator().await;
+    let provider = Provider::start(&emu, |_| {}).await;
     let builder = MountBuilder::workload(&objects(&[
         "objectName: a\nobjectType: secrets",
         "objectName: b\nobjectType: secret\nfilePermission: \"9\"",
@@ -304,13 +297,12 @@ async fn all_problems_are_reported_together() {
 
 #[tokio::test]
 async fn garbage_requests_do_not_stop_the_provider() {
-    let fake = federated_fake().await;
-    fake.put_secret(
-        VAULT,
+    let emu = federated_emulator().await;
+    emu.vault(VAULT).put_secret(
         "db-password",
         plain_secret("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "ok", 1),
     );
-    let provider = Provider::start(&fake, |_| {}).await;
+    let provider = Provider::start(&emu, |_| {}).await;
     let mut client = provider.client().await;
     let garbage = [
         ("", "", ""),

@@ -2,7 +2,6 @@
 
 use tonic::Code;
 
-use crate::support::fake_azure::{FakeAzure, FakeSecret};
 use crate::support::harness::*;
 
 fn version(i: usize) -> String {
@@ -10,22 +9,21 @@ fn version(i: usize) -> String {
 }
 
 /// `rotating` has versions 1..=5 created at 100..500; version 4 is disabled.
-async fn fixture() -> FakeAzure {
-    let fake = FakeAzure::start().await;
-    fake.add_federated_credential(
+async fn fixture() -> Emulator {
+    let emu = emulator().await;
+    emu.entra().add_federated_credential(
         TENANT,
         CLIENT_ID,
         ISSUER,
         &Pod::default().subject(),
         WI_AUDIENCE,
     );
-    fake.grant(VAULT, CLIENT_ID);
+    emu.vault(VAULT).grant(CLIENT_ID);
     // Inserted out of order: the listing's order is not guaranteed, the provider sorts by created.
     for i in [3, 1, 5, 2, 4] {
-        fake.put_secret(
-            VAULT,
+        emu.vault(VAULT).put_secret(
             "rotating",
-            FakeSecret {
+            SecretVersion {
                 version: version(i),
                 value: format!("value-{i}"),
                 content_type: None,
@@ -35,14 +33,14 @@ async fn fixture() -> FakeAzure {
             },
         );
     }
-    fake
+    emu
 }
 
 #[tokio::test]
 async fn history_writes_exactly_n_enabled_versions_newest_first() {
-    let fake = fixture().await;
-    fake.set_page_size(2); // three pages: nextLink must be followed
-    let provider = Provider::start(&fake, |_| {}).await;
+    let emu = fixture().await;
+    emu.set_page_size(2); // three pages: nextLink must be followed
+    let provider = Provider::start(&emu, |_| {}).await;
     let request = MountBuilder::workload(&objects(&[
         "objectName: rotating\nobjectType: secret\nobjectVersionHistory: 3\nobjectAlias: hist\nfilePermission: \"0640\"",
     ]))
@@ -76,7 +74,7 @@ async fn history_writes_exactly_n_enabled_versions_newest_first() {
             ("secret/rotating/2", v2.as_str()),
         ]
     );
-    let listings = fake
+    let listings = emu
         .kv_requests()
         .iter()
         .filter(|r| r.path.ends_with("/versions"))
@@ -86,8 +84,8 @@ async fn history_writes_exactly_n_enabled_versions_newest_first() {
 
 #[tokio::test]
 async fn history_starts_at_object_version_and_stops_at_the_oldest() {
-    let fake = fixture().await;
-    let provider = Provider::start(&fake, |_| {}).await;
+    let emu = fixture().await;
+    let provider = Provider::start(&emu, |_| {}).await;
     let request = MountBuilder::workload(&objects(&[&format!(
         "objectName: rotating\nobjectType: secret\nobjectVersionHistory: 10\nobjectVersion: {}",
         version(3)
@@ -102,8 +100,8 @@ async fn history_starts_at_object_version_and_stops_at_the_oldest() {
 
 #[tokio::test]
 async fn history_with_an_unknown_start_version_says_so() {
-    let fake = fixture().await;
-    let provider = Provider::start(&fake, |_| {}).await;
+    let emu = fixture().await;
+    let provider = Provider::start(&emu, |_| {}).await;
     let request = MountBuilder::workload(&objects(&[&format!(
         "objectName: rotating\nobjectType: secret\nobjectVersionHistory: 2\nobjectVersion: {}",
         version(4)
@@ -122,9 +120,9 @@ async fn history_with_an_unknown_start_version_says_so() {
 
 #[tokio::test]
 async fn throttling_is_retried_after_retry_after() {
-    let fake = fixture().await;
-    fake.throttle_next(VAULT, 1, 1);
-    let provider = Provider::start(&fake, |_| {}).await;
+    let emu = fixture().await;
+    emu.vault(VAULT).throttle_next(1, 1);
+    let provider = Provider::start(&emu, |_| {}).await;
     let request =
         MountBuilder::workload(&objects(&["objectName: rotating\nobjectType: secret"])).build();
     let started = std::time::Instant::now();
@@ -138,9 +136,9 @@ async fn throttling_is_retried_after_retry_after() {
 
 #[tokio::test]
 async fn throttling_longer_than_the_mount_deadline_fails_at_once_so_the_driver_retries() {
-    let fake = fixture().await;
-    fake.throttle_next(VAULT, 10, 60);
-    let provider = Provider::start(&fake, |_| {}).await;
+    let emu = fixture().await;
+    emu.vault(VAULT).throttle_next(10, 60);
+    let provider = Provider::start(&emu, |_| {}).await;
     let request =
         MountBuilder::workload(&objects(&["objectName: rotating\nobjectType: secret"])).build();
     let started = std::time::Instant::now();
@@ -161,9 +159,9 @@ async fn throttling_longer_than_the_mount_deadline_fails_at_once_so_the_driver_r
 
 #[tokio::test]
 async fn repeated_throttling_within_the_deadline_is_waited_out() {
-    let fake = fixture().await;
-    fake.throttle_next(VAULT, 10, 0);
-    let provider = Provider::start(&fake, |_| {}).await;
+    let emu = fixture().await;
+    emu.vault(VAULT).throttle_next(10, 0);
+    let provider = Provider::start(&emu, |_| {}).await;
     let request =
         MountBuilder::workload(&objects(&["objectName: rotating\nobjectType: secret"])).build();
     let response = provider.mount(request).await.expect("waited out");
@@ -172,9 +170,9 @@ async fn repeated_throttling_within_the_deadline_is_waited_out() {
 
 #[tokio::test]
 async fn server_errors_are_retried() {
-    let fake = fixture().await;
-    fake.fail_next(VAULT, 2, 503);
-    let provider = Provider::start(&fake, |_| {}).await;
+    let emu = fixture().await;
+    emu.vault(VAULT).fail_next(2, 503);
+    let provider = Provider::start(&emu, |_| {}).await;
     let request =
         MountBuilder::workload(&objects(&["objectName: rotating\nobjectType: secret"])).build();
     let response = provider
@@ -184,10 +182,10 @@ async fn server_errors_are_retried() {
     assert_eq!(response.files[0].contents, b"value-5");
 }
 
-/// A version listing recorded from Key Vault drives the fake: the provider sorts its real entries.
+/// A version listing recorded from Key Vault drives the emu: the provider sorts its real entries.
 #[tokio::test]
 async fn recorded_version_listing_drives_history() {
-    let fake = federated_fake().await;
+    let emu = federated_emulator().await;
     let recorded: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -196,24 +194,21 @@ async fn recorded_version_listing_drives_history() {
         .unwrap(),
     )
     .unwrap();
-    fake.put_raw_json(
-        VAULT,
+    emu.vault(VAULT).put_raw_json(
         "/secrets/nodeSecret/versions",
         200,
         recorded["response"]["body"].clone(),
     );
     // Created 1479343563 (older) and 1479343564 (newer).
-    fake.put_secret(
-        VAULT,
+    emu.vault(VAULT).put_secret(
         "nodeSecret",
         plain_secret("094c85e701c1406a968cdeeea8161720", "older", 1),
     );
-    fake.put_secret(
-        VAULT,
+    emu.vault(VAULT).put_secret(
         "nodeSecret",
         plain_secret("7b26fa2cfce74b1f898acfbb2ec8ff7d", "newer", 2),
     );
-    let provider = Provider::start(&fake, |_| {}).await;
+    let provider = Provider::start(&emu, |_| {}).await;
     let request = MountBuilder::workload(&objects(&[
         "objectName: nodeSecret\nobjectType: secret\nobjectVersionHistory: 2",
     ]))
@@ -239,5 +234,46 @@ async fn recorded_version_listing_drives_history() {
                 "094c85e701c1406a968cdeeea8161720"
             ),
         ]
+    );
+}
+
+/// Key Vault's service limit (here one request per second, the emulator's throttling model):
+/// each throttled fetch of a Mount waits for `Retry-After` before asking for that object again,
+/// and the Mount completes once the windows let every object through.
+#[tokio::test]
+async fn throttled_fetches_wait_for_retry_after_under_a_service_limit() {
+    let emu = fixture().await;
+    for name in ["a", "b", "c"] {
+        emu.vault(VAULT)
+            .put_secret(name, plain_secret(&version(9), name, 1));
+    }
+    emu.vault(VAULT)
+        .limit_requests(1, std::time::Duration::from_secs(1));
+    let provider = Provider::start(&emu, |_| {}).await;
+    let request = MountBuilder::workload(&objects(&[
+        "objectName: a\nobjectType: secret",
+        "objectName: b\nobjectType: secret",
+        "objectName: c\nobjectType: secret",
+    ]))
+    .build();
+    let response = provider.mount(request).await.expect("mount");
+    assert_eq!(response.files.len(), 3);
+    let log = emu.vault(VAULT).requests();
+    assert_eq!(log.iter().filter(|r| r.status == 200).count(), 3);
+    assert!(log.iter().any(|r| r.status == 429), "the limit was hit");
+    for (i, throttled) in log.iter().enumerate().filter(|(_, r)| r.status == 429) {
+        let next = log[i + 1..]
+            .iter()
+            .find(|r| r.name == throttled.name)
+            .expect("retried");
+        assert!(
+            next.at.duration_since(throttled.at) >= std::time::Duration::from_millis(950),
+            "{:?} retried too early",
+            throttled.name
+        );
+    }
+    assert_eq!(
+        emu.counters().throttled_total(),
+        log.iter().filter(|r| r.status == 429).count() as u64
     );
 }

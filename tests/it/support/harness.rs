@@ -1,8 +1,11 @@
-//! Starts the real provider (`akv_csi_provider::run`) on a temporary Unix socket, pointed at the fake
-//! Azure through the production resolver override and trusting the test CA, and calls it with a
-//! generated tonic client the way the driver does.
+//! Starts the real provider (`akv_csi_provider::run`) on a temporary Unix socket, pointed at the
+//! emulator (`akv-emulator`) through the production resolver override and trusting the emulator's
+//! CA, and calls it with a generated tonic client the way the driver does. Pods present
+//! service-account tokens signed by one test issuer whose key the emulator trusts, so Entra's
+//! signature check is exercised on every workload-identity exchange.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use akv_csi_provider::Config;
@@ -15,15 +18,14 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use super::fake_azure::{self, FakeAzure, FakeSecret};
-use super::pki;
+pub use akv_emulator::{Emulator, SecretVersion};
 
 pub const TENANT: &str = "33333333-3333-3333-3333-333333333333";
 pub const CLIENT_ID: &str = "8c9f4a2e-1b7d-4c55-9a1e-6f0d2b3c4d5e";
 pub const ISSUER: &str = "https://oidc.prod-aks.azure.com/1c2d3e4f-aaaa-bbbb-cccc-000000000001/5a6b7c8d-dddd-eeee-ffff-000000000002/";
 pub const VAULT: &str = "kv-main";
 pub const WI_AUDIENCE: &str = "api://AzureADTokenExchange";
-/// Vaults the resolver override sends to the fake; any other name goes to real DNS and fails.
+/// Vaults the resolver override sends to the emulator; any other name goes to real DNS and fails.
 pub const VAULTS: &[&str] = &["kv-main", "kv-other"];
 
 /// A running provider.
@@ -35,18 +37,18 @@ pub struct Provider {
 }
 
 impl Provider {
-    /// Starts a provider that reaches `fake` for the public and US Government clouds and the
+    /// Starts a provider that reaches `emu` for the public and US Government clouds and the
     /// `login.example`/`vault.example` Azure Stack test cloud.
-    pub async fn start(fake: &FakeAzure, tweak: impl FnOnce(&mut Config)) -> Self {
+    pub async fn start(emu: &Emulator, tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket_path = dir.path().join("azure.sock");
-        let addr = fake.addr;
+        let addr = emu.addr();
         let mut config = Config {
             socket_path: socket_path.clone(),
             healthz: None,
             // An ephemeral port, so that tests running in parallel do not collide.
             metrics: akv_csi_provider::config::MetricsConfig::Prometheus { port: 0 },
-            extra_root_certs: vec![pki::ca_der()],
+            extra_root_certs: vec![emu.ca_der().to_vec()],
             mount_timeout: Duration::from_secs(20),
             ..Config::default()
         };
@@ -159,21 +161,23 @@ impl Pod {
 
     /// The pod's projected token for `audience`, valid for an hour.
     pub fn token(&self, audience: &str) -> String {
-        fake_azure::service_account_token(
-            ISSUER,
-            &self.namespace,
-            &self.service_account,
-            audience,
-            now() + 3600,
-        )
+        self.token_expiring(audience, now() + 3600)
+    }
+
+    /// The pod's projected token for `audience`, expiring at `exp` (Unix seconds).
+    pub fn token_expiring(&self, audience: &str, exp: i64) -> String {
+        issuer()
+            .service_account_token(&self.namespace, &self.service_account, &[audience], exp)
+            .expect("sign service-account token")
     }
 }
 
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+pub use akv_emulator::now;
+
+/// The cluster's service-account token issuer (`ISSUER`), one key per test binary.
+pub fn issuer() -> &'static akv_emulator::Issuer {
+    static ISSUER_KEY: OnceLock<akv_emulator::Issuer> = OnceLock::new();
+    ISSUER_KEY.get_or_init(|| akv_emulator::Issuer::generate(ISSUER).expect("issuer key"))
 }
 
 /// Builds a MountRequest like driver v1.6 sends: SPC parameters plus pod attributes and tokens.
@@ -242,7 +246,7 @@ impl MountBuilder {
         if let Some(token) = &self.token {
             attrs.insert(
                 "csi.storage.k8s.io/serviceAccount.tokens".into(),
-                fake_azure::tokens_attribute(WI_AUDIENCE, token, "2099-01-01T00:00:00Z").into(),
+                akv_emulator::tokens_attribute(WI_AUDIENCE, token, "2099-01-01T00:00:00Z").into(),
             );
         }
         MountRequest {
@@ -284,27 +288,27 @@ pub fn file<'a>(response: &'a MountResponse, path: &str) -> &'a akv_csi_provider
 }
 
 /// A plain (not certificate-backed) secret version.
-pub fn plain_secret(version: &str, value: &str, created: i64) -> FakeSecret {
-    FakeSecret {
-        version: version.into(),
-        value: value.into(),
-        content_type: None,
-        kid: None,
-        created,
-        enabled: true,
-    }
+pub fn plain_secret(version: &str, value: &str, created: i64) -> SecretVersion {
+    SecretVersion::new(version, value, created)
 }
 
-/// A fake where `CLIENT_ID` is federated with the default pod and may read `VAULT`.
-pub async fn federated_fake() -> FakeAzure {
-    let fake = FakeAzure::start().await;
-    fake.add_federated_credential(
+/// An emulator that trusts the test issuer's key, with nothing else configured.
+pub async fn emulator() -> Emulator {
+    let emu = Emulator::start().await.expect("start the emulator");
+    emu.entra().trust_issuer(issuer());
+    emu
+}
+
+/// An emulator where `CLIENT_ID` is federated with the default pod and may read `VAULT`.
+pub async fn federated_emulator() -> Emulator {
+    let emu = emulator().await;
+    emu.entra().add_federated_credential(
         TENANT,
         CLIENT_ID,
         ISSUER,
         &Pod::default().subject(),
         WI_AUDIENCE,
     );
-    fake.grant(VAULT, CLIENT_ID);
-    fake
+    emu.vault(VAULT).grant(CLIENT_ID);
+    emu
 }
