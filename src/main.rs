@@ -9,8 +9,10 @@ use akv_csi_provider::server::{self, socket};
 use anyhow::Context as _;
 
 const SUBCOMMANDS: &str = "\nSubcommands (each has --help):\n  \
+    akv-csi-provider demo              see a Mount work end to end, offline (emulated Azure)\n  \
     akv-csi-provider check FILE...     validate SecretProviderClasses offline (CI, GitOps)\n  \
-    akv-csi-provider mount -f SPC ...  perform one Mount from a workstation and write its files\n";
+    akv-csi-provider mount -f SPC ...  perform one Mount from a workstation and write its files\n  \
+    akv-csi-provider emulator ...      serve the Entra ID / Key Vault emulator for local clusters\n";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -18,6 +20,10 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("check") => return akv_csi_provider::cli::check::main(&args[1..]),
         Some("mount") => return akv_csi_provider::cli::mount::main(&args[1..]),
+        #[cfg(feature = "emulator")]
+        Some("demo") => return akv_csi_provider::cli::demo::main(&args[1..]),
+        #[cfg(feature = "emulator")]
+        Some("emulator") => return akv_csi_provider::cli::emulator::main(&args[1..]),
         _ => {}
     }
     let command = match config::parse_args(args, &config::Env::from_process()) {
@@ -66,23 +72,8 @@ fn serve(config: akv_csi_provider::Config) -> anyhow::Result<()> {
             version = env!("CARGO_PKG_VERSION"),
             "akv-csi-provider listening"
         );
-        server::run(config, listener, shutdown_signal()).await?;
+        server::run(config, listener, server::shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop the daemon with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("received SIGTERM"),
-        _ = int.recv() => tracing::info!("received SIGINT"),
-    }
 }

@@ -1,8 +1,16 @@
-//! The subcommands beside the daemon: `check` (validate SecretProviderClasses offline) and
-//! `mount` (one real Mount from a workstation). With no subcommand, or with flags only, the
+//! The subcommands beside the daemon: `check` (validate SecretProviderClasses offline), `mount`
+//! (one real Mount from a workstation), and, with the `emulator` feature (on by default), `demo` and
+//! `emulator`, which run the emulator of Entra ID and Key Vault. The daemon's own code path never
+//! calls the emulator; an image built with `--no-default-features` does not contain it. With no subcommand, or with flags only, the
 //! program is the daemon and takes the Go provider's flags.
 
 pub mod check;
+#[cfg(feature = "emulator")]
+pub mod demo;
+#[cfg(feature = "emulator")]
+pub mod emulator;
+#[cfg(feature = "emulator")]
+mod grpc_v15;
 pub mod mount;
 pub mod table;
 

@@ -97,6 +97,22 @@ impl CsiDriverProvider for Provider {
     }
 }
 
+/// Completes on SIGTERM or SIGINT (what the daemon and the emulator stop on).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the process with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("received SIGTERM"),
+        _ = int.recv() => tracing::info!("received SIGINT"),
+    }
+}
+
 /// Serves on `listener` (bound with [`socket::bind`] at `config.socket_path`) until `shutdown`
 /// completes, then lets in-flight Mounts finish within the grace period and removes the socket.
 pub async fn run(

@@ -4,6 +4,7 @@
 
 mod clouds;
 mod daemon;
+mod demo;
 mod driver_v15;
 mod identity;
 mod mount;

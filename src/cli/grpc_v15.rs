@@ -1,0 +1,176 @@
+//! A gRPC call made the way Secrets Store CSI Driver v1.5 makes it: grpc-go dialing the socket path
+//! sends that path as the HTTP/2 `:authority`, which no `http::Uri`-based client (tonic, hyper) can
+//! even express. The demo uses this to show that such requests are served. It writes the frames
+//! itself (preface, SETTINGS, HEADERS with literal fields, one DATA frame) and reads the answer's
+//! frames until the stream ends; it is a demonstration client, not a general HTTP/2 implementation.
+
+use std::time::Duration;
+
+use prost::Message as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::UnixStream;
+
+use crate::proto::{MountRequest, MountResponse};
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const DATA: u8 = 0x0;
+const HEADERS: u8 = 0x1;
+const RST_STREAM: u8 = 0x3;
+const SETTINGS: u8 = 0x4;
+const PING: u8 = 0x6;
+const GOAWAY: u8 = 0x7;
+const END_STREAM: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+const ACK: u8 = 0x1;
+
+fn frame(frame_type: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len();
+    let mut out = vec![
+        (len >> 16) as u8,
+        (len >> 8) as u8,
+        len as u8,
+        frame_type,
+        flags,
+    ];
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// An HPACK string literal without Huffman coding (lengths here stay far below 127).
+fn string(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(s.len().min(126) as u8);
+    out.extend_from_slice(&s[..s.len().min(126)]);
+}
+
+/// The request header block grpc-go writes, with `authority` as given.
+fn headers(path: &str, authority: &str) -> Vec<u8> {
+    let mut b = vec![0x83, 0x86]; // :method POST, :scheme http (static table)
+    b.push(0x04); // :path, literal without indexing, indexed name 4
+    string(&mut b, path.as_bytes());
+    b.push(0x41); // :authority, literal with incremental indexing, indexed name 1
+    string(&mut b, authority.as_bytes());
+    b.extend_from_slice(&[0x0f, 0x10]); // content-type: indexed name 31 (15 + 16)
+    string(&mut b, b"application/grpc");
+    b.push(0x00); // te: trailers (new name)
+    string(&mut b, b"te");
+    string(&mut b, b"trailers");
+    b
+}
+
+/// What went wrong with a call.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The socket failed.
+    #[error("provider socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// The server refused the stream or the connection (what a plain tonic server does with a
+    /// socket-path `:authority`).
+    #[error("the provider reset the request ({0})")]
+    Reset(&'static str),
+    /// The answer was not a gRPC answer.
+    #[error("unexpected answer: {0}")]
+    Protocol(String),
+    /// The call ended with a non-OK gRPC status.
+    #[error("rpc error: code = {code} desc = {message}")]
+    Status {
+        /// `grpc-status`.
+        code: String,
+        /// `grpc-message`, percent-decoded.
+        message: String,
+    },
+}
+
+/// Calls `Mount` over the socket at `socket` with `:authority` set to the socket path.
+pub async fn mount(
+    socket: &std::path::Path,
+    request: &MountRequest,
+) -> Result<MountResponse, CallError> {
+    let mut conn = UnixStream::connect(socket).await?;
+    let authority = socket.display().to_string();
+    let body = request.encode_to_vec();
+    let mut message = vec![0];
+    message.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    message.extend_from_slice(&body);
+    let mut out = PREFACE.to_vec();
+    out.extend(frame(SETTINGS, 0, 0, &[]));
+    out.extend(frame(
+        HEADERS,
+        END_HEADERS,
+        1,
+        &headers("/v1alpha1.CSIDriverProvider/Mount", &authority),
+    ));
+    // The default window (65,535 bytes) holds any Mount request we send.
+    out.extend(frame(DATA, END_STREAM, 1, &message));
+    conn.write_all(&out).await?;
+
+    let mut decoder = loona_hpack::Decoder::new();
+    let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut data = Vec::new();
+    let mut buf = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    'read: loop {
+        while buf.len() >= 9 {
+            let len =
+                (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
+            if buf.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (buf[3], buf[4]);
+            let stream = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
+            let payload: Vec<u8> = buf.drain(..9 + len).skip(9).collect();
+            match kind {
+                RST_STREAM => return Err(CallError::Reset("RST_STREAM")),
+                GOAWAY => return Err(CallError::Reset("GOAWAY")),
+                SETTINGS if flags & ACK == 0 => {
+                    conn.write_all(&frame(SETTINGS, ACK, 0, &[])).await?
+                }
+                PING if flags & ACK == 0 => conn.write_all(&frame(PING, ACK, 0, &payload)).await?,
+                HEADERS if stream == 1 => {
+                    if flags & END_HEADERS == 0 {
+                        return Err(CallError::Protocol(
+                            "a header block in several frames".into(),
+                        ));
+                    }
+                    let decoded = decoder
+                        .decode(&payload)
+                        .map_err(|e| CallError::Protocol(format!("HPACK: {e:?}")))?;
+                    fields.extend(decoded);
+                }
+                DATA if stream == 1 => data.extend_from_slice(&payload),
+                _ => {}
+            }
+            if stream == 1 && flags & END_STREAM != 0 && matches!(kind, HEADERS | DATA) {
+                break 'read;
+            }
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        let n = tokio::time::timeout_at(deadline, conn.read(&mut chunk))
+            .await
+            .map_err(|_| CallError::Protocol("no answer within 120 s".into()))??;
+        if n == 0 {
+            return Err(CallError::Reset("connection closed"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let field = |name: &[u8]| {
+        fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    let code = field(b"grpc-status").unwrap_or_default();
+    if code != "0" {
+        let message = field(b"grpc-message").unwrap_or_default();
+        return Err(CallError::Status {
+            code,
+            message: percent_encoding::percent_decode_str(&message)
+                .decode_utf8_lossy()
+                .into_owned(),
+        });
+    }
+    let body = data
+        .get(5..)
+        .ok_or_else(|| CallError::Protocol("no gRPC message in the answer".into()))?;
+    MountResponse::decode(body).map_err(|e| CallError::Protocol(format!("MountResponse: {e}")))
+}
