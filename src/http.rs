@@ -190,6 +190,15 @@ impl TransportError {
     }
 }
 
+/// What is left of a deadline, for a request's own timeout: a request never outlives the Mount it
+/// serves, and when the deadline is what ends it, the error names the host that was slow (at
+/// least one millisecond, so that an expired deadline still fails as a timeout).
+pub fn until(deadline: std::time::Instant) -> Duration {
+    deadline
+        .saturating_duration_since(std::time::Instant::now())
+        .max(Duration::from_millis(1))
+}
+
 /// A short single-line excerpt of an error body that is not the expected JSON (a proxy's or
 /// gateway's HTML or text), for messages. Only response bodies are quoted, never request bodies.
 pub fn excerpt(body: &[u8]) -> String {

@@ -77,7 +77,7 @@ pub(crate) async fn request_token(
                     Refused::Busy => Duration::ZERO,
                 },
             })?;
-        match post(&entra.http, cloud, requester, form).await {
+        match post(&entra.http, cloud, requester, form, entra.deadline).await {
             Err(TokenFailure::Refused {
                 status: 429,
                 retry_after,
@@ -117,6 +117,7 @@ async fn post(
     cloud: &CloudEnvironment,
     requester: &Requester<'_>,
     form: &[(&str, &str)],
+    deadline: std::time::Instant,
 ) -> Result<AccessToken, TokenFailure> {
     let (peer, tenant, client_id) = (requester.peer, requester.tenant, requester.client_id);
     let url = format!("{}{tenant}/oauth2/v2.0/token", cloud.authority);
@@ -131,6 +132,7 @@ async fn post(
     let response = http
         .post(&url)
         .form(&fields)
+        .timeout(crate::http::until(deadline))
         .send()
         .await
         .map_err(|e| transport(TransportError::new(&url, e)))?;

@@ -65,7 +65,11 @@ pub(crate) async fn token(
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 1;
     loop {
-        let failure = match attempt_once(http, &url, &query, endpoint, &identity, client_id).await {
+        let failure = match attempt_once(
+            http, &url, &query, endpoint, &identity, client_id, deadline,
+        )
+        .await
+        {
             Ok(token) => return Ok(token),
             Err(Attempt::Final(err)) => return Err(err),
             Err(Attempt::Transient(err)) => err,
@@ -96,6 +100,7 @@ async fn attempt_once(
     endpoint: &str,
     identity: &str,
     client_id: Option<&str>,
+    deadline: Instant,
 ) -> Result<AccessToken, Attempt> {
     let unreachable = |error: TransportError| AuthError::Imds {
         identity: identity.to_owned(),
@@ -110,6 +115,7 @@ async fn attempt_once(
         .get(url)
         .query(query)
         .header("Metadata", "true")
+        .timeout(crate::http::until(deadline))
         .send()
         .await
         .map_err(|e| Attempt::Transient(unreachable(TransportError::new(url, e))))?;

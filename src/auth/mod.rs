@@ -299,12 +299,15 @@ impl AuthError {
     /// Worth a retry by the driver (Entra or the network briefly unavailable).
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Transport { .. } | Self::Throttled { .. } | Self::Lost => true,
+            // A garbled answer usually comes from a proxy or gateway in trouble: worth a retry.
+            Self::Transport { .. } | Self::Throttled { .. } | Self::Lost | Self::Decode { .. } => {
+                true
+            }
             Self::Entra { status, .. } => *status == 429 || *status >= 500,
             Self::Imds { status, .. } | Self::PodIdentity { status, .. } => {
                 status.is_none_or(|s| s == 429 || s >= 500)
             }
-            Self::Decode { .. } | Self::NotConfigured { .. } => false,
+            Self::NotConfigured { .. } => false,
         }
     }
 }
@@ -501,6 +504,7 @@ impl Authenticator {
                     cloud.key_vault_resource.clone(),
                     namespace.clone(),
                     pod.clone(),
+                    deadline,
                 )),
             ),
         })

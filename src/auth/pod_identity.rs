@@ -30,6 +30,7 @@ pub(crate) async fn token(
     resource: String,
     namespace: String,
     pod: String,
+    deadline: std::time::Instant,
 ) -> Result<AccessToken, AuthError> {
     let (endpoint, resource, namespace, pod) = (
         endpoint.as_str(),
@@ -48,6 +49,7 @@ pub(crate) async fn token(
         .query(&[("resource", resource)])
         .header("podns", namespace)
         .header("podname", pod)
+        .timeout(crate::http::until(deadline))
         .send()
         .await
         .map_err(|e| TransportError::new(&url, e));

@@ -407,7 +407,7 @@ impl Job {
             if !pass.waited.is_zero() {
                 self.metrics.throttle_wait(&vault, pass.waited);
             }
-            match get_once(&self.http, url, self.limit, &self.token).await {
+            match get_once(&self.http, url, self.limit, &self.token, self.deadline).await {
                 Ok(body) => {
                     pass.succeeded();
                     return Ok(Arc::new(body));
@@ -441,11 +441,13 @@ async fn get_once(
     url: &str,
     limit: usize,
     token: &AccessToken,
+    deadline: Instant,
 ) -> Result<Zeroizing<Vec<u8>>, (KeyVaultError, Option<Duration>)> {
     let response = http
         .get(url)
         .header(AUTHORIZATION, token.header_value())
         .header("Accept", "application/json")
+        .timeout(crate::http::until(deadline))
         .send()
         .await
         .map_err(|e| (TransportError::new(url, e).into(), None))?;

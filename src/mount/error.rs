@@ -163,7 +163,6 @@ impl MountError {
             Self::Auth(e) if matches!(**e, AuthError::NotConfigured { .. }) => {
                 Code::FailedPrecondition
             }
-            Self::Auth(e) if matches!(**e, AuthError::Decode { .. }) => Code::Internal,
             Self::Auth(_) => Code::Unauthenticated,
             Self::KeyVault { error, .. } if error.is_transient() => Code::Unavailable,
             Self::KeyVault { error, .. } => match &**error {

@@ -1,0 +1,265 @@
+//! The `check` and `mount` subcommands, run as the binary a user runs: `mount` against the emulator
+//! (reached through `--resolve`, its CA trusted through `SSL_CERT_FILE` as an operator would), for a
+//! success and each class of failure; `check` on files with their exit status.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::Output;
+
+use crate::support::harness::*;
+
+const SPC: &str = "\
+apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata:
+  name: app-secrets
+  namespace: app
+spec:
+  provider: azure
+  parameters:
+    keyvaultName: kv-main
+    tenantID: 33333333-3333-3333-3333-333333333333
+    clientID: 8c9f4a2e-1b7d-4c55-9a1e-6f0d2b3c4d5e
+    objects: |
+      array:
+        - |
+          objectName: db-password
+          objectType: secret
+          filePermission: \"0600\"
+";
+
+struct Workdir {
+    dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    fn new(emu: &akv_emulator::Emulator, spc: &str, token: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), emu.ca_pem()).unwrap();
+        std::fs::write(dir.path().join("spc.yaml"), spc).unwrap();
+        std::fs::write(dir.path().join("token"), token).unwrap();
+        Self { dir }
+    }
+
+    fn path(&self, p: &str) -> std::path::PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn mount(&self, emu: &akv_emulator::Emulator, extra: &[&str]) -> Output {
+        self.mount_as(emu, "web", extra)
+    }
+
+    fn mount_as(&self, emu: &akv_emulator::Emulator, sa: &str, extra: &[&str]) -> Output {
+        let addr = emu.addr();
+        std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
+            .arg("mount")
+            .arg("-f")
+            .arg(self.path("spc.yaml"))
+            .args([
+                "--namespace",
+                "app",
+                "--service-account",
+                sa,
+                "--token-file",
+            ])
+            .arg(self.path("token"))
+            .arg(format!("--resolve=login.microsoftonline.com={addr}"))
+            .arg(format!("--resolve=kv-main.vault.azure.net={addr}"))
+            .arg(format!("--resolve=kv-other.vault.azure.net={addr}"))
+            .args(extra)
+            .env("SSL_CERT_FILE", self.path("ca.pem"))
+            .env_remove("SSL_CERT_DIR")
+            .output()
+            .expect("run mount")
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+async fn seeded() -> akv_emulator::Emulator {
+    let emu = federated_emulator().await;
+    emu.vault(VAULT).put_secret(
+        "db-password",
+        plain_secret("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "s3cr3t", 1_700_000_000),
+    );
+    emu
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mount_writes_the_files_with_their_modes() {
+    let emu = seeded().await;
+    let w = Workdir::new(&emu, SPC, &Pod::default().token(WI_AUDIENCE));
+    let out = w.path("out");
+    let o = w.mount(&emu, &["--out", out.to_str().unwrap()]);
+    assert!(
+        o.status.success(),
+        "{}{}",
+        stdout(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(std::fs::read(out.join("db-password")).unwrap(), b"s3cr3t");
+    assert_eq!(mode(&out.join("db-password")), 0o600);
+    let text = stdout(&o);
+    assert!(
+        text.contains("secret/db-password") && text.contains("0a1b2c3d4e5f60718293a4b5c6d7e8f9"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("s3cr3t"),
+        "contents are never printed: {text}"
+    );
+    // A dry run fetches but writes nothing.
+    let dry = w.path("dry");
+    let o = w.mount(&emu, &["--dry-run", "--out", dry.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(stdout(&o).contains("dry run"));
+    assert!(!dry.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mount_failures_print_what_the_pod_would_get() {
+    let emu = seeded().await;
+    let other_pod = Pod {
+        service_account: "batch".into(),
+        ..Pod::default()
+    };
+    let cases: Vec<(&str, String, Pod, &[&str])> = vec![
+        (
+            "no federated credential",
+            SPC.to_owned(),
+            other_pod,
+            &[
+                "code = Unauthenticated",
+                "AADSTS70021",
+                "az identity federated-credential create",
+            ],
+        ),
+        (
+            "no role on the vault",
+            SPC.replace("kv-main", "kv-other"),
+            Pod::default(),
+            &[
+                "code = PermissionDenied",
+                "ForbiddenByRbac",
+                "Key Vault Secrets User",
+            ],
+        ),
+        (
+            "no such object",
+            SPC.replace("objectName: db-password", "objectName: missing"),
+            Pod::default(),
+            &["code = NotFound", "\"missing\"", "SecretNotFound"],
+        ),
+        (
+            "invalid SecretProviderClass",
+            SPC.replace("objectType: secret", "objectType: secrets"),
+            Pod::default(),
+            &[
+                "code = InvalidArgument",
+                "objects.array[0] (db-password): objectType \"secrets\"",
+            ],
+        ),
+        (
+            "unknown vault",
+            SPC.replace("kv-main", "kv-nowhere"),
+            Pod::default(),
+            &[
+                "code = NotFound",
+                "kv-nowhere.vault.azure.net",
+                "does not exist",
+            ],
+        ),
+    ];
+    for (name, spc, pod, wanted) in cases {
+        let w = Workdir::new(&emu, &spc, &pod.token(WI_AUDIENCE));
+        let out = w.path("out");
+        let o = w.mount_as(
+            &emu,
+            &pod.service_account,
+            &["--out", out.to_str().unwrap()],
+        );
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", stdout(&o));
+        let text = stdout(&o);
+        assert!(text.contains("the pod would get"), "{name}: {text}");
+        for w in wanted {
+            assert!(text.contains(w), "{name}: {w:?} missing from {text}");
+        }
+        assert!(!out.exists(), "{name}: nothing written");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mount_with_a_service_principal() {
+    let emu = seeded().await;
+    emu.entra()
+        .add_client_secret(TENANT, "11111111-2222-3333-4444-555555555555", "right");
+    emu.vault(VAULT)
+        .grant("11111111-2222-3333-4444-555555555555");
+    let spc = SPC.replace("    clientID: 8c9f4a2e-1b7d-4c55-9a1e-6f0d2b3c4d5e\n", "");
+    for (secret, ok) in [("right", true), ("Wr0ng-S3cret-xyz", false)] {
+        let w = Workdir::new(&emu, &spc, "");
+        std::fs::write(w.path("secret"), secret).unwrap();
+        let out = w.path("out");
+        let o = w.mount(
+            &emu,
+            &[
+                "--client-id",
+                "11111111-2222-3333-4444-555555555555",
+                "--client-secret-file",
+                w.path("secret").to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(o.status.success(), ok, "{}", stdout(&o));
+        if !ok {
+            assert!(stdout(&o).contains("AADSTS7000215"), "{}", stdout(&o));
+            assert!(
+                !stdout(&o).contains("Wr0ng-S3cret"),
+                "the secret is never echoed"
+            );
+        }
+    }
+}
+
+#[test]
+fn check_exit_status_and_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&good, SPC).unwrap();
+    std::fs::write(&bad, SPC.replace("\"0600\"", "\"0999\"")).unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
+            .arg("check")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&[good.as_os_str()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let o = run(&[good.as_os_str(), bad.as_os_str()]);
+    assert_eq!(o.status.code(), Some(1));
+    let text = stdout(&o);
+    assert!(
+        text.contains(&format!("{}:17: app/app-secrets: error: objects.array[0] (db-password): filePermission \"0999\"", bad.display())),
+        "{text}"
+    );
+    let o = run(&["--format".as_ref(), "json".as_ref(), bad.as_os_str()]);
+    let findings: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["severity"] == "error" && f["line"] == 17)
+    );
+    assert_eq!(run(&[]).status.code(), Some(2));
+    assert_eq!(run(&["--bogus".as_ref()]).status.code(), Some(2));
+}
