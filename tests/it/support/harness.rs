@@ -31,6 +31,8 @@ pub const VAULTS: &[&str] = &["kv-main", "kv-other"];
 /// A running provider.
 pub struct Provider {
     pub socket: PathBuf,
+    /// Where `/metrics` is served (an ephemeral port).
+    pub metrics_addr: Option<std::net::SocketAddr>,
     _dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), akv_csi_provider::server::ServeError>>>,
@@ -40,6 +42,7 @@ impl Provider {
     /// Starts a provider that reaches `emu` for the public and US Government clouds and the
     /// `login.example`/`vault.example` Azure Stack test cloud.
     pub async fn start(emu: &Emulator, tweak: impl FnOnce(&mut Config)) -> Self {
+        super::hygiene::init();
         let dir = tempfile::tempdir().expect("tempdir");
         let socket_path = dir.path().join("azure.sock");
         let addr = emu.addr();
@@ -69,16 +72,41 @@ impl Provider {
             .collect();
         tweak(&mut config);
         let listener = socket::bind(&socket_path).expect("bind socket");
+        let daemon = akv_csi_provider::server::Daemon::start(config, listener)
+            .await
+            .expect("start the daemon");
+        let metrics_addr = daemon.metrics_addr();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(akv_csi_provider::run(config, listener, async move {
+        let task = tokio::spawn(daemon.serve(async move {
             let _ = stopped.await;
         }));
         Self {
             socket: socket_path,
+            metrics_addr,
             _dir: dir,
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// `GET /metrics`, as Prometheus scrapes it.
+    pub async fn metrics(&self) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let port = self.metrics_addr.expect("Prometheus metrics").port();
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect to /metrics");
+        conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut raw = Vec::new();
+        conn.read_to_end(&mut raw).await.unwrap();
+        let text = String::from_utf8(raw).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200"),
+            "{text}"
+        );
+        text.split_once("\r\n\r\n").unwrap().1.to_owned()
     }
 
     /// A client like the driver v1.6's: HTTP/2 over the socket, `:authority` localhost.
@@ -95,11 +123,14 @@ impl Provider {
     }
 
     pub async fn mount(&self, request: MountRequest) -> Result<MountResponse, tonic::Status> {
-        self.client()
+        let result = self
+            .client()
             .await
             .mount(request)
             .await
-            .map(tonic::Response::into_inner)
+            .map(tonic::Response::into_inner);
+        super::hygiene::check(result.as_ref().err().map(tonic::Status::message));
+        result
     }
 
     pub async fn version(&self) -> String {
@@ -166,9 +197,11 @@ impl Pod {
 
     /// The pod's projected token for `audience`, expiring at `exp` (Unix seconds).
     pub fn token_expiring(&self, audience: &str, exp: i64) -> String {
-        issuer()
+        let token = issuer()
             .service_account_token(&self.namespace, &self.service_account, &[audience], exp)
-            .expect("sign service-account token")
+            .expect("sign service-account token");
+        super::hygiene::forbid(&token);
+        token
     }
 }
 
@@ -224,6 +257,15 @@ impl MountBuilder {
     }
 
     pub fn build(&self) -> MountRequest {
+        // A service principal's client secret must never be logged or echoed.
+        if let Ok(serde_json::Value::Object(secrets)) = serde_json::from_str(&self.secrets) {
+            for (key, value) in secrets {
+                if let (true, Some(v)) = (key.eq_ignore_ascii_case("clientsecret"), value.as_str())
+                {
+                    super::hygiene::forbid(v);
+                }
+            }
+        }
         let mut attrs = self.params.clone();
         attrs.insert("secretProviderClass".into(), "spc".into());
         attrs.insert(
@@ -289,6 +331,7 @@ pub fn file<'a>(response: &'a MountResponse, path: &str) -> &'a akv_csi_provider
 
 /// A plain (not certificate-backed) secret version.
 pub fn plain_secret(version: &str, value: &str, created: i64) -> SecretVersion {
+    super::hygiene::forbid(value);
     SecretVersion::new(version, value, created)
 }
 
