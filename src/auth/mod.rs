@@ -380,7 +380,13 @@ impl Authenticator {
         let (key, mode, fetch) = self.plan(cloud, tenant, identity, deadline)?;
         let metrics = self.metrics.clone();
         let counted = async move {
+            tracing::debug!(mode, "requesting a token");
             let result = fetch.await;
+            tracing::debug!(
+                mode,
+                outcome = result.as_ref().err().map_or("ok", |e| e.class().as_str()),
+                "token request finished"
+            );
             metrics.token_request(mode, result.as_ref().err().map(AuthError::class));
             result
         }

@@ -377,6 +377,14 @@ impl Job {
     async fn run(self) -> Result<Body, KeyVaultError> {
         let started = Instant::now();
         let result = self.with_retries().await;
+        tracing::debug!(
+            object_type = self.kind.as_str(),
+            object = %self.name,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            bytes = result.as_ref().map_or(0, |b| b.len()),
+            outcome = result.as_ref().err().map_or("ok", |e| e.class().as_str()),
+            "Key Vault request"
+        );
         self.metrics.keyvault_request(
             self.kind.as_str(),
             &self.name,

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use secrecy::ExposeSecret as _;
+use tracing::Instrument as _;
 use zeroize::Zeroizing;
 
 use super::MountError;
@@ -39,7 +40,11 @@ impl Fetcher<'_> {
     /// vault's shared in-flight bound (`--max-concurrent-fetches`) paces them, and the first failure
     /// drops (cancels) the others.
     pub(super) async fn fetch_all(&self) -> Result<Vec<OutputFile>, MountError> {
-        let fetches = self.plan.objects.iter().map(|spec| self.fetch(spec));
+        let fetches = self.plan.objects.iter().map(|spec| {
+            // Events about one object carry its name and type.
+            let span = tracing::debug_span!("object", object = %spec.name, object_type = spec.kind.as_str());
+            self.fetch(spec).instrument(span)
+        });
         let per_object = futures_util::future::try_join_all(fetches).await?;
         Ok(per_object.into_iter().flatten().collect())
     }
@@ -87,6 +92,7 @@ impl Fetcher<'_> {
             }
         };
         let converted = converted.map_err(|e| self.convert_error(spec, e))?;
+        tracing::trace!(version = %version, files = converted.files.len(), "converted");
         for note in &converted.notes {
             tracing::warn!(object = %spec.name, "{note}");
         }

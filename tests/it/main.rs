@@ -10,6 +10,7 @@ mod driver_v15;
 mod identity;
 mod mount;
 mod objects;
+mod observability;
 mod support;
 mod validation;
 mod versions;
