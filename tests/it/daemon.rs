@@ -45,7 +45,7 @@ async fn shutdown_lets_an_in_flight_mount_finish() {
     let emu = federated_emulator().await;
     emu.vault(VAULT).put_secret(
         "slow",
-        plain_secret("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "finished", 1),
+        plain_secret("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "finished-value-7", 1),
     );
     emu.set_latency(std::time::Duration::from_millis(700));
     let provider = Provider::start(&emu, |_| {}).await;
@@ -61,7 +61,7 @@ async fn shutdown_lets_an_in_flight_mount_finish() {
         .expect("join")
         .expect("in-flight Mount completes")
         .into_inner();
-    assert_eq!(response.files[0].contents, b"finished");
+    assert_eq!(response.files[0].contents, b"finished-value-7");
     assert!(!path.exists());
 }
 
