@@ -131,7 +131,9 @@ impl Pki {
         &self.ca_der
     }
 
-    pub(crate) fn server_config(&self) -> Arc<rustls::ServerConfig> {
+    /// The emulator's TLS server configuration (its certificate for the Entra ID and Key Vault host
+    /// names), e.g. for a test peer that must look like the emulator.
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
         self.server.clone()
     }
 

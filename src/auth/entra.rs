@@ -101,6 +101,8 @@ pub(crate) async fn request_token(
             description,
             ..
         }) => Err(AuthError::Entra {
+            peer: requester.peer,
+            host,
             mode: requester.mode,
             tenant: requester.tenant.to_owned(),
             client_id: requester.client_id.to_owned(),

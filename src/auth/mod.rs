@@ -188,11 +188,15 @@ impl Identity {
 pub enum AuthError {
     /// Entra ID answered with an error.
     #[error(
-        "Entra ID refused the {mode} token request for client ID {client_id} in tenant {tenant}: \
-         {description}{}",
+        "{peer} ({host}) refused the {mode} token request for client ID {client_id} in tenant {tenant}: \
+         HTTP {status}: {description}{}",
         hint.as_deref().map(|h| format!(". {h}")).unwrap_or_default()
     )]
     Entra {
+        /// Entra ID, or the AKS token proxy in front of it.
+        peer: Peer,
+        /// The authority's host.
+        host: String,
         /// The identity mode that asked.
         mode: &'static str,
         /// `tenantID`.

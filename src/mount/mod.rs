@@ -142,7 +142,11 @@ impl MountService {
                 match self.slot(deadline).await {
                     Err(e) => Err(e),
                     Ok(_slot) => {
-                        tokio::time::timeout_at(deadline.into(), self.execute(&plan, deadline))
+                        // The work stops a little before the Mount's deadline, so that a slow peer
+                        // is reported by name rather than by the catch-all timeout below.
+                        let margin = (budget / 10).min(Duration::from_millis(250));
+                        let work = self.execute(&plan, deadline - margin);
+                        tokio::time::timeout_at(deadline.into(), work)
                             .await
                             .unwrap_or(Err(MountError::Timeout(budget)))
                             .map(|response| (response, plan.objects.len()))

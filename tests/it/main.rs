@@ -7,6 +7,7 @@ mod clouds;
 mod daemon;
 mod demo;
 mod driver_v15;
+mod faults;
 mod identity;
 mod mount;
 mod objects;
