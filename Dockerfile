@@ -1,8 +1,12 @@
 # Build: docker build -t akv-csi-provider:0.1.0 .
+# Untested on the project's build machines (no container engine there). Pin both base images by digest in
+# your own build; they are referenced by tag here because digests cannot be looked up offline.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked && cp target/release/akv-csi-provider /akv-csi-provider
+# Without the default `emulator` feature: the image carries the daemon, `check` and `mount`, not the emulator.
+RUN cargo build --release --locked --no-default-features -p akv-csi-provider \
+ && cp target/release/akv-csi-provider /akv-csi-provider
 
 # distroless/cc: glibc and the CA bundle (/etc/ssl/certs), no shell.
 FROM gcr.io/distroless/cc-debian12
