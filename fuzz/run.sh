@@ -9,6 +9,10 @@ seconds="${1:-15}"
 vectors=../tests/data/vectors/keyvault
 
 mkdir -p corpus/pkcs12 corpus/jwk corpus/objects corpus/mount_request corpus/authority
+# The minimized corpus of the long campaigns (fuzz/campaign.sh) seeds every run.
+for dir in minimized/*/; do
+  [ -d "$dir" ] && cp -n "$dir"* "corpus/$(basename "$dir")/" 2>/dev/null || true
+done
 for f in ../src/convert/testdata/*.pfx.b64 "$vectors"/go-provider-vectors/decodePKCS12/*/input.pfx.b64; do
   [ -f "$f" ] && base64 -d "$f" > "corpus/pkcs12/$(basename "$(dirname "$f")")-$(basename "$f" .pfx.b64).der"
 done
@@ -35,6 +39,7 @@ block = b"\x83\x86\x04\x02/x\x41" + bytes([len(auth)]) + auth
 pathlib.Path("corpus/authority/request").write_bytes(b"\x07" + frame(4, 0, 0, b"") + frame(1, 4, 1, block) + frame(1, 4, 3, b"\x83\x86\xbe") + frame(0, 1, 1, b"\0\0\0\0\0"))
 PY
 
+[ "${SEED_ONLY:-}" = 1 ] && exit 0
 cargo +nightly fuzz build -O
 for target in pkcs12 jwk objects mount_request authority; do
   echo "== fuzz $target for ${seconds}s"
