@@ -43,8 +43,8 @@ pub struct Rewriter {
     forward: usize,
     hpack: Reencoder,
     pending: Option<PendingBlock>,
-    /// Header blocks whose authority was rewritten.
-    pub rewritten: u64,
+    /// Whether a header block of this connection had its authority rewritten.
+    rewrote: bool,
 }
 
 impl Default for Rewriter {
@@ -55,7 +55,7 @@ impl Default for Rewriter {
             forward: 0,
             hpack: Reencoder::new(),
             pending: None,
-            rewritten: 0,
+            rewrote: false,
         }
     }
 }
@@ -70,6 +70,12 @@ pub(super) fn frame_len(header: &[u8]) -> usize {
 }
 
 impl Rewriter {
+    /// Whether any header block of this connection had its `:authority` rewritten: the client
+    /// is a driver that dials the socket path (v1.5 and older).
+    pub fn has_rewritten(&self) -> bool {
+        self.rewrote
+    }
+
     /// How many leading bytes of `input` are forwarded unchanged: frames that are not part of a
     /// header block, whole or in part. Commits to them (the caller must forward exactly those
     /// bytes) and stops at the first byte that needs [`Rewriter::process`]: the preface, a
@@ -223,7 +229,7 @@ impl Rewriter {
         }
         let body_start = out.len();
         match self.hpack.reencode(&block.fragment, out) {
-            Ok(rewrote) => self.rewritten += u64::from(rewrote),
+            Ok(rewrote) => self.rewrote |= rewrote,
             Err(e) => {
                 out.truncate(start);
                 return Err(invalid(e.to_string()));
@@ -306,7 +312,7 @@ mod tests {
         ));
         input.extend(frame(0x0, END_STREAM, 1, b"\0\0\0\0\x02\x0a\x00"));
         let (out, rw) = run(&input);
-        assert_eq!(rw.rewritten, 1);
+        assert!(rw.has_rewritten());
         let blocks = decoded_blocks(&out);
         assert_eq!(blocks, vec![request(b"localhost")]);
         let kinds: Vec<(u8, u8, u32)> = frames(&out).iter().map(|f| (f.0, f.1, f.2)).collect();

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -12,6 +13,11 @@ use super::Rewriter;
 
 /// Read size when a partial frame is buffered (the fast path reads into the caller's buffer).
 const READ_CHUNK: usize = 16 * 1024;
+
+/// Called once per connection, the first time one of its header blocks has its `:authority`
+/// rewritten (for a metric of the drivers that dial the socket path). It runs inside the read, on
+/// the connection's task: it must be quick and must not block, like incrementing a counter.
+pub type RewriteHook = Arc<dyn Fn() + Send + Sync>;
 
 /// Wraps the server side of one connection; see the [`authority`](super) module documentation.
 pub struct AuthorityFix<T> {
@@ -24,14 +30,15 @@ pub struct AuthorityFix<T> {
     output: Vec<u8>,
     out_pos: usize,
     eof: bool,
-    /// Whether the first rewrite on this connection was logged.
-    logged: bool,
+    /// Whether the first rewrite on this connection was reported (logged, and the hook called).
+    reported: bool,
+    hook: Option<RewriteHook>,
 }
 
 impl<T> std::fmt::Debug for AuthorityFix<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthorityFix")
-            .field("rewritten", &self.rewriter.rewritten)
+            .field("rewritten", &self.rewriter.has_rewritten())
             .finish_non_exhaustive()
     }
 }
@@ -46,26 +53,35 @@ impl<T> AuthorityFix<T> {
             output: Vec::new(),
             out_pos: 0,
             eof: false,
-            logged: false,
+            reported: false,
+            hook: None,
         }
     }
 
-    /// Header blocks rewritten so far on this connection.
-    pub fn rewritten(&self) -> u64 {
-        self.rewriter.rewritten
+    /// Wraps one accepted connection, calling `hook` once if its `:authority` gets rewritten.
+    pub fn with_rewrite_hook(inner: T, hook: RewriteHook) -> Self {
+        Self {
+            hook: Some(hook),
+            ..Self::new(inner)
+        }
     }
 
     /// Runs the rewriter over the buffered input (slow path).
     fn process_input(&mut self) -> io::Result<()> {
-        match self.rewriter.process(&self.input, &mut self.output) {
+        let processed = self.rewriter.process(&self.input, &mut self.output);
+        // Only this slow path rewrites: the fast path stops at every HEADERS frame.
+        if self.rewriter.has_rewritten() && !self.reported {
+            self.reported = true;
+            tracing::debug!(
+                "rewrote an invalid HTTP/2 :authority to localhost (a driver that dials the socket path)"
+            );
+            if let Some(hook) = &self.hook {
+                hook();
+            }
+        }
+        match processed {
             Ok(consumed) => {
                 self.input.drain(..consumed);
-                if self.rewriter.rewritten > 0 && !self.logged {
-                    self.logged = true;
-                    tracing::debug!(
-                        "rewrote an invalid HTTP/2 :authority to localhost (a driver that dials the socket path)"
-                    );
-                }
                 Ok(())
             }
             Err(e) => {
@@ -211,6 +227,15 @@ mod tests {
         }
     }
 
+    fn chunked(input: &[u8], sizes: Vec<usize>) -> Chunked {
+        Chunked {
+            data: input.to_vec(),
+            pos: 0,
+            sizes,
+            turn: 0,
+        }
+    }
+
     /// Everything `AuthorityFix` yields from `input`, read with caller buffers of the given sizes,
     /// each already holding `prefill` bytes of someone else's data.
     fn read_through(
@@ -219,20 +244,23 @@ mod tests {
         outer_sizes: &[usize],
         prefill: usize,
     ) -> io::Result<Vec<u8>> {
-        let inner = Chunked {
-            data: input.to_vec(),
-            pos: 0,
-            sizes: inner_sizes,
-            turn: 0,
-        };
-        let mut fix = AuthorityFix::new(inner);
+        let mut fix = AuthorityFix::new(chunked(input, inner_sizes));
+        read_all(&mut fix, outer_sizes, prefill)
+    }
+
+    /// Reads `fix` to its end, as [`read_through`] does.
+    fn read_all(
+        fix: &mut AuthorityFix<Chunked>,
+        outer_sizes: &[usize],
+        prefill: usize,
+    ) -> io::Result<Vec<u8>> {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let mut out = Vec::new();
         for turn in 0.. {
             let mut storage = vec![0xee; prefill + outer_sizes[turn % outer_sizes.len()].max(1)];
             let mut buf = ReadBuf::new(&mut storage);
             buf.put_slice(&vec![0xdd; prefill]);
-            match Pin::new(&mut fix).poll_read(&mut cx, &mut buf) {
+            match Pin::new(&mut *fix).poll_read(&mut cx, &mut buf) {
                 Poll::Pending => continue,
                 Poll::Ready(Err(e)) => return Err(e),
                 Poll::Ready(Ok(())) => {
@@ -246,6 +274,49 @@ mod tests {
             }
         }
         Ok(out)
+    }
+
+    #[test]
+    fn the_rewrite_hook_runs_once_per_connection_whose_authority_was_rewritten() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = Arc::new(AtomicUsize::new(0));
+        let hook: RewriteHook = {
+            let calls = calls.clone();
+            Arc::new(move || {
+                calls.fetch_add(1, Ordering::Relaxed);
+            })
+        };
+        // Three requests on one connection, as a driver sends them, read in small pieces.
+        let connection = |authority: &[u8]| {
+            let mut enc = loona_hpack::Encoder::new();
+            let mut input = PREFACE.to_vec();
+            input.extend(frame(0x4, 0, 0, &[]));
+            for stream in [1, 3, 5] {
+                let block = encode(&mut enc, &request(authority));
+                input.extend(frame(HEADERS, END_HEADERS, stream, &block));
+                input.extend(frame(0x0, END_STREAM, stream, b"\0\0\0\0\0"));
+            }
+            input
+        };
+        let read = |authority: &[u8]| {
+            let inner = chunked(&connection(authority), vec![7, 100]);
+            let mut fix = AuthorityFix::with_rewrite_hook(inner, hook.clone());
+            read_all(&mut fix, &[64], 0).unwrap();
+            assert_eq!(
+                format!("{fix:?}").contains("rewritten: true"),
+                authority == SOCKET
+            );
+        };
+        read(SOCKET);
+        assert_eq!(calls.load(Ordering::Relaxed), 1, "once for three rewrites");
+        read(b"localhost");
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            1,
+            "never for a valid authority"
+        );
+        read(SOCKET);
+        assert_eq!(calls.load(Ordering::Relaxed), 2, "once per connection");
     }
 
     #[test]

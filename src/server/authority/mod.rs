@@ -25,6 +25,10 @@
 //!   server's own setting never needs observing. END_STREAM and the PRIORITY fields are kept;
 //!   padding is dropped (it is optional, and HEADERS do not count against flow control).
 //!
+//! [`Rewriter::has_rewritten`] tells whether a connection needed the rewrite, that is, whether its
+//! client is a driver that dials the socket path; [`AuthorityFix::with_rewrite_hook`] reports it
+//! once per connection, for a metric of how many such drivers are out there.
+//!
 //! # HPACK state on both sides
 //!
 //! The decoder mirrors the client's encoder: it keeps the client's dynamic table, applies its table
@@ -70,4 +74,4 @@ mod io;
 mod test_support;
 
 pub use frames::Rewriter;
-pub use io::AuthorityFix;
+pub use io::{AuthorityFix, RewriteHook};
