@@ -1,15 +1,18 @@
 //! The HTTP/2 framing of the client→server bytes: the preface, frame headers, frames passed
-//! through as they arrive, header blocks collected across HEADERS and CONTINUATION frames and
-//! re-split into frames once [`hpack`](super::hpack) has re-encoded them.
+//! through as they arrive, header blocks collected across HEADERS and CONTINUATION frames (within
+//! the size caps) and re-split into frames once [`hpack`](super::hpack) has re-encoded them. Also
+//! the frame boundaries of the server→client bytes, which tell when a GOAWAY can go in.
 
+use std::fmt;
 use std::io;
 
-use super::hpack::Reencoder;
+use super::hpack::{BlockError, Reencoder};
 
 /// The HTTP/2 client connection preface.
 pub(super) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const FRAME_HEADER_LEN: usize = 9;
+pub(super) const FRAME_HEADER_LEN: usize = 9;
 pub(super) const HEADERS: u8 = 0x1;
+const GOAWAY: u8 = 0x7;
 pub(super) const CONTINUATION: u8 = 0x9;
 pub(super) const END_STREAM: u8 = 0x1;
 pub(super) const END_HEADERS: u8 = 0x4;
@@ -17,11 +20,51 @@ pub(super) const PADDED: u8 = 0x8;
 pub(super) const PRIORITY: u8 = 0x20;
 /// Length of the PRIORITY fields of a HEADERS frame (stream dependency and weight).
 const PRIORITY_LEN: usize = 5;
-/// The smallest SETTINGS_MAX_FRAME_SIZE a peer may advertise: re-emitted frames never exceed it.
-pub(super) const MAX_OUT_FRAME: usize = 16_384;
-/// A header block larger than this, as received or re-encoded, closes the connection (the
-/// driver's are a few hundred bytes; `h2`'s own header list limit is 16 MiB).
-pub(super) const MAX_HEADER_BLOCK: usize = 1 << 20;
+/// SETTINGS_MAX_FRAME_SIZE as the server advertises it: tonic leaves hyper's 16 KiB (h2's
+/// default too), which is also the smallest value a peer may advertise. HEADERS and CONTINUATION
+/// frames over it are refused before they are buffered, as `h2` would refuse them, and
+/// re-emitted frames never exceed it. Raising the server's setting must raise this too.
+pub(super) const MAX_FRAME_SIZE: usize = 16_384;
+/// The largest header block accepted, as received (the payloads of its HEADERS and CONTINUATION
+/// frames, padding included): four full frames, and as much as the decoded list may hold.
+pub(super) const MAX_HEADER_BLOCK: usize = 64 * 1024;
+
+/// RFC 9113 §7 error codes of the connection errors found here.
+const PROTOCOL_ERROR: u32 = 0x1;
+pub(super) const FRAME_SIZE_ERROR: u32 = 0x6;
+const COMPRESSION_ERROR: u32 = 0x9;
+pub(super) const ENHANCE_YOUR_CALM: u32 = 0xb;
+/// GOAWAY debug data is cut to this: it is a hint for the client's logs.
+const MAX_DEBUG_DATA: usize = 256;
+
+/// A connection error (RFC 9113 §5.4.1) in the client's bytes. It travels inside the
+/// `InvalidData` error of the read that found it, so that the GOAWAY can name its code.
+#[derive(Debug)]
+pub(super) struct ConnectionError {
+    pub(super) code: u32,
+    message: String,
+}
+
+impl fmt::Display for ConnectionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConnectionError {}
+
+fn refuse(code: u32, message: impl Into<String>) -> io::Error {
+    let message = message.into();
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        ConnectionError { code, message },
+    )
+}
+
+/// The connection error inside an error of [`Rewriter::process`], if it is one.
+pub(super) fn connection_error(error: &io::Error) -> Option<&ConnectionError> {
+    error.get_ref()?.downcast_ref()
+}
 
 /// A header block being collected across HEADERS and CONTINUATION frames.
 struct PendingBlock {
@@ -30,6 +73,8 @@ struct PendingBlock {
     end_stream: bool,
     /// The PRIORITY fields of the HEADERS frame, when it had them.
     priority: Option<[u8; PRIORITY_LEN]>,
+    /// Payload bytes of its frames so far, padding and priority included.
+    received: usize,
     fragment: Vec<u8>,
 }
 
@@ -45,6 +90,10 @@ pub struct Rewriter {
     pending: Option<PendingBlock>,
     /// Whether a header block of this connection had its authority rewritten.
     rewrote: bool,
+    /// The highest stream a header block was re-encoded for: a GOAWAY's last stream. `h2` may
+    /// have acted on any of them; overstating only stops the client from retrying a request
+    /// that did not run, understating could make it retry one that did.
+    last_stream_id: u32,
 }
 
 impl Default for Rewriter {
@@ -56,12 +105,9 @@ impl Default for Rewriter {
             hpack: Reencoder::new(),
             pending: None,
             rewrote: false,
+            last_stream_id: 0,
         }
     }
-}
-
-fn invalid(msg: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg.into())
 }
 
 /// The length field of a 9-byte frame header.
@@ -108,12 +154,34 @@ impl Rewriter {
         }
     }
 
+    /// The highest stream a header block was re-encoded for.
+    pub(super) fn last_stream_id(&self) -> u32 {
+        self.last_stream_id
+    }
+
     /// Consumes what it can from the front of `input`, appending its rewritten form to `out`;
     /// returns how many bytes were consumed. What is left (a partial preface, frame header or
-    /// header-block frame) must be offered again with more bytes after it.
+    /// header-block frame) must be offered again with more bytes after it. An error is a
+    /// connection error: the connection cannot go on.
     pub fn process(&mut self, input: &[u8], out: &mut Vec<u8>) -> io::Result<usize> {
+        self.process_until(input, out, usize::MAX)
+    }
+
+    /// [`Rewriter::process`], but taking no new frame once `out` holds `out_limit` bytes; what it
+    /// leaves is then offered again as is. Each frame's output is bounded (a re-encoded block by
+    /// the caps, anything else by `input`), so `out` stays bounded however much a few bytes of
+    /// input expand.
+    pub(super) fn process_until(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        out_limit: usize,
+    ) -> io::Result<usize> {
         let mut pos = 0;
         loop {
+            if out.len() >= out_limit {
+                return Ok(pos);
+            }
             let n = self.passthrough_len(&input[pos..]);
             out.extend_from_slice(&input[pos..pos + n]);
             pos += n;
@@ -143,17 +211,33 @@ impl Rewriter {
             let (frame_type, flags) = (header[3], header[4]);
             let stream_id =
                 u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff;
-            let pending_len = match &self.pending {
+            let received = match &self.pending {
                 // RFC 9113 §6.10: nothing may interleave with a header block.
                 Some(p) if frame_type != CONTINUATION || p.stream_id != stream_id => {
-                    return Err(invalid("HTTP/2 frame interleaved with a header block"));
+                    return Err(refuse(
+                        PROTOCOL_ERROR,
+                        "HTTP/2 frame interleaved with a header block",
+                    ));
                 }
-                Some(p) => p.fragment.len(),
+                Some(p) => p.received,
                 None => 0,
             };
-            // Checked before buffering the frame, so a huge declared length costs no memory.
-            if pending_len + len > MAX_HEADER_BLOCK {
-                return Err(invalid("HTTP/2 header block too large"));
+            // Both checked on the frame header, before buffering: a large declared length costs
+            // no memory.
+            if len > MAX_FRAME_SIZE {
+                return Err(refuse(
+                    FRAME_SIZE_ERROR,
+                    format!(
+                        "HTTP/2 frame of type {frame_type} too large: {len} bytes, over the \
+                         advertised SETTINGS_MAX_FRAME_SIZE {MAX_FRAME_SIZE}"
+                    ),
+                ));
+            }
+            if received + len > MAX_HEADER_BLOCK {
+                return Err(refuse(
+                    ENHANCE_YOUR_CALM,
+                    format!("HTTP/2 header block too large: over {MAX_HEADER_BLOCK} bytes"),
+                ));
             }
             let Some(frame) = rest.get(..FRAME_HEADER_LEN + len) else {
                 return Ok(pos);
@@ -162,6 +246,7 @@ impl Rewriter {
             match (frame_type, &mut self.pending) {
                 (HEADERS, _) => self.start_block(stream_id, flags, payload, out)?,
                 (_, Some(pending)) => {
+                    pending.received += payload.len();
                     pending.fragment.extend_from_slice(payload);
                     if flags & END_HEADERS != 0 {
                         self.finish_block(out)?;
@@ -181,7 +266,12 @@ impl Rewriter {
         payload: &[u8],
         out: &mut Vec<u8>,
     ) -> io::Result<()> {
-        let too_short = || invalid("HEADERS frame too short for its padding and priority");
+        let too_short = || {
+            refuse(
+                PROTOCOL_ERROR,
+                "HEADERS frame too short for its padding and priority",
+            )
+        };
         let mut body = payload;
         let mut pad = 0;
         if flags & PADDED != 0 {
@@ -202,7 +292,8 @@ impl Rewriter {
             stream_id,
             end_stream: flags & END_STREAM != 0,
             priority,
-            fragment: body[..fragment_len].to_vec(),
+            received: payload.len(),
+            fragment: body.get(..fragment_len).unwrap_or(body).to_vec(),
         });
         if flags & END_HEADERS != 0 {
             self.finish_block(out)?;
@@ -229,10 +320,17 @@ impl Rewriter {
         }
         let body_start = out.len();
         match self.hpack.reencode(&block.fragment, out) {
-            Ok(rewrote) => self.rewrote |= rewrote,
+            Ok(rewrote) => {
+                self.rewrote |= rewrote;
+                self.last_stream_id = self.last_stream_id.max(block.stream_id);
+            }
             Err(e) => {
                 out.truncate(start);
-                return Err(invalid(e.to_string()));
+                let code = match e {
+                    BlockError::Hpack(_) => COMPRESSION_ERROR,
+                    BlockError::ListTooLarge { .. } => ENHANCE_YOUR_CALM,
+                };
+                return Err(refuse(code, e.to_string()));
             }
         }
         let mut flags = 0;
@@ -243,7 +341,7 @@ impl Rewriter {
             flags |= PRIORITY;
         }
         let encoded_len = out.len() - body_start;
-        if prefix + encoded_len <= MAX_OUT_FRAME {
+        if prefix + encoded_len <= MAX_FRAME_SIZE {
             let mut header = Vec::with_capacity(FRAME_HEADER_LEN);
             frame_header(
                 prefix + encoded_len,
@@ -257,14 +355,14 @@ impl Rewriter {
         }
         let encoded = out.split_off(body_start);
         out.truncate(start);
-        let (first, mut rest) = encoded.split_at(MAX_OUT_FRAME - prefix);
-        frame_header(MAX_OUT_FRAME, HEADERS, flags, block.stream_id, out);
+        let (first, mut rest) = encoded.split_at(MAX_FRAME_SIZE - prefix);
+        frame_header(MAX_FRAME_SIZE, HEADERS, flags, block.stream_id, out);
         if let Some(priority) = block.priority {
             out.extend_from_slice(&priority);
         }
         out.extend_from_slice(first);
         while !rest.is_empty() {
-            let (chunk, tail) = rest.split_at(rest.len().min(MAX_OUT_FRAME));
+            let (chunk, tail) = rest.split_at(rest.len().min(MAX_FRAME_SIZE));
             rest = tail;
             let flags = if rest.is_empty() { END_HEADERS } else { 0 };
             frame_header(chunk.len(), CONTINUATION, flags, block.stream_id, out);
@@ -282,7 +380,7 @@ pub(super) fn frame_header(
     stream_id: u32,
     out: &mut Vec<u8>,
 ) {
-    // Callers keep `len` ≤ MAX_OUT_FRAME, so the 24-bit length field holds it.
+    // Callers keep `len` ≤ MAX_FRAME_SIZE, so the 24-bit length field holds it.
     let len = len as u32;
     out.extend_from_slice(&[
         (len >> 16) as u8,
@@ -292,6 +390,66 @@ pub(super) fn frame_header(
         flags,
     ]);
     out.extend_from_slice(&(stream_id & 0x7fff_ffff).to_be_bytes());
+}
+
+/// A GOAWAY frame (RFC 9113 §6.8) for `error`, its message as debug data.
+pub(super) fn goaway(last_stream_id: u32, error: &ConnectionError) -> Vec<u8> {
+    let message = error.message.as_bytes();
+    let debug = message.get(..MAX_DEBUG_DATA).unwrap_or(message);
+    let mut out = Vec::with_capacity(FRAME_HEADER_LEN + 8 + debug.len());
+    frame_header(8 + debug.len(), GOAWAY, 0, 0, &mut out);
+    out.extend_from_slice(&(last_stream_id & 0x7fff_ffff).to_be_bytes());
+    out.extend_from_slice(&error.code.to_be_bytes());
+    out.extend_from_slice(debug);
+    out
+}
+
+/// Where the server→client bytes stand in the HTTP/2 framing, counting only what the socket
+/// accepted. `h2` writes whole frames but the socket may take part of one; a GOAWAY of ours is
+/// only safe between two frames.
+#[derive(Debug, Default)]
+pub(super) struct SentFrames {
+    /// The current frame header, as far as it was sent.
+    header: [u8; FRAME_HEADER_LEN],
+    header_len: usize,
+    /// Payload bytes of the current frame not sent yet.
+    payload_left: usize,
+    /// Whether a whole frame was sent: the first is the server's SETTINGS, which must come first.
+    any_frame: bool,
+}
+
+impl SentFrames {
+    /// Follows `sent`, the next bytes the socket accepted.
+    pub(super) fn advance(&mut self, mut sent: &[u8]) {
+        while !sent.is_empty() {
+            if self.payload_left > 0 {
+                let n = self.payload_left.min(sent.len());
+                self.payload_left -= n;
+                sent = sent.get(n..).unwrap_or_default();
+                self.any_frame |= self.payload_left == 0;
+                continue;
+            }
+            let n = (FRAME_HEADER_LEN - self.header_len).min(sent.len());
+            if let (Some(to), Some(from)) = (
+                self.header.get_mut(self.header_len..self.header_len + n),
+                sent.get(..n),
+            ) {
+                to.copy_from_slice(from);
+            }
+            self.header_len += n;
+            sent = sent.get(n..).unwrap_or_default();
+            if self.header_len == FRAME_HEADER_LEN {
+                self.header_len = 0;
+                self.payload_left = frame_len(&self.header);
+                self.any_frame |= self.payload_left == 0;
+            }
+        }
+    }
+
+    /// Whether the bytes sent so far end with a whole frame.
+    pub(super) fn between_frames(&self) -> bool {
+        self.any_frame && self.header_len == 0 && self.payload_left == 0
+    }
 }
 
 #[cfg(test)]
@@ -329,15 +487,16 @@ mod tests {
         let mut headers = request(SOCKET);
         headers.push((b"x-large".to_vec(), vec![b'a'; 40_000]));
         let block = encode(&mut enc, &headers);
-        // HEADERS with PADDED + PRIORITY carrying the first 1000 bytes, then two CONTINUATIONs.
+        // HEADERS with PADDED + PRIORITY carrying the first 1000 bytes, then three CONTINUATIONs.
         let mut payload = vec![4u8];
         payload.extend_from_slice(&[0x80, 0, 0, 3, 15]);
         payload.extend_from_slice(&block[..1000]);
         payload.extend_from_slice(&[0; 4]);
         let mut input = PREFACE.to_vec();
         input.extend(frame(HEADERS, PADDED | PRIORITY | END_STREAM, 9, &payload));
-        input.extend(frame(CONTINUATION, 0, 9, &block[1000..20_000]));
-        input.extend(frame(CONTINUATION, END_HEADERS, 9, &block[20_000..]));
+        input.extend(frame(CONTINUATION, 0, 9, &block[1000..17_000]));
+        input.extend(frame(CONTINUATION, 0, 9, &block[17_000..33_000]));
+        input.extend(frame(CONTINUATION, END_HEADERS, 9, &block[33_000..]));
         let (out, _) = run(&input);
         let mut want = headers.clone();
         want[3].1 = b"localhost".to_vec();
@@ -514,5 +673,94 @@ mod tests {
         input.extend(frame(0x5, END_HEADERS, 1, &[0, 0, 0, 2, 0x82]));
         let (out, _) = run(&input);
         assert_eq!(out, input);
+    }
+
+    /// The connection error code of a refused input.
+    fn refusal(input: &[u8]) -> u32 {
+        let err = Rewriter::default()
+            .process(input, &mut Vec::new())
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        connection_error(&err).unwrap().code
+    }
+
+    #[test]
+    fn header_frames_up_to_the_advertised_frame_size_pass_and_larger_are_refused_unbuffered() {
+        let block = literal_of_len(MAX_FRAME_SIZE);
+        let mut input = PREFACE.to_vec();
+        input.extend(frame(HEADERS, END_HEADERS, 1, &block));
+        let (out, _) = run(&input);
+        assert_eq!(
+            decoded_blocks(&out),
+            vec![loona_hpack::Decoder::new().decode(&block).unwrap()]
+        );
+        // One byte more: refused on the frame header alone, before any payload arrives.
+        let mut input = PREFACE.to_vec();
+        input.extend_from_slice(&[0, 0x40, 0x01, HEADERS, END_HEADERS, 0, 0, 0, 1]);
+        assert_eq!(refusal(&input), FRAME_SIZE_ERROR);
+        let mut input = PREFACE.to_vec();
+        input.extend(frame(HEADERS, 0, 1, &[0x82]));
+        input.extend_from_slice(&[0, 0x40, 0x01, CONTINUATION, END_HEADERS, 0, 0, 0, 1]);
+        assert_eq!(refusal(&input), FRAME_SIZE_ERROR);
+        // Other frames are not the layer's business: a large DATA frame streams through.
+        let mut input = PREFACE.to_vec();
+        input.extend(frame(0x0, 0, 1, &vec![7; 100_000]));
+        assert_eq!(run(&input).0, input);
+    }
+
+    #[test]
+    fn header_blocks_up_to_64_kib_as_received_pass_and_larger_are_refused_unbuffered() {
+        // 65,536 block bytes that decode to little: Huffman-coded newlines, then a short literal
+        // to land on the cap exactly.
+        let mut block = vec![0x00, 1, b'x'];
+        let value = huffman_newlines(4368);
+        encode_integer(value.len(), 7, 0x80, &mut block);
+        block.extend_from_slice(&value);
+        let filler = MAX_HEADER_BLOCK - block.len() - 4;
+        block.extend(literal(b"y", &vec![b'y'; filler]));
+        assert_eq!(block.len(), MAX_HEADER_BLOCK);
+        let headers = loona_hpack::Decoder::new().decode(&block).unwrap();
+        assert!(list_size(&headers) < MAX_HEADER_LIST_SIZE);
+        let pieces: Vec<&[u8]> = block.chunks(MAX_FRAME_SIZE).collect();
+        assert_eq!(pieces.len(), 4);
+        let mut input = PREFACE.to_vec();
+        input.extend(frame(HEADERS, 0, 1, pieces[0]));
+        input.extend(frame(CONTINUATION, 0, 1, pieces[1]));
+        input.extend(frame(CONTINUATION, 0, 1, pieces[2]));
+        let mut at_cap = input.clone();
+        at_cap.extend(frame(CONTINUATION, END_HEADERS, 1, pieces[3]));
+        let (out, _) = run(&at_cap);
+        assert_eq!(decoded_blocks(&out), vec![headers]);
+        // One byte more in a fifth frame: refused on its frame header, its byte never buffered.
+        let mut over = input;
+        over.extend(frame(CONTINUATION, 0, 1, pieces[3]));
+        over.extend_from_slice(&[0, 0, 1, CONTINUATION, END_HEADERS, 0, 0, 0, 1]);
+        assert_eq!(refusal(&over), ENHANCE_YOUR_CALM);
+    }
+
+    #[test]
+    fn output_waits_at_the_limit_however_much_input_expands() {
+        // A 4 KiB table entry, then blocks of 16 one-byte references: 17 input bytes each, 64 KiB
+        // of output each.
+        let mut first = vec![0x40, 1, b'x'];
+        encode_integer(4063, 7, 0, &mut first);
+        first.extend_from_slice(&[b'v'; 4063]);
+        let mut input = PREFACE.to_vec();
+        input.extend(frame(HEADERS, END_HEADERS, 1, &first));
+        for stream in 0..50 {
+            input.extend(frame(HEADERS, END_HEADERS, 3 + 2 * stream, &[0xbe; 16]));
+        }
+        let mut rw = Rewriter::default();
+        let (mut pos, mut out, mut blocks) = (0, Vec::new(), Vec::new());
+        while pos < input.len() {
+            out.clear();
+            let n = rw.process_until(&input[pos..], &mut out, 1024).unwrap();
+            assert!(n > 0, "progress every time");
+            assert!(out.len() <= 1024 + FRAME_HEADER_LEN + 4 + MAX_HEADER_LIST_SIZE);
+            pos += n;
+            blocks.extend(decoded_blocks(&out).into_iter().map(|b| b.len()));
+        }
+        assert_eq!(blocks, [vec![1], vec![16; 50]].concat());
+        assert_eq!(rw.last_stream_id(), 101);
     }
 }

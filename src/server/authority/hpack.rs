@@ -1,14 +1,24 @@
 //! HPACK re-encoding of one header block: decoded with the client's dynamic table, its invalid
 //! `:authority` replaced, encoded again with static-table indexes and plain literals only, so that
 //! the server's dynamic table stays empty (see the parent module's documentation).
+//!
+//! Decoding stops at the first header that takes the decoded list over
+//! [`MAX_HEADER_LIST_SIZE`]. `loona-hpack` cannot be stopped from its per-header callback, so the
+//! block is handed to it one field representation at a time; [`representation_len`] finds where
+//! each one ends.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use super::frames::MAX_HEADER_BLOCK;
-
 /// The HPACK dynamic table size `h2` advertises (SETTINGS_HEADER_TABLE_SIZE default, RFC 9113).
 const HEADER_TABLE_SIZE: usize = 4096;
+/// The largest decoded header list accepted, in RFC 7541 §4.1 sizes. 64 KiB is where `h2`
+/// itself turns an oversized list into a connection error (ENHANCE_YOUR_CALM): 4 times the
+/// 16 KiB SETTINGS_MAX_HEADER_LIST_SIZE that hyper advertises for tonic. Lists between the two
+/// still reach `h2`, which refuses the stream alone.
+pub(super) const MAX_HEADER_LIST_SIZE: usize = 64 * 1024;
+/// What RFC 7541 §4.1 adds to the name and value lengths of an entry.
+const ENTRY_OVERHEAD: usize = 32;
 /// What an invalid `:authority` becomes.
 const REPLACEMENT_AUTHORITY: &[u8] = b"localhost";
 
@@ -18,15 +28,20 @@ pub(super) enum BlockError {
     /// Not HPACK the client's table can decode, or a table size update above
     /// [`HEADER_TABLE_SIZE`].
     Hpack(loona_hpack::decoder::DecoderError),
-    /// The re-encoded block grew over [`MAX_HEADER_BLOCK`].
-    TooLarge,
+    /// The field representation at `offset` in the block took the decoded list over
+    /// [`MAX_HEADER_LIST_SIZE`]; nothing after it was decoded.
+    ListTooLarge { offset: usize },
 }
 
 impl fmt::Display for BlockError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Hpack(e) => write!(f, "HPACK decoding failed: {e}"),
-            Self::TooLarge => f.write_str("HTTP/2 header block too large once decoded"),
+            Self::ListTooLarge { offset } => write!(
+                f,
+                "HTTP/2 header list too large: over {MAX_HEADER_LIST_SIZE} bytes once decoded, \
+                 at byte {offset} of its block"
+            ),
         }
     }
 }
@@ -44,33 +59,102 @@ impl Reencoder {
         Self { decoder }
     }
 
-    /// Appends `block` re-encoded to `out` and tells whether its `:authority` was replaced. On
-    /// error `out` may hold part of the block, for the caller to discard.
+    /// Appends `block` re-encoded to `out` and tells whether its `:authority` was replaced. What
+    /// is appended is at most [`MAX_HEADER_LIST_SIZE`] bytes: no header encodes to more than its
+    /// RFC 7541 §4.1 size. On error `out` may hold part of the block, for the caller to discard.
     pub(super) fn reencode(&mut self, block: &[u8], out: &mut Vec<u8>) -> Result<bool, BlockError> {
-        let body_start = out.len();
         let mut rewrote = false;
-        let mut too_large = false;
-        self.decoder
-            .decode_with_cb(block, |name: Cow<'_, [u8]>, value: Cow<'_, [u8]>| {
-                // The decoder cannot be stopped from the callback, but its work is bounded by the
-                // 1 MiB input; only our output needs a bound.
-                if too_large {
-                    return;
-                }
-                if &*name == b":authority" && !valid_authority(&value) {
-                    encode_header(&name, REPLACEMENT_AUTHORITY, out);
-                    rewrote = true;
-                } else {
-                    encode_header(&name, &value, out);
-                }
-                too_large = out.len() - body_start > MAX_HEADER_BLOCK;
-            })
-            .map_err(BlockError::Hpack)?;
-        if too_large {
-            return Err(BlockError::TooLarge);
+        let mut list_size = 0usize;
+        let mut over = false;
+        let mut pos = 0;
+        while let Some(rest) = block.get(pos..).filter(|rest| !rest.is_empty()) {
+            // What cannot be delimited is malformed: `loona-hpack` then says how, from there.
+            let len = representation_len(rest).unwrap_or(rest.len());
+            self.decoder
+                .decode_with_cb(
+                    rest.get(..len).unwrap_or(rest),
+                    |name: Cow<'_, [u8]>, value: Cow<'_, [u8]>| {
+                        // A piece holds one field, so this guards only against the two parsers
+                        // ever disagreeing on where a field ends.
+                        if over {
+                            return;
+                        }
+                        list_size =
+                            list_size.saturating_add(name.len() + value.len() + ENTRY_OVERHEAD);
+                        if list_size > MAX_HEADER_LIST_SIZE {
+                            over = true;
+                        } else if &*name == b":authority" && !valid_authority(&value) {
+                            encode_header(&name, REPLACEMENT_AUTHORITY, out);
+                            rewrote = true;
+                        } else {
+                            encode_header(&name, &value, out);
+                        }
+                    },
+                )
+                .map_err(BlockError::Hpack)?;
+            if over {
+                return Err(BlockError::ListTooLarge { offset: pos });
+            }
+            pos += len;
         }
         Ok(rewrote)
     }
+}
+
+/// The length of the field representation at the start of `block`, with the dynamic table size
+/// updates before it (a block of updates alone is returned whole, for the decoder to refuse);
+/// `None` when it is malformed or cut short. Parses as RFC 7541 §6 and `loona-hpack` do, integers
+/// included, so that decoding the block piece by piece is decoding it whole.
+fn representation_len(block: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    loop {
+        let first = *block.get(pos)?;
+        let rest = block.get(pos..)?;
+        if first & 0x80 != 0 {
+            // Indexed field.
+            return Some(pos + integer(rest, 7)?.1);
+        }
+        if first & 0xe0 == 0x20 {
+            // Dynamic table size update.
+            pos += integer(rest, 5)?.1;
+            if pos == block.len() {
+                return Some(pos);
+            }
+            continue;
+        }
+        // A literal, with incremental indexing (6-bit name index) or without (4 bits).
+        let prefix = if first & 0x40 != 0 { 6 } else { 4 };
+        let (name_index, n) = integer(rest, prefix)?;
+        pos += n;
+        if name_index == 0 {
+            pos += string_len(block.get(pos..)?)?;
+        }
+        return Some(pos + string_len(block.get(pos..)?)?);
+    }
+}
+
+/// An HPACK integer with a `prefix_bits` prefix: its value and length. Like `loona-hpack`, at most
+/// 5 bytes (values up to about 2^28), so that both find the same lengths.
+fn integer(buf: &[u8], prefix_bits: u8) -> Option<(usize, usize)> {
+    let mask = (1u8 << prefix_bits) - 1;
+    let mut value = usize::from(*buf.first()? & mask);
+    if value < usize::from(mask) {
+        return Some((value, 1));
+    }
+    for (i, &b) in buf.iter().enumerate().skip(1).take(4) {
+        value += usize::from(b & 0x7f) << (7 * (i - 1));
+        if b & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+/// The encoded length of the HPACK string literal at the start of `buf`, Huffman-coded or not.
+fn string_len(buf: &[u8]) -> Option<usize> {
+    let (len, n) = integer(buf, 7)?;
+    let total = n.checked_add(len)?;
+    (total <= buf.len()).then_some(total)
 }
 
 /// Whether `h2` accepts this `:authority`: it parses it with `http::uri::Authority` and resets
@@ -80,7 +164,7 @@ pub(super) fn valid_authority(value: &[u8]) -> bool {
 }
 
 /// HPACK integer (RFC 7541 §5.1) with an `n`-bit prefix whose high bits are `first`.
-fn encode_integer(value: usize, n: u8, first: u8, out: &mut Vec<u8>) {
+pub(super) fn encode_integer(value: usize, n: u8, first: u8, out: &mut Vec<u8>) {
     let max = (1usize << n) - 1;
     if value < max {
         out.push(first | value as u8);
@@ -382,12 +466,168 @@ mod tests {
         let mut out = Vec::new();
         let err = Rewriter::default().process(&input, &mut out).unwrap_err();
         assert!(err.to_string().contains("too large"), "{err}");
-        // 200 references (800 KB) are within bounds.
+        assert_eq!(connection_error(&err).unwrap().code, ENHANCE_YOUR_CALM);
+        // 16 references (64,528 bytes as RFC 7541 counts them) are within bounds.
         let mut input = PREFACE.to_vec();
         input.extend(frame(HEADERS, END_HEADERS, 1, &first));
-        input.extend(frame(HEADERS, END_HEADERS, 3, &[0xbe; 200]));
+        input.extend(frame(HEADERS, END_HEADERS, 3, &[0xbe; 16]));
         let (out, _) = run(&input);
-        assert_eq!(decoded_blocks(&out)[1].len(), 200);
+        assert_eq!(decoded_blocks(&out)[1].len(), 16);
+    }
+
+    /// A fresh re-encoder whose table holds `x: vvv…`, an entry of `size` bytes as RFC 7541
+    /// counts them (index 62).
+    fn reencoder_with_entry(size: usize) -> Reencoder {
+        let mut block = vec![0x40, 1, b'x'];
+        encode_integer(size - 33, 7, 0, &mut block);
+        block.extend(vec![b'v'; size - 33]);
+        let mut reencoder = Reencoder::new();
+        reencoder.reencode(&block, &mut Vec::new()).unwrap();
+        reencoder
+    }
+
+    #[test]
+    fn decoded_header_lists_up_to_64_kib_pass_and_larger_are_refused() {
+        // 16 references to a 4033-byte entry and a literal of 1008 bytes: 65,536 exactly.
+        let mut block = vec![0xbe; 16];
+        block.extend(literal(b"y", &[b'w'; 975]));
+        let mut out = Vec::new();
+        assert!(
+            !reencoder_with_entry(4033)
+                .reencode(&block, &mut out)
+                .unwrap()
+        );
+        let decoded = loona_hpack::Decoder::new().decode(&out).unwrap();
+        assert_eq!(decoded.len(), 17);
+        assert_eq!(list_size(&decoded), MAX_HEADER_LIST_SIZE);
+        // One byte more, in the last header: refused there.
+        let mut block = vec![0xbe; 16];
+        block.extend(literal(b"y", &[b'w'; 976]));
+        let err = reencoder_with_entry(4033)
+            .reencode(&block, &mut Vec::new())
+            .unwrap_err();
+        assert!(
+            matches!(err, BlockError::ListTooLarge { offset: 16 }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_amplification_attempt_stops_at_the_first_header_over_the_cap() {
+        // A full frame of one-byte references to a 4 KiB entry would decode to 64 MiB. 16 of them
+        // make 64 KiB exactly; decoding stops at the 17th, with 16 headers' worth of output.
+        let mut reencoder = reencoder_with_entry(HEADER_TABLE_SIZE);
+        let mut out = Vec::new();
+        let err = reencoder
+            .reencode(&[0xbe; MAX_FRAME_SIZE], &mut out)
+            .unwrap_err();
+        assert!(
+            matches!(err, BlockError::ListTooLarge { offset: 16 }),
+            "{err}"
+        );
+        assert!(out.len() <= MAX_HEADER_LIST_SIZE, "{}", out.len());
+        assert!(
+            out.capacity() <= 2 * MAX_HEADER_LIST_SIZE,
+            "{}",
+            out.capacity()
+        );
+        assert_eq!(loona_hpack::Decoder::new().decode(&out).unwrap().len(), 16);
+    }
+
+    #[test]
+    fn representations_are_delimited_as_rfc_7541_encodes_them() {
+        let cases: [(&[u8], Option<usize>); 12] = [
+            (&[0x82, 0x84], Some(1)),                      // indexed
+            (&[0xff, 0x80, 0x01, 0x82], Some(3)),          // indexed, multi-byte index
+            (&[0x41, 3, b'a', b'b', b'c', 0x82], Some(5)), // incremental, indexed name
+            (&[0x40, 1, b'n', 0x81, 0xff, 0x82], Some(5)), // incremental, new name, Huffman value
+            (&[0x0f, 0x10, 1, b'a'], Some(4)),             // without indexing, name index 31
+            (&[0x10, 1, b'n', 1, b'v'], Some(5)),          // never indexed, new name
+            (&[0x3f, 0xe1, 0x1f, 0x20, 0x82], Some(5)),    // size updates lead the field
+            (&[0x3f, 0xe1, 0x1f], Some(3)), // updates alone: for the decoder to refuse
+            (&[0x41, 5, b'a'], None),       // value cut short
+            (&[0xff, 0x80, 0x80, 0x80, 0x80, 0x01], None), // integer over 5 bytes
+            (&[0x00], None),                // name missing
+            (&[], None),
+        ];
+        for (block, want) in cases {
+            assert_eq!(representation_len(block), want, "{block:02x?}");
+        }
+    }
+
+    /// A header block for the agreement property: arbitrary bytes, or what an independent encoder
+    /// (httlib-hpack) writes, whole or with one byte changed.
+    fn block() -> impl Strategy<Value = Vec<u8>> {
+        let headers = proptest::collection::vec(
+            (
+                prop_oneof!["[a-z:][a-z-]{0,10}", Just(":authority".to_owned())],
+                "[ -~]{0,40}",
+                any::<u8>(),
+            ),
+            0..10,
+        );
+        let encoded = (headers, proptest::option::of(0u32..=4096)).prop_map(|(headers, size)| {
+            let mut encoder = httlib_hpack::Encoder::default();
+            let mut block = Vec::new();
+            if let Some(size) = size {
+                encoder.update_max_dynamic_size(size, &mut block).unwrap();
+            }
+            for (name, value, flags) in headers {
+                let field = (name.into_bytes(), value.into_bytes(), flags & 0x1f);
+                encoder.encode(field, &mut block).unwrap();
+            }
+            block
+        });
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..300),
+            encoded.clone(),
+            (encoded, any::<usize>(), any::<u8>()).prop_map(|(mut block, at, byte)| {
+                if !block.is_empty() {
+                    let at = at % block.len();
+                    block[at] = byte;
+                }
+                block
+            }),
+        ]
+    }
+
+    proptest! {
+        /// Decoding one representation at a time, as `reencode` does, is decoding the block
+        /// whole: same headers (bar the authority), same error, or a list that did cross the cap.
+        #[test]
+        fn reencoding_agrees_with_decoding_whole_blocks(
+            blocks in proptest::collection::vec(block(), 1..4),
+        ) {
+            let mut ours = Reencoder::new();
+            let mut theirs = loona_hpack::Decoder::new();
+            theirs.set_max_allowed_table_size(HEADER_TABLE_SIZE);
+            for block in blocks {
+                let mut whole = Vec::new();
+                let whole_result = theirs.decode_with_cb(&block, |n, v| {
+                    whole.push((n.into_owned(), v.into_owned()));
+                });
+                let mut out = Vec::new();
+                match (ours.reencode(&block, &mut out), whole_result) {
+                    (Ok(_), Ok(())) => {
+                        for (name, value) in &mut whole {
+                            if name == b":authority" && !valid_authority(value) {
+                                *value = b"localhost".to_vec();
+                            }
+                        }
+                        prop_assert_eq!(loona_hpack::Decoder::new().decode(&out).unwrap(), whole);
+                    }
+                    (Err(BlockError::Hpack(ours)), Err(theirs)) => {
+                        prop_assert_eq!(ours, theirs);
+                        break;
+                    }
+                    (Err(BlockError::ListTooLarge { .. }), _) => {
+                        prop_assert!(list_size(&whole) > MAX_HEADER_LIST_SIZE);
+                        break;
+                    }
+                    (ours, theirs) => prop_assert!(false, "{ours:?} but {theirs:?}"),
+                }
+            }
+        }
     }
 
     #[test]

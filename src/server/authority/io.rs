@@ -1,5 +1,6 @@
-//! [`AuthorityFix`], the per-connection I/O adapter: reads go through the [`Rewriter`], writes
-//! go straight to the socket.
+//! [`AuthorityFix`], the per-connection I/O adapter: reads go through the [`Rewriter`], writes go
+//! straight to the socket (their frame boundaries are followed, for a GOAWAY when a read is
+//! refused).
 
 use std::io;
 use std::pin::Pin;
@@ -10,9 +11,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::transport::server::Connected;
 
 use super::Rewriter;
+use super::frames::{SentFrames, connection_error, goaway};
 
 /// Read size when a partial frame is buffered (the fast path reads into the caller's buffer).
 const READ_CHUNK: usize = 16 * 1024;
+/// The rewriter takes no new frame once this much output waits for the reader: a few bytes of
+/// header block can decode to 64 KiB, so the output is bounded by this plus one frame's worth.
+const OUTPUT_LIMIT: usize = 16 * 1024;
 
 /// Called once per connection, the first time one of its header blocks has its `:authority`
 /// rewritten (for a metric of the drivers that dial the socket path). It runs inside the read, on
@@ -24,7 +29,8 @@ pub struct AuthorityFix<T> {
     inner: T,
     rewriter: Rewriter,
     /// Bytes read from `inner` and not yet consumed by the rewriter: a partial frame header or
-    /// header-block frame. While it is empty, reads go straight into the caller's buffer.
+    /// header-block frame, or frames left while output waits. While it is empty, reads go
+    /// straight into the caller's buffer.
     input: Vec<u8>,
     /// Rewritten bytes not yet handed to the reader, from `out_pos`.
     output: Vec<u8>,
@@ -33,6 +39,9 @@ pub struct AuthorityFix<T> {
     /// Whether the first rewrite on this connection was reported (logged, and the hook called).
     reported: bool,
     hook: Option<RewriteHook>,
+    sent: SentFrames,
+    /// A read found a connection error: no byte goes either way any more.
+    refused: bool,
 }
 
 impl<T> std::fmt::Debug for AuthorityFix<T> {
@@ -55,6 +64,8 @@ impl<T> AuthorityFix<T> {
             eof: false,
             reported: false,
             hook: None,
+            sent: SentFrames::default(),
+            refused: false,
         }
     }
 
@@ -68,7 +79,9 @@ impl<T> AuthorityFix<T> {
 
     /// Runs the rewriter over the buffered input (slow path).
     fn process_input(&mut self) -> io::Result<()> {
-        let processed = self.rewriter.process(&self.input, &mut self.output);
+        let processed = self
+            .rewriter
+            .process_until(&self.input, &mut self.output, OUTPUT_LIMIT);
         // Only this slow path rewrites: the fast path stops at every HEADERS frame.
         if self.rewriter.has_rewritten() && !self.reported {
             self.reported = true;
@@ -85,11 +98,47 @@ impl<T> AuthorityFix<T> {
                 Ok(())
             }
             Err(e) => {
-                tracing::warn!(error = %e, "closing a provider connection: malformed HTTP/2 from the client");
+                tracing::warn!(error = %e, "closing a provider connection: malformed or oversized HTTP/2 from the client");
                 Err(e)
             }
         }
     }
+}
+
+impl<T: AsyncWrite + Unpin> AuthorityFix<T> {
+    /// Ends the connection after a read found `error`. A connection error is announced with a
+    /// GOAWAY when the server's bytes end with a whole frame, so that it cannot split one of
+    /// `h2`'s; `h2` writes nothing after its read failed, and writes are refused from now on, so
+    /// the GOAWAY is the last frame. Otherwise the connection just closes.
+    fn refuse(&mut self, cx: &mut Context<'_>, error: &io::Error) {
+        self.refused = true;
+        let Some(error) = connection_error(error) else {
+            return;
+        };
+        if !self.sent.between_frames() {
+            tracing::debug!("no GOAWAY sent: the server's bytes do not end with a whole frame");
+            return;
+        }
+        let frame = goaway(self.rewriter.last_stream_id(), error);
+        let mut written = 0;
+        while let Some(rest) = frame.get(written..).filter(|rest| !rest.is_empty()) {
+            match Pin::new(&mut self.inner).poll_write(cx, rest) {
+                Poll::Ready(Ok(n)) if n > 0 => written += n,
+                // A full or closed socket: the client sees the connection close, with or without
+                // part of the GOAWAY, which is as much as it would learn without one.
+                _ => return,
+            }
+        }
+        // Unix sockets need no flush; a writer that buffers gets its chance.
+        let _ = Pin::new(&mut self.inner).poll_flush(cx);
+    }
+}
+
+fn already_refused() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "HTTP/2 connection already refused for a connection error",
+    )
 }
 
 impl<T: Connected> Connected for AuthorityFix<T> {
@@ -99,13 +148,16 @@ impl<T: Connected> Connected for AuthorityFix<T> {
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for AuthorityFix<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for AuthorityFix<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if this.refused {
+            return Poll::Ready(Err(already_refused()));
+        }
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
@@ -121,7 +173,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for AuthorityFix<T> {
                 return Poll::Ready(Ok(()));
             }
             if !this.input.is_empty() {
-                this.process_input()?;
+                if let Err(e) = this.process_input() {
+                    this.refuse(cx, &e);
+                    return Poll::Ready(Err(e));
+                }
                 if !this.output.is_empty() {
                     continue;
                 }
@@ -171,14 +226,34 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for AuthorityFix<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let this = &mut *self;
+        if this.refused {
+            return Poll::Ready(Err(already_refused()));
+        }
+        let n = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
+        this.sent.advance(buf.get(..n).unwrap_or(buf));
+        Poll::Ready(Ok(n))
     }
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let this = &mut *self;
+        if this.refused {
+            return Poll::Ready(Err(already_refused()));
+        }
+        let n = ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))?;
+        let mut left = n;
+        for buf in bufs {
+            let taken = left.min(buf.len());
+            this.sent.advance(buf.get(..taken).unwrap_or_default());
+            left -= taken;
+            if left == 0 {
+                break;
+            }
+        }
+        Poll::Ready(Ok(n))
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
@@ -199,12 +274,46 @@ mod tests {
     use super::*;
 
     /// An inner reader that hands out its bytes in the given chunk sizes, now and then
-    /// answering Pending first (waking itself), like a socket.
+    /// answering Pending first (waking itself), like a socket. Its write side keeps what it is
+    /// given, taking at most `write_limit` bytes per write.
     struct Chunked {
         data: Vec<u8>,
         pos: usize,
         sizes: Vec<usize>,
         turn: usize,
+        written: Vec<u8>,
+        write_limit: usize,
+    }
+
+    impl AsyncWrite for Chunked {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let n = buf.len().min(self.write_limit);
+            self.written.extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            let n = all.len().min(self.write_limit);
+            self.written.extend_from_slice(&all[..n]);
+            Poll::Ready(Ok(n))
+        }
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
     }
 
     impl AsyncRead for Chunked {
@@ -233,6 +342,8 @@ mod tests {
             pos: 0,
             sizes,
             turn: 0,
+            written: Vec::new(),
+            write_limit: usize::MAX,
         }
     }
 
@@ -662,5 +773,151 @@ mod tests {
                 prop_assert_eq!(streamed.ok(), Some(out));
             }
         }
+    }
+
+    /// The next frame from `conn` (type, flags, stream, payload), `buf` holding what was read
+    /// past the previous one; `None` at the end of the stream.
+    async fn next_frame(
+        conn: &mut tokio::io::DuplexStream,
+        buf: &mut Vec<u8>,
+    ) -> Option<(u8, u8, u32, Vec<u8>)> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if buf.len() >= 9 && buf.len() >= 9 + frame_len(buf) {
+                let len = frame_len(buf);
+                let (ty, flags) = (buf[3], buf[4]);
+                let stream = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]);
+                let payload = buf.drain(..9 + len).skip(9).collect();
+                return Some((ty, flags, stream, payload));
+            }
+            let mut chunk = [0; 4096];
+            let n = conn.read(&mut chunk).await.unwrap();
+            if n == 0 {
+                assert!(buf.is_empty(), "the stream ended within a frame");
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_read_ends_the_connection_with_a_goaway_between_the_servers_frames() {
+        use tokio::io::AsyncWriteExt;
+        let (mut conn, mut seen) = h2_server(true);
+        let mut block = vec![0x82, 0x86, 0x84, 0x41];
+        encode_string(SOCKET, &mut block);
+        let mut out = PREFACE.to_vec();
+        out.extend(frame(0x4, 0, 0, &[]));
+        out.extend(frame(HEADERS, END_HEADERS | END_STREAM, 1, &block));
+        conn.write_all(&out).await.unwrap();
+        let mut buf = Vec::new();
+        while let Some((ty, _, stream, _)) = next_frame(&mut conn, &mut buf).await {
+            if (ty, stream) == (HEADERS, 1) {
+                break;
+            }
+        }
+        assert_eq!(seen.recv().await.unwrap(), "localhost");
+        // Stream 1 was answered; now a HEADERS frame over the advertised frame size.
+        conn.write_all(&[0, 0x40, 0x01, HEADERS, END_HEADERS, 0, 0, 0, 3])
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        while let Some(f) = next_frame(&mut conn, &mut buf).await {
+            rest.push(f);
+        }
+        let (ty, _, stream, payload) = rest.last().expect("frames before the end");
+        assert_eq!(
+            (*ty, *stream),
+            (0x7, 0),
+            "the last frame is a GOAWAY: {rest:?}"
+        );
+        assert_eq!(payload[..4], 1u32.to_be_bytes(), "last stream: 1");
+        assert_eq!(payload[4..8], FRAME_SIZE_ERROR.to_be_bytes());
+        let debug = String::from_utf8_lossy(&payload[8..]);
+        assert!(debug.contains("too large"), "{debug}");
+    }
+
+    fn write(fix: &mut AuthorityFix<Chunked>, bytes: &[u8]) -> Poll<io::Result<usize>> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        Pin::new(fix).poll_write(&mut cx, bytes)
+    }
+
+    #[test]
+    fn a_goaway_goes_only_after_a_whole_frame_of_the_servers() {
+        let mut refused = PREFACE.to_vec();
+        refused.extend(frame(0x4, 0, 0, &[]));
+        refused.extend_from_slice(&[0, 0x40, 0x01, HEADERS, END_HEADERS, 0, 0, 0, 1]);
+        let settings = frame(0x4, 0, 0, &[0, 3, 0, 0, 0, 100]);
+
+        // Before the server's first frame (its SETTINGS must lead): nothing is sent.
+        let mut fix = AuthorityFix::new(chunked(&refused, vec![1000]));
+        assert!(read_all(&mut fix, &[100], 0).is_err());
+        assert!(fix.inner.written.is_empty());
+
+        // After a whole frame, even one the socket took in pieces (and through vectored
+        // writes): a GOAWAY for the error, then neither reads nor writes.
+        let mut fix = AuthorityFix::new(chunked(&refused, vec![1000]));
+        fix.inner.write_limit = 4;
+        let mut sent = 0;
+        while sent < settings.len() {
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            let (head, tail) = settings[sent..].split_at(1);
+            let bufs = [io::IoSlice::new(head), io::IoSlice::new(tail)];
+            match Pin::new(&mut fix).poll_write_vectored(&mut cx, &bufs) {
+                Poll::Ready(Ok(n)) => sent += n,
+                other => panic!("{other:?}"),
+            }
+        }
+        fix.inner.write_limit = usize::MAX;
+        let err = read_all(&mut fix, &[100], 0).unwrap_err();
+        let error = connection_error(&err).unwrap();
+        assert_eq!(error.code, FRAME_SIZE_ERROR);
+        let mut want = settings.clone();
+        want.extend(goaway(0, error));
+        assert_eq!(fix.inner.written, want);
+        assert!(matches!(write(&mut fix, &settings), Poll::Ready(Err(_))));
+        assert!(read_all(&mut fix, &[100], 0).is_err());
+        assert_eq!(fix.inner.written, want, "nothing after the GOAWAY");
+
+        // In the middle of a frame: nothing is added.
+        let mut fix = AuthorityFix::new(chunked(&refused, vec![1000]));
+        assert!(matches!(write(&mut fix, &settings), Poll::Ready(Ok(15))));
+        fix.inner.write_limit = 10;
+        assert!(matches!(write(&mut fix, &settings), Poll::Ready(Ok(10))));
+        assert!(read_all(&mut fix, &[100], 0).is_err());
+        assert_eq!(fix.inner.written, [&settings[..], &settings[..10]].concat());
+    }
+
+    #[test]
+    fn buffers_stay_bounded_while_a_few_bytes_expand_to_megabytes() {
+        // A 4 KiB table entry, then 200 blocks of 16 one-byte references: 5 KB in, 13 MB out.
+        let mut first = vec![0x40, 1, b'x'];
+        encode_integer(4063, 7, 0, &mut first);
+        first.extend_from_slice(&[b'v'; 4063]);
+        let mut input = PREFACE.to_vec();
+        input.extend(frame(HEADERS, END_HEADERS, 1, &first));
+        for stream in 0..200 {
+            input.extend(frame(HEADERS, END_HEADERS, 3 + 2 * stream, &[0xbe; 16]));
+        }
+        let mut fix = AuthorityFix::new(chunked(&input, vec![100_000]));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut out = Vec::new();
+        loop {
+            let mut storage = vec![0; 5000];
+            let mut buf = ReadBuf::new(&mut storage);
+            match Pin::new(&mut fix).poll_read(&mut cx, &mut buf) {
+                Poll::Pending => continue,
+                Poll::Ready(result) => result.unwrap(),
+            }
+            assert!(fix.output.len() <= OUTPUT_LIMIT + MAX_HEADER_LIST_SIZE + FRAME_HEADER_LEN * 5);
+            assert!(fix.input.len() <= FRAME_HEADER_LEN + MAX_FRAME_SIZE + READ_CHUNK);
+            if buf.filled().is_empty() {
+                break;
+            }
+            out.extend_from_slice(buf.filled());
+        }
+        let blocks = decoded_blocks(&out);
+        assert_eq!(blocks.len(), 201);
+        assert!(blocks[1..].iter().all(|b| b.len() == 16));
     }
 }

@@ -3,10 +3,12 @@
 
 pub(super) use super::Rewriter;
 pub(super) use super::frames::{
-    CONTINUATION, END_HEADERS, END_STREAM, HEADERS, MAX_OUT_FRAME, PADDED, PREFACE, PRIORITY,
-    frame_header, frame_len,
+    CONTINUATION, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, FRAME_HEADER_LEN, FRAME_SIZE_ERROR,
+    HEADERS, MAX_FRAME_SIZE, PADDED, PREFACE, PRIORITY, connection_error, frame_header, frame_len,
 };
-pub(super) use super::hpack::{encode_string, valid_authority};
+pub(super) use super::hpack::{
+    MAX_HEADER_LIST_SIZE, encode_integer, encode_string, valid_authority,
+};
 
 pub(super) const SOCKET: &[u8] = b"/etc/kubernetes/secrets-store-csi-providers/azure.sock";
 
@@ -70,7 +72,7 @@ pub(super) fn decoded_blocks(output: &[u8]) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
             CONTINUATION => payload,
             _ => continue,
         };
-        assert!(fragment.len() <= MAX_OUT_FRAME);
+        assert!(fragment.len() <= MAX_FRAME_SIZE);
         current.extend_from_slice(&fragment);
         if flags & END_HEADERS != 0 {
             blocks.push(decoder.decode(&current).unwrap());
@@ -86,4 +88,34 @@ pub(super) fn run(input: &[u8]) -> (Vec<u8>, Rewriter) {
     let consumed = rewriter.process(input, &mut out).unwrap();
     assert_eq!(consumed, input.len());
     (out, rewriter)
+}
+
+/// A literal header without indexing, new name, no Huffman coding.
+pub(super) fn literal(name: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x00];
+    encode_string(name, &mut out);
+    encode_string(value, &mut out);
+    out
+}
+
+/// A header block of exactly `len` bytes (at least 4): one literal `x: aaa…`.
+pub(super) fn literal_of_len(len: usize) -> Vec<u8> {
+    (0..len)
+        .rev()
+        .map(|value_len| literal(b"x", &vec![b'a'; value_len]))
+        .find(|block| block.len() == len)
+        .expect("some value length encodes to len")
+}
+
+/// `4 * groups` newlines, Huffman-coded: 30 bits each (RFC 7541 Appendix B), the densest way to
+/// spend block bytes on a small decoded size.
+pub(super) fn huffman_newlines(groups: usize) -> Vec<u8> {
+    let group = (0..4).fold(0u128, |bits, _| (bits << 30) | 0x3fff_fffc);
+    let bytes = group.to_be_bytes();
+    bytes[1..].repeat(groups)
+}
+
+/// The RFC 7541 §4.1 size of a header list, as `h2` counts it against its limit.
+pub(super) fn list_size(headers: &[(Vec<u8>, Vec<u8>)]) -> usize {
+    headers.iter().map(|(n, v)| n.len() + v.len() + 32).sum()
 }
