@@ -37,6 +37,11 @@ def frame(t, f, s, p): return struct.pack(">I", len(p))[1:] + bytes([t, f]) + st
 auth = b"/etc/kubernetes/secrets-store-csi-providers/azure.sock"
 block = b"\x83\x86\x04\x02/x\x41" + bytes([len(auth)]) + auth
 pathlib.Path("corpus/authority/request").write_bytes(b"\x07" + frame(4, 0, 0, b"") + frame(1, 4, 1, block) + frame(1, 4, 3, b"\x83\x86\xbe") + frame(0, 1, 1, b"\0\0\0\0\0"))
+# At the limits: a 4 KiB table entry referenced 17 times (one header over the 64 KiB decoded cap),
+# and a HEADERS frame one byte over the 16 KiB frame size.
+entry = b"\x40\x01x\x7f\xe0\x1e" + b"v" * 4063
+pathlib.Path("corpus/authority/amplification").write_bytes(b"\x07" + frame(1, 4, 1, entry) + frame(1, 4, 3, b"\xbe" * 17))
+pathlib.Path("corpus/authority/frame_size").write_bytes(b"\x07" + b"\x00\x40\x01\x01\x04\x00\x00\x00\x01")
 PY
 
 [ "${SEED_ONLY:-}" = 1 ] && exit 0

@@ -224,9 +224,8 @@ pub fn request(
     Ok(MountRequest {
         attributes: attributes.to_string(),
         secrets: "null".into(),
-        target_path: format!(
-            "/var/lib/kubelet/pods/6c4e1f2a/volumes/kubernetes.io~csi/secrets/mount"
-        ),
+        target_path: "/var/lib/kubelet/pods/6c4e1f2a/volumes/kubernetes.io~csi/secrets/mount"
+            .into(),
         permission: "420".into(),
         current_object_version: Vec::new(),
     })

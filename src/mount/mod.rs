@@ -259,7 +259,7 @@ fn check_size(files: &[OutputFile], limit: usize) -> Result<(), MountError> {
         .iter()
         .map(|f| (f.path.clone(), f.contents.len()))
         .collect();
-    largest.sort_by(|a, b| b.1.cmp(&a.1));
+    largest.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
     largest.truncate(3);
     Err(MountError::TooLarge {
         total,

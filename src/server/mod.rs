@@ -216,12 +216,19 @@ impl Daemon {
         }
 
         let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let rewritten: authority::RewriteHook = {
+            let metrics = metrics.clone();
+            Arc::new(move || metrics.authority_rewritten())
+        };
         let incoming = UnixListenerStream::new(listener).filter_map(move |conn| match conn {
             Err(e) => Some(Err(e)),
             // Over the bound the connection is closed at once: a client that leaks connections
             // must not exhaust the daemon's file descriptors.
             Ok(stream) => match connections.clone().try_acquire_owned() {
-                Ok(permit) => Some(Ok(Limited::new(AuthorityFix::new(stream), permit))),
+                Ok(permit) => Some(Ok(Limited::new(
+                    AuthorityFix::with_rewrite_hook(stream, rewritten.clone()),
+                    permit,
+                ))),
                 Err(_) => {
                     tracing::warn!(
                         limit = MAX_CONNECTIONS,

@@ -188,4 +188,10 @@ async fn socket_path_authority_gets_version_and_mount_answered() {
 
     // A v1.6-style tonic client on the same socket still works.
     assert_eq!(provider.version().await, "akv-csi-provider");
+    // The v1.5 connection is counted once (two requests on it); the v1.6 one is not.
+    let metrics = provider.metrics().await;
+    assert!(
+        metrics.contains("akv_authority_rewritten_connections_total 1\n"),
+        "{metrics}"
+    );
 }

@@ -363,7 +363,7 @@ async fn json_logs_carry_the_mount_fields_and_no_secrets() {
     std::fs::write(&ca, emu.ca_pem()).unwrap();
     let socket = dir.path().join("azure.sock");
     let addr = emu.addr();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
         .arg(format!("--endpoint=unix://{}", socket.display()))
         .args([
             "--log-format-json",
