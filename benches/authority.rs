@@ -9,45 +9,10 @@
 
 use std::time::{Duration, Instant};
 
+use akv_csi_provider::cli::grpc_v15::{
+    DATA, END_HEADERS, END_STREAM, HEADERS, PREFACE, frame, headers,
+};
 use akv_csi_provider::server::authority::Rewriter;
-
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-fn frame(frame_type: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut out = vec![
-        (len >> 16) as u8,
-        (len >> 8) as u8,
-        len as u8,
-        frame_type,
-        flags,
-    ];
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
-fn literal(out: &mut Vec<u8>, first: u8, value: &[u8]) {
-    out.push(first);
-    out.push(value.len() as u8);
-    out.extend_from_slice(value);
-}
-
-/// A grpc-go request header block with the given authority (literal with incremental indexing).
-fn header_block(authority: &[u8]) -> Vec<u8> {
-    let mut b = vec![0x83, 0x86];
-    literal(&mut b, 0x04, b"/v1alpha1.CSIDriverProvider/Mount");
-    literal(&mut b, 0x41, authority);
-    b.push(0x0f);
-    literal(&mut b, 0x10, b"application/grpc");
-    b.extend_from_slice(&[0x00, 2, b't', b'e', 8]);
-    b.extend_from_slice(b"trailers");
-    b.extend_from_slice(&[0x00, 10]);
-    b.extend_from_slice(b"user-agent");
-    b.push(14);
-    b.extend_from_slice(b"grpc-go/1.60.1");
-    b
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -55,9 +20,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// ns per request through the rewriter (preface handled once outside the loop).
-fn rewriter_ns(authority: &[u8], iterations: u32) -> f64 {
-    let mut request = frame(0x1, 0x4, 1, &header_block(authority));
-    request.extend(frame(0x0, 0x1, 1, &[0x5a; 4096]));
+fn rewriter_ns(authority: &str, iterations: u32) -> f64 {
+    let block = headers("/v1alpha1.CSIDriverProvider/Mount", authority);
+    let mut request = frame(HEADERS, END_HEADERS, 1, &block);
+    request.extend(frame(DATA, END_STREAM, 1, &[0x5a; 4096]));
     let mut rw = Rewriter::default();
     let mut out = Vec::with_capacity(8192);
     rw.process(PREFACE, &mut out).expect("preface");
@@ -75,17 +41,17 @@ fn rewriter_ns(authority: &[u8], iterations: u32) -> f64 {
 
 fn main() {
     let iterations = 200_000;
-    let _ = rewriter_ns(b"localhost", 10_000);
+    let _ = rewriter_ns("localhost", 10_000);
     let socket: Vec<f64> = (0..5)
         .map(|_| {
             rewriter_ns(
-                b"/etc/kubernetes/secrets-store-csi-providers/azure.sock",
+                "/etc/kubernetes/secrets-store-csi-providers/azure.sock",
                 iterations,
             )
         })
         .collect();
     let localhost: Vec<f64> = (0..5)
-        .map(|_| rewriter_ns(b"localhost", iterations))
+        .map(|_| rewriter_ns("localhost", iterations))
         .collect();
     println!(
         "rewriter, socket-path authority (rewritten): {:.0} ns per request (HEADERS + 4 KiB DATA)",

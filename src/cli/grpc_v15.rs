@@ -1,8 +1,10 @@
 //! A gRPC call made the way Secrets Store CSI Driver v1.5 makes it: grpc-go dialing the socket path
 //! sends that path as the HTTP/2 `:authority`, which no `http::Uri`-based client (tonic, hyper) can
-//! even express. The demo uses this to show that such requests are served. It writes the frames
-//! itself (preface, SETTINGS, HEADERS with literal fields, one DATA frame) and reads the answer's
-//! frames until the stream ends; it is a demonstration client, not a general HTTP/2 implementation.
+//! even express. The demo uses this to show that such requests are served, and the `authority`
+//! benchmark its frames. It writes the frames itself (preface, SETTINGS, HEADERS with literal fields,
+//! one DATA frame) and reads the answer's frames until the stream ends; it is a demonstration client,
+//! not a general HTTP/2 implementation. (`tests/it/driver_v15.rs` has its own, independent writer
+//! on purpose: the test must not share this module's understanding of the wire.)
 
 use std::time::Duration;
 
@@ -12,18 +14,24 @@ use tokio::net::UnixStream;
 
 use crate::proto::{MountRequest, MountResponse};
 
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
+/// The client connection preface.
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// Frame type DATA.
+pub const DATA: u8 = 0x0;
+/// Frame type HEADERS.
+pub const HEADERS: u8 = 0x1;
 const RST_STREAM: u8 = 0x3;
 const SETTINGS: u8 = 0x4;
 const PING: u8 = 0x6;
 const GOAWAY: u8 = 0x7;
-const END_STREAM: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
+/// Flag END_STREAM.
+pub const END_STREAM: u8 = 0x1;
+/// Flag END_HEADERS.
+pub const END_HEADERS: u8 = 0x4;
 const ACK: u8 = 0x1;
 
-fn frame(frame_type: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+/// One HTTP/2 frame.
+pub fn frame(frame_type: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let len = payload.len();
     let mut out = vec![
         (len >> 16) as u8,
@@ -43,8 +51,8 @@ fn string(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(&s[..s.len().min(126)]);
 }
 
-/// The request header block grpc-go writes, with `authority` as given.
-fn headers(path: &str, authority: &str) -> Vec<u8> {
+/// The request header block grpc-go writes for `path`, with `authority` as given.
+pub fn headers(path: &str, authority: &str) -> Vec<u8> {
     let mut b = vec![0x83, 0x86]; // :method POST, :scheme http (static table)
     b.push(0x04); // :path, literal without indexing, indexed name 4
     string(&mut b, path.as_bytes());
@@ -55,6 +63,9 @@ fn headers(path: &str, authority: &str) -> Vec<u8> {
     b.push(0x00); // te: trailers (new name)
     string(&mut b, b"te");
     string(&mut b, b"trailers");
+    b.push(0x00); // user-agent (new name)
+    string(&mut b, b"user-agent");
+    string(&mut b, b"grpc-go/1.60.1");
     b
 }
 

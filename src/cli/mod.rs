@@ -9,8 +9,7 @@ pub mod check;
 pub mod demo;
 #[cfg(feature = "emulator")]
 pub mod emulator;
-#[cfg(feature = "emulator")]
-mod grpc_v15;
+pub mod grpc_v15;
 pub mod mount;
 pub mod table;
 

@@ -151,14 +151,7 @@ async fn pod_identity_through_nmi() {
 #[tokio::test]
 async fn twenty_pods_of_one_service_account_cause_one_exchange() {
     let emu = emulator_with_secret().await;
-    emu.entra().add_federated_credential(
-        TENANT,
-        CLIENT_ID,
-        ISSUER,
-        &Pod::default().subject(),
-        WI_AUDIENCE,
-    );
-    emu.vault(VAULT).grant(CLIENT_ID);
+    federate(&emu);
     let provider = Arc::new(Provider::start(&emu, |_| {}).await);
     let mut tasks = Vec::new();
     for i in 0..20 {
@@ -184,14 +177,7 @@ async fn twenty_pods_of_one_service_account_cause_one_exchange() {
 #[tokio::test]
 async fn another_namespace_naming_the_same_client_id_gets_no_cached_token() {
     let emu = emulator_with_secret().await;
-    emu.entra().add_federated_credential(
-        TENANT,
-        CLIENT_ID,
-        ISSUER,
-        &Pod::default().subject(),
-        WI_AUDIENCE,
-    );
-    emu.vault(VAULT).grant(CLIENT_ID);
+    federate(&emu);
     let provider = Provider::start(&emu, |_| {}).await;
     let request = |pod: Pod| {
         MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"]))
@@ -238,14 +224,7 @@ async fn another_namespace_naming_the_same_client_id_gets_no_cached_token() {
 #[tokio::test]
 async fn tokens_close_to_expiry_are_not_reused() {
     let emu = emulator_with_secret().await;
-    emu.entra().add_federated_credential(
-        TENANT,
-        CLIENT_ID,
-        ISSUER,
-        &Pod::default().subject(),
-        WI_AUDIENCE,
-    );
-    emu.vault(VAULT).grant(CLIENT_ID);
+    federate(&emu);
     // Four minutes: below the five minutes a handed-out token must have left.
     emu.entra().set_token_lifetime(240);
     let provider = Provider::start(&emu, |_| {}).await;

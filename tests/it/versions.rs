@@ -11,14 +11,7 @@ fn version(i: usize) -> String {
 /// `rotating` has versions 1..=5 created at 100..500; version 4 is disabled.
 async fn fixture() -> Emulator {
     let emu = emulator().await;
-    emu.entra().add_federated_credential(
-        TENANT,
-        CLIENT_ID,
-        ISSUER,
-        &Pod::default().subject(),
-        WI_AUDIENCE,
-    );
-    emu.vault(VAULT).grant(CLIENT_ID);
+    federate(&emu);
     // Inserted out of order: the listing's order is not guaranteed, the provider sorts by created.
     for i in [3, 1, 5, 2, 4] {
         emu.vault(VAULT).put_secret(

@@ -342,9 +342,8 @@ pub async fn emulator() -> Emulator {
     emu
 }
 
-/// An emulator where `CLIENT_ID` is federated with the default pod and may read `VAULT`.
-pub async fn federated_emulator() -> Emulator {
-    let emu = emulator().await;
+/// Federates `CLIENT_ID` with the default pod's service account and lets it read `VAULT`.
+pub fn federate(emu: &Emulator) {
     emu.entra().add_federated_credential(
         TENANT,
         CLIENT_ID,
@@ -353,5 +352,11 @@ pub async fn federated_emulator() -> Emulator {
         WI_AUDIENCE,
     );
     emu.vault(VAULT).grant(CLIENT_ID);
+}
+
+/// An emulator where `CLIENT_ID` is federated with the default pod and may read `VAULT`.
+pub async fn federated_emulator() -> Emulator {
+    let emu = emulator().await;
+    federate(&emu);
     emu
 }
