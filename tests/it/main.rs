@@ -7,6 +7,7 @@ mod daemon;
 mod demo;
 mod driver_v15;
 mod identity;
+mod load;
 mod mount;
 mod objects;
 mod support;
