@@ -9,6 +9,7 @@ mod demo;
 mod driver_v15;
 mod faults;
 mod identity;
+mod load;
 mod mount;
 mod objects;
 mod observability;
