@@ -35,6 +35,9 @@ pub enum Joined {
 type Outcome<V, E> = Option<Result<V, Arc<E>>>;
 
 struct Flight<V, E> {
+    /// Tells this flight from a later one of the same key: a waiter of a finished flight must not
+    /// count itself out of the next one.
+    id: u64,
     result: watch::Receiver<Outcome<V, E>>,
     waiters: usize,
     abort: tokio::task::AbortHandle,
@@ -43,6 +46,7 @@ struct Flight<V, E> {
 /// Shares executions by key. Cheap to clone.
 pub struct Coalescer<K, V, E> {
     flights: Arc<Mutex<HashMap<K, Flight<V, E>>>>,
+    next_id: Arc<std::sync::atomic::AtomicU64>,
     abandon: Abandon,
 }
 
@@ -50,6 +54,7 @@ impl<K, V, E> Clone for Coalescer<K, V, E> {
     fn clone(&self) -> Self {
         Self {
             flights: self.flights.clone(),
+            next_id: self.next_id.clone(),
             abandon: self.abandon,
         }
     }
@@ -66,6 +71,8 @@ impl<K, V, E> std::fmt::Debug for Coalescer<K, V, E> {
 /// The waiter's share of a flight; its drop is how a flight learns that a waiter went away.
 struct Waiter<K: Eq + Hash, V, E> {
     key: Option<K>,
+    /// The flight this waiter waits for.
+    id: u64,
     flights: Arc<Mutex<HashMap<K, Flight<V, E>>>>,
     abandon: Abandon,
 }
@@ -78,7 +85,8 @@ impl<K: Eq + Hash, V, E> Drop for Waiter<K, V, E> {
         let Ok(mut flights) = self.flights.lock() else {
             return;
         };
-        let Some(flight) = flights.get_mut(&key) else {
+        // The flight may be over and the key taken by a newer one, which is not ours to count.
+        let Some(flight) = flights.get_mut(&key).filter(|f| f.id == self.id) else {
             return;
         };
         flight.waiters = flight.waiters.saturating_sub(1);
@@ -99,6 +107,7 @@ where
     pub fn new(abandon: Abandon) -> Self {
         Self {
             flights: Arc::new(Mutex::new(HashMap::new())),
+            next_id: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             abandon,
         }
     }
@@ -133,7 +142,7 @@ where
     where
         F: Future<Output = Result<V, E>> + Send + 'static,
     {
-        let (mut result, joined) = {
+        let (mut result, joined, id) = {
             let Ok(mut flights) = self.flights.lock() else {
                 // A poisoned map means a thread panicked while holding it; run unshared.
                 return (work.await.map_err(Arc::new), Joined::Started);
@@ -141,19 +150,20 @@ where
             match flights.get_mut(&key) {
                 Some(flight) => {
                     flight.waiters += 1;
-                    (flight.result.clone(), Joined::Coalesced)
+                    (flight.result.clone(), Joined::Coalesced, flight.id)
                 }
                 None => {
                     let mut flight = self.launch(key.clone(), work);
                     flight.waiters = 1;
-                    let rx = flight.result.clone();
+                    let (rx, id) = (flight.result.clone(), flight.id);
                     flights.insert(key.clone(), flight);
-                    (rx, Joined::Started)
+                    (rx, Joined::Started, id)
                 }
             }
         };
         let _waiter = Waiter {
             key: Some(key),
+            id,
             flights: self.flights.clone(),
             abandon: self.abandon,
         };
@@ -175,18 +185,23 @@ where
     {
         let (tx, rx) = watch::channel(None);
         let flights = Arc::downgrade(&self.flights);
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let task = tokio::spawn(async move {
             let result = work.await.map_err(Arc::new);
             // Remove the flight before publishing, so that a caller arriving after the result
             // starts fresh work instead of reading a finished flight.
             if let Some(flights) = flights.upgrade()
                 && let Ok(mut flights) = flights.lock()
+                && flights.get(&key).is_some_and(|f| f.id == id)
             {
                 flights.remove(&key);
             }
             let _ = tx.send(Some(result));
         });
         Flight {
+            id,
             result: rx,
             waiters: 0,
             abort: task.abort_handle(),

@@ -114,68 +114,82 @@ impl Gates {
     pub async fn enter(&self, peer: &str, deadline: Instant) -> Result<Pass, Refused> {
         let gate = self.gate(peer);
         let mut waited = Duration::ZERO;
-        let mut changes = gate.state.subscribe();
-        let probe = loop {
-            let now = Instant::now();
-            let state = *changes.borrow_and_update();
-            match state {
-                State::Open => break false,
-                State::Throttled { until } if until <= now => {
-                    // The first caller to see the end of the wait becomes the probe.
-                    let became_probe = gate.state.send_if_modified(|s| {
-                        if *s == state {
-                            *s = State::Probing;
-                            true
-                        } else {
-                            false
-                        }
-                    });
-                    if became_probe {
-                        break true;
-                    }
-                }
-                State::Throttled { until } => {
-                    if until > deadline {
-                        return Err(Refused::Throttled {
-                            remaining: until - now,
-                        });
-                    }
-                    let wait_started = Instant::now();
-                    tokio::select! {
-                        () = tokio::time::sleep_until(until.into()) => {}
-                        _ = changes.changed() => {}
-                    }
-                    waited += wait_started.elapsed();
-                }
-                State::Probing => {
-                    let wait_started = Instant::now();
-                    tokio::select! {
-                        () = tokio::time::sleep_until(deadline.into()) => return Err(Refused::Busy),
-                        _ = changes.changed() => {}
-                    }
-                    waited += wait_started.elapsed();
-                }
-            }
-        };
-        let permit =
-            tokio::time::timeout_at(deadline.into(), gate.permits.clone().acquire_owned()).await;
-        let permit = match permit {
-            Ok(Ok(permit)) => permit,
-            // Closed never happens (the semaphore is never closed); a timeout is a busy peer.
-            _ => {
+        loop {
+            let probe = wait_until_open(&gate, deadline, &mut waited).await?;
+            let permit =
+                tokio::time::timeout_at(deadline.into(), gate.permits.clone().acquire_owned())
+                    .await;
+            let Ok(Ok(permit)) = permit else {
+                // Closed never happens (the semaphore is never closed); a timeout is a busy peer.
                 if probe {
                     reopen(&gate);
                 }
                 return Err(Refused::Busy);
+            };
+            // The peer may have started throttling while this request waited for a slot: then it
+            // waits again rather than going out into the throttled period.
+            let state = *gate.state.borrow();
+            if probe || state == State::Open {
+                return Ok(Pass {
+                    gate,
+                    probe,
+                    reported: false,
+                    _permit: permit,
+                    waited,
+                });
             }
-        };
-        Ok(Pass {
-            gate,
-            probe,
-            reported: false,
-            _permit: permit,
-            waited,
-        })
+        }
+    }
+}
+
+/// Waits while the gate is throttled or probing; returns whether this caller became the probe.
+async fn wait_until_open(
+    gate: &Gate,
+    deadline: Instant,
+    waited: &mut Duration,
+) -> Result<bool, Refused> {
+    let mut changes = gate.state.subscribe();
+    loop {
+        let now = Instant::now();
+        let state = *changes.borrow_and_update();
+        match state {
+            State::Open => return Ok(false),
+            State::Throttled { until } if until <= now => {
+                // The first caller to see the end of the wait becomes the probe.
+                let became_probe = gate.state.send_if_modified(|s| {
+                    if *s == state {
+                        *s = State::Probing;
+                        true
+                    } else {
+                        false
+                    }
+                });
+                if became_probe {
+                    return Ok(true);
+                }
+            }
+            State::Throttled { until } => {
+                if until > deadline {
+                    return Err(Refused::Throttled {
+                        remaining: until - now,
+                    });
+                }
+                let wait_started = Instant::now();
+                tokio::select! {
+                    () = tokio::time::sleep_until(until.into()) => {}
+                    _ = changes.changed() => {}
+                }
+                *waited += wait_started.elapsed();
+            }
+            State::Probing => {
+                let wait_started = Instant::now();
+                tokio::select! {
+                    () = tokio::time::sleep_until(deadline.into()) => return Err(Refused::Busy),
+                    _ = changes.changed() => {}
+                }
+                *waited += wait_started.elapsed();
+            }
+        }
     }
 }
 

@@ -35,8 +35,10 @@ async fn a_hundred_mounts_of_one_workload_fetch_each_object_once_with_the_cache_
     let emu = federated_emulator().await;
     let names: Vec<String> = (0..3).map(|i| format!("shared-{i}")).collect();
     for (i, name) in names.iter().enumerate() {
-        emu.vault(VAULT)
-            .put_secret(name, plain_secret(&versioned(i), name, 1));
+        emu.vault(VAULT).put_secret(
+            name,
+            plain_secret(&versioned(i), &format!("value of {name}"), 1),
+        );
     }
     let provider = Provider::start(&emu, |c| c.object_cache_ttl = CACHE_TTL).await;
     let client = provider.client().await;
@@ -186,8 +188,10 @@ async fn throttled_vault_sees_one_round_then_one_probe(
         .map(|i| format!("limited-{i}"))
         .collect();
     for (i, name) in names.iter().enumerate() {
-        emu.vault(VAULT)
-            .put_secret(name, plain_secret(&versioned(i), name, 1));
+        emu.vault(VAULT).put_secret(
+            name,
+            plain_secret(&versioned(i), &format!("value of {name}"), 1),
+        );
     }
     let mut requests = Vec::new();
     for w in 0..workloads {
@@ -275,13 +279,11 @@ async fn a_throttled_vault_sees_one_round_of_429s_then_one_probe_per_waiting_per
 
 /// The same with more requests than in-flight slots: 4 identities × 3 objects, 2 in flight.
 ///
-/// Fails today (daemon bug, reported in BENCHMARKS.md): a request that found the vault open and then
-/// waited for an in-flight slot (`Gates::enter` in `src/throttle.rs` checks the throttle state
-/// before it acquires the semaphore, not after) is sent as soon as a slot frees, even when the
-/// vault started throttling meanwhile; so every request queued for a slot gets its own 429 during
-/// the waiting period (observed: a round of 8 429s with 2 in flight).
+/// Regression (found by the node benchmark): a request that found the vault open and then waited
+/// for an in-flight slot was sent as soon as a slot freed, even when the vault had started
+/// throttling meanwhile, so every request queued for a slot got its own 429 during the waiting
+/// period (a round of 8 429s with 2 in flight). `Gates::enter` now looks again after the slot.
 #[tokio::test]
-#[ignore = "daemon bug: requests queued for an in-flight slot bypass the throttle wait (see BENCHMARKS.md)"]
 async fn requests_queued_for_a_slot_also_wait_when_the_vault_throttles() {
     throttled_vault_sees_one_round_then_one_probe(4, 3, 2).await;
 }
@@ -289,19 +291,20 @@ async fn requests_queued_for_a_slot_also_wait_when_the_vault_throttles() {
 /// Concurrent Mounts of one workload with the cache off (the default) share in-flight fetches, and
 /// every one of them succeeds.
 ///
-/// Fails today (daemon bug, reported in BENCHMARKS.md): the Mounts that waited for a slot
-/// (`--max-concurrent-mounts`, 64) start new fetches while the waiters of the first ones are still
-/// leaving, and those fetches are aborted (observed: 4 to 36 of 100 Mounts fail with "the request
+/// Regression (found by the node benchmark): the Mounts that waited for a slot
+/// (`--max-concurrent-mounts`, 64) started new fetches while the waiters of the first ones were
+/// still leaving, and those fetches were aborted (4 to 36 of 100 Mounts failed with "the request
 /// was lost"). It needs a multi-threaded runtime, as the daemon has, to show.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "daemon bug: a finished flight's waiters abort a newer flight of the same key (see BENCHMARKS.md)"]
 async fn concurrent_mounts_of_one_workload_with_the_cache_off_all_succeed() {
     const PODS: usize = 100;
     let emu = federated_emulator().await;
     let names: Vec<String> = (0..10).map(|i| format!("shared-{i}")).collect();
     for (i, name) in names.iter().enumerate() {
-        emu.vault(VAULT)
-            .put_secret(name, plain_secret(&versioned(i), name, 1));
+        emu.vault(VAULT).put_secret(
+            name,
+            plain_secret(&versioned(i), &format!("value of {name}"), 1),
+        );
     }
     emu.vault(VAULT).set_latency(Duration::from_millis(20));
     let provider = Provider::start(&emu, |_| {}).await;
@@ -332,11 +335,10 @@ async fn concurrent_mounts_of_one_workload_with_the_cache_off_all_succeed() {
 /// The coalescer behind it, step by step: when a flight has finished and a new flight of the same
 /// key has started, a waiter of the finished flight leaving must not count against the new one.
 ///
-/// Fails today (daemon bug): `Waiter::drop` in `src/coalesce.rs` finds the flight by key only, so
-/// the old flight's waiter decrements the new flight's count to zero and aborts it; its caller
-/// gets `Lost` ("the request was lost (internal error)").
+/// Regression: `Waiter::drop` in `src/coalesce.rs` found the flight by key only, so the old
+/// flight's waiter decremented the new flight's count to zero and aborted it; its caller got
+/// `Lost` ("the request was lost (internal error)"). Flights now carry an id.
 #[tokio::test]
-#[ignore = "daemon bug: a finished flight's waiters abort a newer flight of the same key (see BENCHMARKS.md)"]
 async fn a_finished_flights_waiter_does_not_abort_the_next_flight() {
     use akv_csi_provider::coalesce::{Abandon, Coalescer, Lost};
 
