@@ -28,8 +28,7 @@
 //! vault's log: "rounds"), CPU of the daemon per Mount (utime + stime from `/proc/<pid>/stat`, in
 //! clock ticks of `getconf CLK_TCK`) and the daemon's peak RSS (`VmHWM` of `/proc/<pid>/status`).
 //! The daemon's own `/metrics` are read at the end of a run and cross-checked against the
-//! emulator's counts (printed as an HTML comment under the rows). The daemon reaches the emulator
-//! through a relay in this process (see [`Relay`]; `--direct` to skip it).
+//! emulator's counts (printed as an HTML comment under the rows).
 //!
 //! Caveat: the emulator and the load generator run in this process on the same machine as the
 //! daemon, so on a small machine they compete with it for CPU; the CPU figures are the daemon's
@@ -49,13 +48,6 @@ use tonic::transport::{Channel, Endpoint, Uri};
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const ISSUER: &str = "https://oidc.bench.example/cluster-1/";
 const VAULT: &str = "kv-bench";
-
-/// `--direct`: the daemon connects to the emulator without the relay.
-static DIRECT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-fn direct() -> bool {
-    DIRECT.load(std::sync::atomic::Ordering::Relaxed)
-}
 
 const USAGE: &str = "\
 usage: cargo bench --bench node -- <scenario> [options]
@@ -78,7 +70,6 @@ options (a comma-separated list runs each value):
   --max-mounts N            --max-concurrent-mounts (default: the daemon's default)
   --throttle 500/10s|none   the emulator's per-vault throttling model
   --interval-ms I           start a rotation cycle every I ms instead of back to back
-  --direct                  no relay between the daemon and the emulator (see `Relay`)
 ";
 
 // ---------------------------------------------------------------------------------------------
@@ -175,10 +166,6 @@ fn parse_args(args: &[String]) -> Result<(String, Options), String> {
         };
         if flag == "--help" || flag == "-h" {
             return Err(String::new());
-        }
-        if flag == "--direct" {
-            DIRECT.store(true, std::sync::atomic::Ordering::Relaxed);
-            continue;
         }
         let value = match inline {
             Some(v) => v,
@@ -360,97 +347,6 @@ fn status_kib(pid: u32, key: &str) -> u64 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The relay in front of the emulator
-
-/// A TCP relay between the daemon and the emulator (TLS passes through untouched).
-///
-/// The emulator's HTTPS listener does not set `TCP_NODELAY` on its connections, so when it answers
-/// several HTTP/2 streams of one connection, Nagle's algorithm holds each later response until the
-/// earlier one is acknowledged, and the daemon's kernel delays that acknowledgement (40 ms on
-/// Linux): every Mount of more than one object would take about 40 ms more than its round trips.
-/// The real Key Vault front ends do not behave that way, so by default the daemon talks to this
-/// relay, which acknowledges every segment from the emulator at once (`TCP_QUICKACK` after each
-/// read) and forwards it with `TCP_NODELAY`. `--direct` connects the daemon to the emulator
-/// itself, to see the stall.
-struct Relay {
-    addr: std::net::SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Asks the kernel to acknowledge received data now instead of delaying the ACK.
-fn quickack(fd: std::os::fd::RawFd) {
-    let on: libc::c_int = 1;
-    // SAFETY: `fd` is an open TCP socket owned by a live `TcpStream` half, and the option value
-    // is a valid c_int of the size given.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_QUICKACK,
-            std::ptr::from_ref(&on).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-}
-
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    ack_fd: Option<std::os::fd::RawFd>,
-) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if let Some(fd) = ack_fd {
-            quickack(fd);
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            break;
-        }
-    }
-    let _ = to.shutdown().await;
-}
-
-async fn relay_to(target: std::net::SocketAddr) -> Relay {
-    use std::os::fd::AsRawFd as _;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the relay");
-    let addr = listener.local_addr().expect("relay address");
-    let task = tokio::spawn(async move {
-        while let Ok((down, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let Ok(up) = tokio::net::TcpStream::connect(target).await else {
-                    return;
-                };
-                let _ = down.set_nodelay(true);
-                let _ = up.set_nodelay(true);
-                let up_fd = up.as_raw_fd();
-                quickack(up_fd);
-                let (down_read, down_write) = down.into_split();
-                let (up_read, up_write) = up.into_split();
-                // Both halves of `up` live until both pumps end, so `up_fd` stays valid.
-                tokio::join!(
-                    pump(down_read, up_write, None),
-                    pump(up_read, down_write, Some(up_fd)),
-                );
-            });
-        }
-    });
-    Relay { addr, task }
-}
-
-// ---------------------------------------------------------------------------------------------
 // The node: emulator, daemon, client
 
 struct Workload {
@@ -464,8 +360,6 @@ struct Cloud {
     emu: Emulator,
     issuer: Issuer,
     workloads: Vec<Workload>,
-    /// Where the daemon connects for Entra ID and Key Vault: the relay, or the emulator itself.
-    relay: Option<Relay>,
 }
 
 impl Cloud {
@@ -519,23 +413,15 @@ impl Cloud {
         if let Some((n, window)) = throttle {
             vault.limit_requests(n, window);
         }
-        let relay = if direct() {
-            None
-        } else {
-            Some(relay_to(emu.addr()).await)
-        };
         Self {
             emu,
             issuer,
             workloads,
-            relay,
         }
     }
 
     fn addr(&self) -> std::net::SocketAddr {
-        self.relay
-            .as_ref()
-            .map_or_else(|| self.emu.addr(), |r| r.addr)
+        self.emu.addr()
     }
 
     /// The Mount request of pod `pod` of `workload` as driver v1.6 sends it (its own projected
@@ -1322,13 +1208,8 @@ async fn main() {
     let ticks = clock_ticks();
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
     println!(
-        "<!-- node bench: {scenario}, daemon {}, {cpus} CPUs, CLK_TCK {ticks}, {} -->\n",
+        "<!-- node bench: {scenario}, daemon {}, {cpus} CPUs, CLK_TCK {ticks} -->\n",
         daemon_binary().display(),
-        if direct() {
-            "daemon connected to the emulator directly"
-        } else {
-            "through the quick-ACK relay"
-        }
     );
     match scenario.as_str() {
         "reference" => reference(&o, ticks).await,
