@@ -18,7 +18,7 @@ for target in "${targets[@]}"; do
   cargo +nightly fuzz run -O "$target" "corpus/$target" -- -runs="$runs" -max_len=8192 -print_final_stats=1 >"$log" 2>&1 || true
   # A run that died before printing its stats must still be logged, not abort the campaign.
   done_runs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -1 || true)
-  crashes=$(ls "artifacts/$target"/crash-* 2>/dev/null | wc -l)
+  crashes=$(find "artifacts/$target" -name 'crash-*' 2>/dev/null | wc -l)
   echo "$(date -u +%Y-%m-%dT%H:%MZ) $target executions=${done_runs:-?} seconds=$(( $(date +%s) - started )) crashes=$crashes" | tee -a campaign.log
   rm -rf "minimized/$target.new" && mkdir -p "minimized/$target.new"
   cargo +nightly fuzz cmin -O "$target" "corpus/$target" -- -max_len=8192 >/dev/null 2>&1 || true
