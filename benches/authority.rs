@@ -80,16 +80,7 @@ fn main() {
         let server = tokio::spawn(akv_csi_provider::run(config, listener, async move {
             let _ = stopped.await;
         }));
-        let p = path.clone();
-        let channel = tonic::transport::Endpoint::from_static("http://localhost")
-            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-                let p = p.clone();
-                async move {
-                    tokio::net::UnixStream::connect(p)
-                        .await
-                        .map(hyper_util::rt::TokioIo::new)
-                }
-            }))
+        let channel = akv_csi_provider::server::socket::connect(&path)
             .await
             .expect("connect");
         let mut client =

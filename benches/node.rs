@@ -42,8 +42,7 @@ use std::time::{Duration, Instant};
 use akv_csi_provider::proto::csi_driver_provider_client::CsiDriverProviderClient;
 use akv_csi_provider::proto::{MountRequest, ObjectVersion, VersionRequest};
 use akv_emulator::{Emulator, Issuer, KvRequest, SecretVersion, WORKLOAD_IDENTITY_AUDIENCE};
-use hyper_util::rt::TokioIo;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const ISSUER: &str = "https://oidc.bench.example/cluster-1/";
@@ -592,17 +591,7 @@ impl Daemon {
                 self.log_tail()
             );
             if self.socket.exists() {
-                let path = self.socket.clone();
-                let channel = Endpoint::from_static("http://localhost")
-                    .connect_with_connector(tower::service_fn(move |_: Uri| {
-                        let path = path.clone();
-                        async move {
-                            tokio::net::UnixStream::connect(path)
-                                .await
-                                .map(TokioIo::new)
-                        }
-                    }))
-                    .await;
+                let channel = akv_csi_provider::server::socket::connect(&self.socket).await;
                 if let Ok(channel) = channel {
                     let version = CsiDriverProviderClient::new(channel.clone())
                         .version(VersionRequest {

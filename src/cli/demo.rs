@@ -15,8 +15,6 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use akv_emulator::{Emulator, SecretVersion, WORKLOAD_IDENTITY_AUDIENCE};
-use hyper_util::rt::TokioIo;
-use tonic::transport::{Endpoint, Uri};
 
 use crate::config::{Config, MetricsConfig};
 use crate::proto::MountRequest;
@@ -234,17 +232,7 @@ pub fn request(
 async fn client(
     socket: &Path,
 ) -> Result<CsiDriverProviderClient<tonic::transport::Channel>, DemoError> {
-    let path = socket.to_owned();
-    // Driver v1.6 dials with `:authority` localhost.
-    let channel = Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move {
-                tokio::net::UnixStream::connect(path)
-                    .await
-                    .map(TokioIo::new)
-            }
-        }))
+    let channel = crate::server::socket::connect(socket)
         .await
         .map_err(|e| DemoError::Daemon(format!("connecting to the socket: {e}")))?;
     Ok(CsiDriverProviderClient::new(channel))

@@ -8,9 +8,7 @@ use std::sync::Arc;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, UnixStream};
-use tonic::transport::{Endpoint, Uri};
+use tokio::net::TcpListener;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
@@ -19,14 +17,7 @@ use crate::config::Healthz;
 /// Calls Health/Check on the socket at `path` within `timeout`.
 pub async fn check_socket(path: PathBuf, timeout: std::time::Duration) -> Result<(), String> {
     let attempt = async {
-        // The URI is required by the API but unused: the connector dials the socket.
-        let path = Arc::new(path);
-        let connector = tower::service_fn(move |_uri: Uri| {
-            let path = path.clone();
-            async move { UnixStream::connect(path.as_path()).await.map(TokioIo::new) }
-        });
-        let channel = Endpoint::from_static("http://localhost")
-            .connect_with_connector(connector)
+        let channel = super::socket::connect(&path)
             .await
             .map_err(|e| format!("connecting to the provider socket: {e}"))?;
         let response = HealthClient::new(channel)

@@ -109,6 +109,23 @@ fn bind_in(private: &Path, path: &Path) -> Result<UnixListener, SocketError> {
     UnixListener::from_std(listener).map_err(io_err("registering", path))
 }
 
+/// Dials the socket at `path` the way driver v1.6 does: HTTP/2 with `:authority` localhost. The
+/// liveness endpoint, `demo`, the tests and the benchmarks all connect through this.
+pub async fn connect(path: &Path) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    let path = std::sync::Arc::new(path.to_owned());
+    // The URI is required by the API but unused: the connector dials the socket.
+    tonic::transport::Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let path = path.clone();
+            async move {
+                tokio::net::UnixStream::connect(path.as_path())
+                    .await
+                    .map(hyper_util::rt::TokioIo::new)
+            }
+        }))
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,22 +10,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 use crate::support::harness::*;
+use akv_csi_provider::cli::grpc_v15::frame;
 
 const SOCKET_AUTHORITY: &[u8] = b"/etc/kubernetes/secrets-store-csi-providers/azure.sock";
-
-fn frame(frame_type: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut out = vec![
-        (len >> 16) as u8,
-        (len >> 8) as u8,
-        len as u8,
-        frame_type,
-        flags,
-    ];
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
 
 fn literal(out: &mut Vec<u8>, first: u8, value: &[u8]) {
     out.push(first);

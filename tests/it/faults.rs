@@ -520,16 +520,7 @@ async fn sigterm_with_mounts_in_flight() {
     for _ in 0..3 {
         let socket = socket.clone();
         mounts.push(tokio::spawn(async move {
-            use hyper_util::rt::TokioIo;
-            let channel = tonic::transport::Endpoint::from_static("http://localhost")
-                .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-                    let socket = socket.clone();
-                    async move {
-                        tokio::net::UnixStream::connect(socket)
-                            .await
-                            .map(TokioIo::new)
-                    }
-                }))
+            let channel = akv_csi_provider::server::socket::connect(&socket)
                 .await
                 .unwrap();
             akv_csi_provider::proto::csi_driver_provider_client::CsiDriverProviderClient::new(

@@ -465,17 +465,7 @@ impl ClientOnly {
         &self,
         request: akv_csi_provider::proto::MountRequest,
     ) -> Result<akv_csi_provider::proto::MountResponse, tonic::Status> {
-        use hyper_util::rt::TokioIo;
-        let path = self.socket.clone();
-        let channel = tonic::transport::Endpoint::from_static("http://localhost")
-            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-                let path = path.clone();
-                async move {
-                    tokio::net::UnixStream::connect(path)
-                        .await
-                        .map(TokioIo::new)
-                }
-            }))
+        let channel = akv_csi_provider::server::socket::connect(&self.socket)
             .await
             .unwrap();
         akv_csi_provider::proto::csi_driver_provider_client::CsiDriverProviderClient::new(channel)

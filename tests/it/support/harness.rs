@@ -12,11 +12,9 @@ use akv_csi_provider::Config;
 use akv_csi_provider::proto::csi_driver_provider_client::CsiDriverProviderClient;
 use akv_csi_provider::proto::{MountRequest, MountResponse, VersionRequest};
 use akv_csi_provider::server::socket;
-use hyper_util::rt::TokioIo;
-use tokio::net::UnixStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 pub use akv_emulator::{Emulator, SecretVersion};
 
@@ -111,12 +109,7 @@ impl Provider {
 
     /// A client like the driver v1.6's: HTTP/2 over the socket, `:authority` localhost.
     pub async fn client(&self) -> CsiDriverProviderClient<Channel> {
-        let path = self.socket.clone();
-        let channel = Endpoint::from_static("http://localhost")
-            .connect_with_connector(tower::service_fn(move |_: Uri| {
-                let path = path.clone();
-                async move { UnixStream::connect(path).await.map(TokioIo::new) }
-            }))
+        let channel = socket::connect(&self.socket)
             .await
             .expect("connect to provider socket");
         CsiDriverProviderClient::new(channel)
