@@ -100,16 +100,39 @@ pub(crate) async fn read_body(body: Incoming) -> Option<Bytes> {
 pub(crate) type Handler<S> =
     fn(Request<Incoming>, Arc<S>) -> std::pin::Pin<Box<dyn Future<Output = Resp> + Send>>;
 
-/// Serves HTTPS (HTTP/1.1 and HTTP/2 by ALPN) until the task is aborted. Connections are owned by
-/// the loop's `JoinSet`, so aborting the loop also ends every open connection: a stopped emulator
-/// stops answering at once.
+/// Serves HTTPS (HTTP/1.1 and HTTP/2 by ALPN) until the task is aborted.
 pub(crate) async fn serve_tls<S: Send + Sync + 'static>(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     state: Arc<S>,
     handler: Handler<S>,
 ) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    serve(
+        listener,
+        Some(tokio_rustls::TlsAcceptor::from(tls)),
+        state,
+        handler,
+    )
+    .await;
+}
+
+/// Serves plain HTTP (IMDS and NMI are plain HTTP on the node) until the task is aborted.
+pub(crate) async fn serve_plain<S: Send + Sync + 'static>(
+    listener: TcpListener,
+    state: Arc<S>,
+    handler: Handler<S>,
+) {
+    serve(listener, None, state, handler).await;
+}
+
+/// The accept loop. Connections are owned by the loop's `JoinSet`, so aborting the loop also ends
+/// every open connection: a stopped emulator stops answering at once.
+async fn serve<S: Send + Sync + 'static>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: Arc<S>,
+    handler: Handler<S>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -122,19 +145,17 @@ pub(crate) async fn serve_tls<S: Send + Sync + 'static>(
                 // Like Azure's front ends: small answers go out at once, not after a delayed ACK
                 // (Nagle's algorithm would add ~40 ms to every second response on a connection).
                 let _ = tcp.set_nodelay(true);
-                let acceptor = acceptor.clone();
+                let tls = tls.clone();
                 let state = state.clone();
                 connections.spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let svc = hyper::service::service_fn(move |req| {
-                        let fut = handler(req, state.clone());
-                        async move { Ok::<_, Infallible>(fut.await) }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), svc)
-                        .await;
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(tls) = acceptor.accept(tcp).await {
+                                serve_connection(TokioIo::new(tls), state, handler).await;
+                            }
+                        }
+                        None => serve_connection(TokioIo::new(tcp), state, handler).await,
+                    }
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -142,33 +163,16 @@ pub(crate) async fn serve_tls<S: Send + Sync + 'static>(
     }
 }
 
-/// Serves plain HTTP/1.1 (IMDS and NMI are plain HTTP on the node) until the task is aborted.
-pub(crate) async fn serve_plain<S: Send + Sync + 'static>(
-    listener: TcpListener,
-    state: Arc<S>,
-    handler: Handler<S>,
-) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((tcp, _)) = accepted else {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    continue;
-                };
-                let _ = tcp.set_nodelay(true);
-                let state = state.clone();
-                connections.spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        let fut = handler(req, state.clone());
-                        async move { Ok::<_, Infallible>(fut.await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), svc)
-                        .await;
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
+async fn serve_connection<I, S>(io: I, state: Arc<S>, handler: Handler<S>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: Send + Sync + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let fut = handler(req, state.clone());
+        async move { Ok::<_, Infallible>(fut.await) }
+    });
+    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+        .serve_connection(io, svc)
+        .await;
 }
