@@ -504,6 +504,36 @@ mod tests {
         assert!("a=1.2.3.4".parse::<ResolveOverride>().is_err());
     }
 
+    /// A name that does not resolve is a DNS failure naming the host (the Mount then says the vault
+    /// does not exist, see `mount::error`). Hermetic on any machine: the system resolver refuses a
+    /// label over 63 bytes before a query leaves it. Plain `http` because rustls refuses such a
+    /// name as a TLS server name before resolving it, so an HTTPS request cannot reach the resolver
+    /// with it; which is also why this is tested here and not end to end.
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_is_a_dns_failure_naming_the_host() {
+        let client = build_client(&HttpSettings {
+            user_agent: "test".into(),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(2),
+            resolve_overrides: Vec::new(),
+            extra_roots: Vec::new(),
+            aliases: Vec::new(),
+        })
+        .unwrap();
+        let host = format!("kv-main.{}.example", "a".repeat(64));
+        let url = format!("http://{host}/secrets/db-password");
+        let err = client.get(&url).send().await.unwrap_err();
+        let failure = TransportError::new(&url, err);
+        assert_eq!(failure.kind, FailureKind::Dns, "{failure}");
+        assert_eq!(failure.host, host);
+        assert!(
+            failure
+                .to_string()
+                .contains(&format!("DNS lookup of {host} failed")),
+            "{failure}"
+        );
+    }
+
     #[test]
     fn wildcard_matches_only_below_the_dot() {
         let r = Resolver::new(&[

@@ -165,16 +165,6 @@ async fn mount_failures_print_what_the_pod_would_get() {
                 "objects.array[0] (db-password): objectType \"secrets\"",
             ],
         ),
-        (
-            "unknown vault",
-            SPC.replace("kv-main", "kv-nowhere"),
-            Pod::default(),
-            &[
-                "code = NotFound",
-                "kv-nowhere.vault.azure.net",
-                "does not exist",
-            ],
-        ),
     ];
     for (name, spc, pod, wanted) in cases {
         let w = Workdir::new(&emu, &spc, &pod.token(WI_AUDIENCE));

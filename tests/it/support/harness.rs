@@ -23,7 +23,9 @@ pub const CLIENT_ID: &str = "8c9f4a2e-1b7d-4c55-9a1e-6f0d2b3c4d5e";
 pub const ISSUER: &str = "https://oidc.prod-aks.azure.com/1c2d3e4f-aaaa-bbbb-cccc-000000000001/5a6b7c8d-dddd-eeee-ffff-000000000002/";
 pub const VAULT: &str = "kv-main";
 pub const WI_AUDIENCE: &str = "api://AzureADTokenExchange";
-/// Vaults the resolver override sends to the emulator; any other name goes to real DNS and fails.
+/// Vaults the resolver override sends to the emulator. Any other name goes to the system's DNS: in
+/// CI's loopback-only network namespace that fails at once; elsewhere it is one DNS query, which
+/// only `mount::unknown_vault_fails_fast_naming_its_host` makes, for a vault that does not exist.
 pub const VAULTS: &[&str] = &["kv-main", "kv-other"];
 
 /// A running provider.
