@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for the given number of seconds each (default 15), seeded from the test
-# fixtures and the shared vectors. Needs the nightly toolchain and cargo-fuzz.
+# fixtures, the recorded vectors in tests/data/vectors and the committed minimized corpus. Needs the nightly toolchain and cargo-fuzz.
 #   fuzz/run.sh 15        # CI
 #   fuzz/run.sh 600       # locally, longer
 set -euo pipefail

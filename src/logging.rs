@@ -208,5 +208,27 @@ mod tests {
             timestamp.ends_with('Z') && timestamp.contains('T'),
             "{timestamp}"
         );
+        // Regression: keys came out alphabetically (serde_json without `preserve_order`), not
+        // in the documented order.
+        let keys: Vec<&str> = line
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "timestamp",
+                "level",
+                "target",
+                "message",
+                "pod",
+                "vault",
+                "object",
+                "status",
+                "ok"
+            ]
+        );
     }
 }

@@ -586,7 +586,7 @@ impl Metrics {
     pub fn token_request(&self, mode: &'static str, error: Option<ErrorClass>) {
         self.instruments.token_requests.add(
             vec![
-                ("mode", mode.replace(' ', "_")),
+                ("mode", mode.replace(' ', "_").to_ascii_lowercase()),
                 (
                     "outcome",
                     error.map(ErrorClass::as_str).unwrap_or("ok").to_owned(),
@@ -727,6 +727,7 @@ mod tests {
     fn counters_and_gauges_are_exposed_with_their_suffixes() {
         let m = Metrics::prometheus();
         m.token_request("workload identity", None);
+        m.token_request("VM managed identity", Some(ErrorClass::Timeout));
         m.token_cache(CacheEvent::Coalesced);
         m.keyvault_throttled("kv1");
         m.throttle_wait("kv1", Duration::from_millis(1500));
@@ -735,6 +736,7 @@ mod tests {
         let text = m.encode_prometheus().unwrap();
         for line in [
             "akv_token_requests_total{mode=\"workload_identity\",outcome=\"ok\"} 1",
+            "akv_token_requests_total{mode=\"vm_managed_identity\",outcome=\"timeout\"} 1",
             "akv_token_cache_total{result=\"coalesced\"} 1",
             "akv_keyvault_throttled_total{vault=\"kv1\"} 1",
             "akv_keyvault_throttle_wait_seconds_total{vault=\"kv1\"} 1.5",

@@ -385,10 +385,12 @@ impl Authenticator {
         let metrics = self.metrics.clone();
         let counted = async move {
             tracing::debug!(mode, "requesting a token");
+            let started = std::time::Instant::now();
             let result = fetch.await;
             tracing::debug!(
                 mode,
                 outcome = result.as_ref().err().map_or("ok", |e| e.class().as_str()),
+                elapsed_ms = started.elapsed().as_millis() as u64,
                 "token request finished"
             );
             metrics.token_request(mode, result.as_ref().err().map(AuthError::class));

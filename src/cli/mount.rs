@@ -84,7 +84,14 @@ fn parse(args: &[String]) -> Result<Args, String> {
             }
             "out" => parsed.out = Some(value("out")?.into()),
             "dry-run" => parsed.dry_run = inline.as_deref().is_none_or(|v| v == "true"),
-            _ if arg.starts_with('-') => parsed.daemon_flags.push(arg.clone()),
+            _ if arg.starts_with('-') => {
+                parsed.daemon_flags.push(arg.clone());
+                // `--resolve H=A:P` as well as `--resolve=H=A:P`: a daemon value flag without `=`
+                // takes the next argument with it.
+                if inline.is_none() && crate::config::takes_value(flag) == Some(true) {
+                    parsed.daemon_flags.push(value(flag)?);
+                }
+            }
             _ => return Err(format!("unexpected argument {arg:?}")),
         }
     }
@@ -316,4 +323,52 @@ pub fn write_files(dir: &Path, response: &MountResponse) -> Result<(), String> {
             .map_err(|e| format!("setting the mode of {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    /// Regression: `--resolve H=A:P` (as the emulator prints it) and `-v 5` lost their value,
+    /// which then failed as an unexpected argument; only the `--flag=value` form worked.
+    #[test]
+    fn daemon_flags_pass_through_in_both_forms() {
+        let parsed = parse(&args(&[
+            "-f",
+            "spc.yaml",
+            "--resolve",
+            "login.microsoftonline.com=127.0.0.1:8443",
+            "-v",
+            "5",
+            "--resolve=*.vault.azure.net=127.0.0.1:8443",
+            "--log-format-json",
+            "--dry-run",
+        ]))
+        .unwrap();
+        assert_eq!(
+            parsed.daemon_flags,
+            args(&[
+                "--resolve",
+                "login.microsoftonline.com=127.0.0.1:8443",
+                "-v",
+                "5",
+                "--resolve=*.vault.azure.net=127.0.0.1:8443",
+                "--log-format-json",
+            ])
+        );
+        assert!(parsed.dry_run);
+        let config = match config::parse_args(parsed.daemon_flags, &Env::default()) {
+            Ok(Command::Run(c)) => c,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(config.resolve_overrides.len(), 2);
+        assert_eq!(
+            parse(&args(&["-f", "x", "--dry-run", "--resolve"])).err(),
+            Some("--resolve needs a value".to_owned())
+        );
+    }
 }

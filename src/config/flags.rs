@@ -507,6 +507,16 @@ pub fn usage() -> String {
     out
 }
 
+/// Whether the daemon flag `name` (without dashes) takes a separate value when given without `=`:
+/// `Some(true)` for a value flag, `Some(false)` for a boolean, `None` for no such flag. Lets `mount`
+/// pass daemon flags through in either form.
+pub fn takes_value(name: &str) -> Option<bool> {
+    FLAGS
+        .iter()
+        .find(|f| f.name == name)
+        .map(|f| matches!(f.kind, Kind::Value))
+}
+
 /// Parses the daemon's arguments (after the program name); `env` supplies the environment
 /// variables the configuration reads.
 pub fn parse_args<I, S>(args: I, env: &Env) -> Result<Command, FlagError>

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::cloud::CloudName;
 use crate::http::ResolveOverride;
-pub use flags::{parse_args, parse_bool, parse_duration, usage};
+pub use flags::{parse_args, parse_bool, parse_duration, takes_value, usage};
 
 /// Validated daemon configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
