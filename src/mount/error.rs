@@ -81,8 +81,8 @@ pub enum MountError {
     },
     /// Every Mount slot stayed taken until the deadline.
     #[error(
-        "the provider is serving {0} Mounts already and none finished before this Mount's deadline; the \
-         driver will retry (see --max-concurrent-mounts)"
+        "the provider is busy: it is serving {0} Mounts already and none finished before this Mount's \
+         deadline; the driver will retry (see --max-concurrent-mounts)"
     )]
     Busy(usize),
     /// The Mount ran past `--mount-timeout`.

@@ -28,7 +28,7 @@ pub(super) struct OutputFile {
 /// Fetches and converts the objects of one Mount.
 pub(super) struct Fetcher<'a> {
     pub(super) config: &'a Config,
-    pub(super) conversions: &'a Semaphore,
+    pub(super) conversions: &'a Arc<Semaphore>,
     pub(super) keyvault: &'a KeyVaultClient,
     pub(super) plan: &'a MountPlan,
     pub(super) vault_url: &'a str,
@@ -55,9 +55,17 @@ impl Fetcher<'_> {
             let (files, version) = self.fetch_version(spec, spec.version.as_deref()).await?;
             return Ok(self.outputs(spec, &spec.alias, None, files, &version));
         }
+        // The selected versions are fetched at once, like the objects (one round trip after the
+        // listing, not one per version); the files keep the listing's order.
+        let versions = self.select_versions(spec).await?;
+        let fetched = futures_util::future::try_join_all(
+            versions
+                .iter()
+                .map(|version| self.fetch_version(spec, Some(version))),
+        )
+        .await?;
         let mut out = Vec::new();
-        for (index, version) in (0u32..).zip(self.select_versions(spec).await?) {
-            let (files, version) = self.fetch_version(spec, Some(&version)).await?;
+        for (index, (files, version)) in (0u32..).zip(fetched) {
             let path = format!("{}/{index}", spec.alias);
             out.extend(self.outputs(spec, &path, Some(index), files, &version));
         }
@@ -121,17 +129,24 @@ impl Fetcher<'_> {
         if !heavy {
             return convert();
         }
-        let _permit =
-            self.conversions.acquire().await.map_err(|_| {
-                ConvertError::Unsupported("the provider is shutting down".to_owned())
-            })?;
-        tokio::task::spawn_blocking(convert)
+        // The permit moves into the blocking task: a Mount cancelled mid-conversion cannot free
+        // its slot while the thread still runs, so retries of a hostile PFX cannot pile up threads.
+        let permit = self
+            .conversions
+            .clone()
+            .acquire_owned()
             .await
-            .unwrap_or_else(|_| {
-                Err(ConvertError::Unsupported(
-                    "the conversion failed unexpectedly (internal error)".to_owned(),
-                ))
-            })
+            .map_err(|_| ConvertError::Unsupported("the provider is shutting down".to_owned()))?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            convert()
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(ConvertError::Unsupported(
+                "the conversion failed unexpectedly (internal error)".to_owned(),
+            ))
+        })
     }
 
     async fn download<T: KeyVaultObject>(

@@ -20,7 +20,7 @@ use crate::auth::{Authenticator, LocalEndpoints};
 use crate::cloud;
 use crate::config::Config;
 use crate::keyvault::{Caller, ClientSettings, KeyVaultClient};
-use crate::metrics::Metrics;
+use crate::metrics::{ErrorClass, Metrics};
 use crate::proto::{File, MountRequest, MountResponse, ObjectVersion};
 pub use error::MountError;
 use fetch::{Fetcher, OutputFile};
@@ -120,7 +120,8 @@ impl MountService {
     ) -> Result<MountResponse, MountError> {
         let started = Instant::now();
         let deadline = started + budget;
-        let _in_flight = InFlight::new(&self.metrics);
+        // Counts the Mount in flight, and records its end even if the client goes away first.
+        let mut summary = Summary::new(&self.metrics, started);
         let span = tracing::Span::current();
         let plan = RawAttributes::from_json(&request.attributes)
             .map_err(|e| vec![e])
@@ -139,59 +140,34 @@ impl MountService {
             Err(errors) => Err(MountError::Invalid(errors)),
             Ok(plan) => {
                 span.record("mode", plan.identity.mode());
-                match self.slot(deadline).await {
+                summary.objects = plan.objects.len();
+                // Waiting and work stop a little before the Mount's deadline, so that a busy
+                // provider or a slow peer is reported by name to the client, which would
+                // otherwise see only its own deadline pass (or the catch-all timeout below).
+                let margin = (budget / 10).min(Duration::from_millis(250));
+                match self.slot(deadline - margin).await {
                     Err(e) => Err(e),
                     Ok(_slot) => {
-                        // The work stops a little before the Mount's deadline, so that a slow peer
-                        // is reported by name rather than by the catch-all timeout below.
-                        let margin = (budget / 10).min(Duration::from_millis(250));
                         let work = self.execute(&plan, deadline - margin);
                         tokio::time::timeout_at(deadline.into(), work)
                             .await
                             .unwrap_or(Err(MountError::Timeout(budget)))
-                            .map(|response| (response, plan.objects.len()))
                     }
                 }
             }
         };
-        let elapsed = started.elapsed();
-        let elapsed_ms = elapsed.as_millis() as u64;
-        self.metrics
-            .mount_finished(result.as_ref().err().map(MountError::class), elapsed);
-        match result {
-            Ok((response, objects)) => {
-                tracing::info!(
-                    elapsed_ms,
-                    objects,
-                    files = response.files.len(),
-                    outcome = "ok",
-                    "mount"
-                );
-                Ok(response)
-            }
-            Err(err) => {
-                tracing::warn!(
-                    elapsed_ms,
-                    outcome = err.class().as_str(),
-                    object = err.object().unwrap_or_default(),
-                    error = %err,
-                    "mount failed"
-                );
-                Err(err)
-            }
-        }
+        summary.finish(&result);
+        result
     }
 
-    /// A Mount slot, waiting in line (counted in `akv_mounts_queued`) until the deadline.
-    async fn slot(&self, deadline: Instant) -> Result<OwnedSemaphorePermit, MountError> {
+    /// A Mount slot, waiting in line (counted in `akv_mounts_queued`) until `until`.
+    async fn slot(&self, until: Instant) -> Result<OwnedSemaphorePermit, MountError> {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
             return Ok(permit);
         }
-        self.metrics.mounts_queued(1);
-        let waited =
-            tokio::time::timeout_at(deadline.into(), self.slots.clone().acquire_owned()).await;
-        self.metrics.mounts_queued(-1);
-        match waited {
+        // A guard, so that a queued Mount the client abandons leaves the line too.
+        let _queued = Queued::new(&self.metrics);
+        match tokio::time::timeout_at(until.into(), self.slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(MountError::Busy(self.config.max_concurrent_mounts)),
         }
@@ -230,19 +206,88 @@ impl MountService {
     }
 }
 
-/// Counts a Mount in `akv_mounts_in_flight` for as long as it lives, also when the caller cancels it.
-struct InFlight<'a>(&'a Metrics);
+/// Counts a Mount in `akv_mounts_queued` while it waits for a slot.
+struct Queued<'a>(&'a Metrics);
 
-impl<'a> InFlight<'a> {
+impl<'a> Queued<'a> {
     fn new(metrics: &'a Metrics) -> Self {
-        metrics.mounts_in_flight(1);
+        metrics.mounts_queued(1);
         Self(metrics)
     }
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for Queued<'_> {
     fn drop(&mut self) {
-        self.0.mounts_in_flight(-1);
+        self.0.mounts_queued(-1);
+    }
+}
+
+/// A Mount from start to end: counted in `akv_mounts_in_flight` while it runs, then one summary
+/// line and one `akv_mount_duration_seconds` observation. A Mount whose client goes away (stream
+/// reset, deadline passed on the client's side) is dropped mid-way: the guard records it as
+/// `cancelled` then, inside the Mount's span, so that it is neither invisible nor counted in flight.
+struct Summary<'a> {
+    metrics: &'a Metrics,
+    started: Instant,
+    objects: usize,
+    finished: bool,
+}
+
+impl<'a> Summary<'a> {
+    fn new(metrics: &'a Metrics, started: Instant) -> Self {
+        metrics.mounts_in_flight(1);
+        Self {
+            metrics,
+            started,
+            objects: 0,
+            finished: false,
+        }
+    }
+
+    fn finish(&mut self, result: &Result<MountResponse, MountError>) {
+        self.finished = true;
+        let elapsed = self.started.elapsed();
+        let elapsed_ms = elapsed.as_millis() as u64;
+        let objects = self.objects;
+        self.metrics
+            .mount_finished(result.as_ref().err().map(MountError::class), elapsed);
+        match result {
+            Ok(response) => tracing::info!(
+                elapsed_ms,
+                objects,
+                files = response.files.len(),
+                outcome = "ok",
+                "mount"
+            ),
+            Err(err) => tracing::warn!(
+                elapsed_ms,
+                objects,
+                files = 0,
+                outcome = err.class().as_str(),
+                object = err.object().unwrap_or_default(),
+                error = %err,
+                "mount failed"
+            ),
+        }
+    }
+}
+
+impl Drop for Summary<'_> {
+    fn drop(&mut self) {
+        self.metrics.mounts_in_flight(-1);
+        if self.finished {
+            return;
+        }
+        let elapsed = self.started.elapsed();
+        self.metrics
+            .mount_finished(Some(ErrorClass::Cancelled), elapsed);
+        tracing::info!(
+            elapsed_ms = elapsed.as_millis() as u64,
+            objects = self.objects,
+            files = 0,
+            outcome = ErrorClass::Cancelled.as_str(),
+            "mount cancelled by the client"
+        );
     }
 }
 

@@ -48,18 +48,15 @@ where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
-    const MAX_BACKOFF: Duration = Duration::from_secs(1);
-    let mut backoff = Duration::from_millis(5);
+    let mut backoff = AcceptBackoff::new();
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => {
-                backoff = Duration::from_millis(5);
+                backoff.reset();
                 stream
             }
             Err(e) => {
-                tracing::warn!(error = %e, ?backoff, "accepting an HTTP connection failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                backoff.failed(&e, "HTTP endpoint").await;
                 continue;
             }
         };
@@ -75,6 +72,34 @@ where
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+/// The wait after a failed `accept` (no file descriptors left, out of memory): 5 ms, doubling up
+/// to a second, back to 5 ms after a success. Without it the listener is ready again at once and
+/// the accept loop spins a core for as long as the condition lasts.
+pub(crate) struct AcceptBackoff {
+    next: Duration,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(5);
+    const MAX: Duration = Duration::from_secs(1);
+
+    pub(crate) fn new() -> Self {
+        Self { next: Self::FIRST }
+    }
+
+    /// An accept succeeded.
+    pub(crate) fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+
+    /// An accept on `listener` failed with `error`: logs it and waits before the next one.
+    pub(crate) async fn failed(&mut self, error: &std::io::Error, listener: &'static str) {
+        tracing::warn!(%error, listener, backoff = ?self.next, "accepting a connection failed");
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(Self::MAX);
     }
 }
 

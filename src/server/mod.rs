@@ -12,13 +12,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::{TcpListener, UnixListener};
-use tokio_stream::StreamExt as _;
-use tokio_stream::wrappers::UnixListenerStream;
+use futures_util::Stream;
+use tokio::net::{TcpListener, UnixListener, UnixStream};
+use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
 use crate::config::{Config, MetricsConfig};
-use crate::metrics::Metrics;
+use crate::metrics::{ErrorClass, Metrics};
 use crate::mount::MountService;
 use crate::proto::csi_driver_provider_server::{CsiDriverProvider, CsiDriverProviderServer};
 use crate::proto::{MountRequest, MountResponse, VersionRequest, VersionResponse};
@@ -84,16 +84,53 @@ impl CsiDriverProvider for Provider {
         &self,
         request: Request<MountRequest>,
     ) -> Result<Response<MountResponse>, Status> {
-        let started = Instant::now();
+        let call = GrpcCall::new(&self.metrics);
         let timeout = grpc_timeout(request.metadata());
         let result = self.mounts.mount(request.into_inner(), timeout).await;
         let (code, class) = match &result {
             Ok(_) => (tonic::Code::Ok, None),
             Err(e) => (e.code(), Some(e.class())),
         };
-        self.metrics
-            .grpc_request(MOUNT_METHOD, code, class, started.elapsed());
+        call.finish(code, class);
         Ok(Response::new(result?))
+    }
+}
+
+/// One `grpc_request` observation per Mount call, also for a call the client abandons: tonic
+/// drops the handler's future when the stream is reset or the client's deadline passes, and such
+/// a call is recorded as `Canceled` (what a Go server reports for it) instead of not at all.
+struct GrpcCall<'a> {
+    metrics: &'a Metrics,
+    started: Instant,
+    finished: bool,
+}
+
+impl<'a> GrpcCall<'a> {
+    fn new(metrics: &'a Metrics) -> Self {
+        Self {
+            metrics,
+            started: Instant::now(),
+            finished: false,
+        }
+    }
+
+    fn finish(mut self, code: tonic::Code, class: Option<ErrorClass>) {
+        self.finished = true;
+        self.metrics
+            .grpc_request(MOUNT_METHOD, code, class, self.started.elapsed());
+    }
+}
+
+impl Drop for GrpcCall<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.metrics.grpc_request(
+                MOUNT_METHOD,
+                tonic::Code::Cancelled,
+                Some(ErrorClass::Cancelled),
+                self.started.elapsed(),
+            );
+        }
     }
 }
 
@@ -136,8 +173,19 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Builds the clients and the metrics backend and binds the HTTP endpoints.
+    /// Builds the clients and the metrics backend and binds the HTTP endpoints. On failure the
+    /// socket is removed: a daemon that never served must not leave a socket the driver would
+    /// dial in vain.
     pub async fn start(config: Config, listener: UnixListener) -> Result<Self, ServeError> {
+        let socket_path = config.socket_path.clone();
+        let started = Self::build(config, listener).await;
+        if started.is_err() {
+            socket::remove(&socket_path);
+        }
+        started
+    }
+
+    async fn build(config: Config, listener: UnixListener) -> Result<Self, ServeError> {
         let config = Arc::new(config);
         let (http, local_http) = crate::http::clients(&config)?;
         let metrics = Metrics::from_config(&config.metrics)?;
@@ -215,29 +263,12 @@ impl Daemon {
             })));
         }
 
-        let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let rewritten: authority::RewriteHook = {
             let metrics = metrics.clone();
             Arc::new(move || metrics.authority_rewritten())
         };
-        let incoming = UnixListenerStream::new(listener).filter_map(move |conn| match conn {
-            Err(e) => Some(Err(e)),
-            // Over the bound the connection is closed at once: a client that leaks connections
-            // must not exhaust the daemon's file descriptors.
-            Ok(stream) => match connections.clone().try_acquire_owned() {
-                Ok(permit) => Some(Ok(Limited::new(
-                    AuthorityFix::with_rewrite_hook(stream, rewritten.clone()),
-                    permit,
-                ))),
-                Err(_) => {
-                    tracing::warn!(
-                        limit = MAX_CONNECTIONS,
-                        "too many connections on the provider socket; closing a new one"
-                    );
-                    None
-                }
-            },
-        });
+        let incoming = accepted(listener, connections, rewritten);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
@@ -277,6 +308,47 @@ impl Daemon {
         socket::remove(&socket_path);
         result
     }
+}
+
+/// The connections accepted on the provider socket, each wrapped to hold a slot of the connection
+/// bound and to have its HTTP/2 `:authority` fixed. Over the bound a new connection is closed at
+/// once (a client that leaks connections must not exhaust the daemon's file descriptors); a failed
+/// accept backs off instead of being retried at once.
+fn accepted(
+    listener: UnixListener,
+    connections: Arc<Semaphore>,
+    rewritten: authority::RewriteHook,
+) -> impl Stream<Item = Result<Limited<AuthorityFix<UnixStream>>, std::io::Error>> {
+    let state = (listener, endpoints::AcceptBackoff::new());
+    futures_util::stream::unfold(state, move |(listener, mut backoff)| {
+        let connections = connections.clone();
+        let rewritten = rewritten.clone();
+        async move {
+            loop {
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        backoff.failed(&e, "provider socket").await;
+                        continue;
+                    }
+                };
+                backoff.reset();
+                match connections.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let conn = Limited::new(
+                            AuthorityFix::with_rewrite_hook(stream, rewritten.clone()),
+                            permit,
+                        );
+                        return Some((Ok(conn), (listener, backoff)));
+                    }
+                    Err(_) => tracing::warn!(
+                        limit = MAX_CONNECTIONS,
+                        "too many connections on the provider socket; closing a new one"
+                    ),
+                }
+            }
+        }
+    })
 }
 
 /// The caller's deadline from the `grpc-timeout` header (driver v1.6 passes kubelet's; v1.5 rotation

@@ -171,3 +171,63 @@ async fn healthz_answers_over_http() {
     assert_eq!(other.status(), 404);
     provider.stop().await;
 }
+
+/// Regression: an `accept` on the provider socket that failed (here: the process is out of file
+/// descriptors while clients keep connecting) went back to the server at once, which retried at
+/// once — a core spinning for as long as the condition lasted. It backs off now, and the daemon
+/// serves again once descriptors are free.
+#[tokio::test]
+async fn failed_accepts_back_off_instead_of_spinning() {
+    let bin = env!("CARGO_BIN_EXE_akv-csi-provider");
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("azure.sock");
+    // A small descriptor limit, so that a few dozen connections exhaust it.
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "ulimit -n 40 && exec \"$0\" \"$@\"", bin])
+        .arg(format!("--endpoint=unix://{}", socket.display()))
+        .args(["--healthz-port=0", "--prometheus-port=0"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn daemon");
+    let started = std::time::Instant::now();
+    while !socket.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "socket never appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut clients = Vec::new();
+    for _ in 0..60 {
+        clients.push(
+            tokio::net::UnixStream::connect(&socket)
+                .await
+                .expect("connect"),
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let cpu_ticks = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        // Fields after the command name: state is field 3, utime 14, stime 15.
+        let after = stat.rsplit_once(')').expect("comm").1;
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    let before = cpu_ticks(child.id());
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let spent = cpu_ticks(child.id()) - before;
+    // Spinning costs ~200 ticks (2 s of a core at 100 ticks/s); backing off costs next to nothing.
+    assert!(
+        spent < 40,
+        "the daemon used {spent} ticks of CPU in 2 s while accepts failed"
+    );
+    drop(clients);
+    let health = akv_csi_provider::server::health::check_socket(
+        socket.clone(),
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(health, Ok(()), "serves again once descriptors are free");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -474,3 +474,62 @@ impl ClientOnly {
             .map(tonic::Response::into_inner)
     }
 }
+
+/// Regression: a Mount whose client went away (stream reset, or the client's own deadline) was
+/// dropped without a trace: no `akv_mount_duration_seconds` or `grpc_request` observation, no
+/// summary line. It is recorded as cancelled now, in the Mount's span.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mount_the_client_abandons_is_recorded_as_cancelled() {
+    let emu = federated_emulator().await;
+    emu.vault(VAULT).put_secret(
+        "db-password",
+        plain_secret(V, "cancelled-secret", 1_700_000_000),
+    );
+    emu.vault(VAULT)
+        .set_latency(std::time::Duration::from_secs(2));
+    let provider = Provider::start(&emu, |_| {}).await;
+    let pod = Pod {
+        name: "abandoned-0".into(),
+        ..Pod::default()
+    };
+    let request =
+        MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"]))
+            .pod(pod)
+            .build();
+    let mut client = provider.client().await;
+    let gone =
+        tokio::time::timeout(std::time::Duration::from_millis(300), client.mount(request)).await;
+    assert!(gone.is_err(), "the client gave up first");
+    drop(client);
+    // The server notices the reset and drops the Mount.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let grpc_cancelled = "grpc_request_count{provider=\"azure\",os_type=\"linux\",grpc_method=\"/v1alpha1.CSIDriverProvider/Mount\",grpc_code=\"Canceled\",grpc_message=\"cancelled\"}";
+    let text = loop {
+        let text = provider.metrics().await;
+        // Both are recorded as the call is dropped, one right after the other.
+        if sample(
+            &text,
+            "akv_mount_duration_seconds_count{outcome=\"cancelled\"}",
+        ) >= 1.0
+            && sample(&text, grpc_cancelled) >= 1.0
+        {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no cancelled Mount recorded:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(text.contains("akv_mounts_in_flight 0"), "{text}");
+    assert_eq!(sample(&text, grpc_cancelled), 1.0, "{text}");
+    let line = crate::support::hygiene::lines()
+        .into_iter()
+        .find(|l| l.contains("abandoned-0") && l.contains("mount cancelled by the client"))
+        .expect("a summary line for the cancelled Mount");
+    let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(line["outcome"], "cancelled");
+    assert_eq!(line["pod"], "app/abandoned-0");
+    assert_eq!(line["vault"], VAULT);
+    assert_eq!(line["objects"], 1);
+}

@@ -270,3 +270,42 @@ async fn throttled_fetches_wait_for_retry_after_under_a_service_limit() {
         log.iter().filter(|r| r.status == 429).count() as u64
     );
 }
+
+/// Regression: the versions of an `objectVersionHistory` object were fetched one after another
+/// (N + 1 round trips); they are fetched at once after the listing, in the listing's order.
+#[tokio::test]
+async fn history_versions_are_fetched_concurrently() {
+    let emu = fixture().await;
+    let provider = Provider::start(&emu, |_| {}).await;
+    // Token first, so that only the listing and the version fetches are timed.
+    provider
+        .mount(
+            MountBuilder::workload(&objects(&[
+                "objectName: rotating\nobjectType: secret\nobjectAlias: warm",
+            ]))
+            .build(),
+        )
+        .await
+        .expect("warm-up mount");
+    emu.set_latency(std::time::Duration::from_millis(400));
+    let started = std::time::Instant::now();
+    let response = provider
+        .mount(
+            MountBuilder::workload(&objects(&[
+                "objectName: rotating\nobjectType: secret\nobjectVersionHistory: 4\nobjectAlias: hist",
+            ]))
+            .build(),
+        )
+        .await
+        .expect("mount");
+    let elapsed = started.elapsed();
+    let paths: Vec<&str> = response.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["hist/0", "hist/1", "hist/2", "hist/3"]);
+    assert_eq!(response.files[0].contents, b"value-5");
+    assert_eq!(response.files[3].contents, b"value-1");
+    // Listing + one wave is 2 x 400 ms; one version after another would be 5 x 400 ms.
+    assert!(
+        elapsed < std::time::Duration::from_millis(1600),
+        "took {elapsed:?}"
+    );
+}
