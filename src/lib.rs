@@ -27,6 +27,7 @@ pub mod throttle;
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod proto {
     tonic::include_proto!("v1alpha1");
+    mod redact;
 }
 
 pub use config::Config;
