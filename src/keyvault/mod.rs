@@ -41,6 +41,8 @@ const MAX_PAGES: usize = 200;
 /// Largest body read for one object: a secret value is at most 25 KB, and its JSON with id,
 /// attributes and tags stays far below this.
 pub const MAX_OBJECT_BODY: usize = 256 * 1024;
+/// Most versions kept from a listing: what [`MAX_PAGES`] pages of 25 hold.
+const MAX_VERSIONS: usize = MAX_PAGES * 25;
 /// Largest body read for one page of a version listing (25 versions with their tags).
 pub const MAX_PAGE_BODY: usize = 1024 * 1024;
 
@@ -305,6 +307,13 @@ impl KeyVaultClient {
         for _ in 0..MAX_PAGES {
             let body = self.fetch(caller, url, kind, name, MAX_PAGE_BODY).await?;
             let page: VersionPage = decode(&body)?;
+            // Pages are asked for 25 at a time; a peer sending many tiny items per page must not
+            // make the list (kept while the pages are followed) grow past what 200 real pages hold.
+            if items.len() + page.value.len() > MAX_VERSIONS {
+                return Err(Arc::new(KeyVaultError::Decode {
+                    reason: format!("more than {MAX_VERSIONS} versions listed"),
+                }));
+            }
             items.extend(page.value);
             match page.next_link.filter(|l| !l.is_empty()) {
                 // The token must only ever go to the vault it was asked for.

@@ -309,3 +309,38 @@ async fn history_versions_are_fetched_concurrently() {
         "took {elapsed:?}"
     );
 }
+
+/// Regression: the versions of a listing were kept however many a page held, so a peer sending
+/// a megabyte of tiny items per page, for 200 pages, grew the daemon's memory by gigabytes. A
+/// listing keeps at most what 200 real pages of 25 hold.
+#[tokio::test]
+async fn a_listing_with_more_versions_than_200_pages_hold_is_refused() {
+    let emu = fixture().await;
+    let items: Vec<serde_json::Value> = (0..5001)
+        .map(|i| serde_json::json!({ "id": format!("https://{VAULT}.vault.azure.net/secrets/many/{i}") }))
+        .collect();
+    emu.vault(VAULT).put_raw_json(
+        "/secrets/many/versions",
+        200,
+        serde_json::json!({ "value": items, "nextLink": null }),
+    );
+    let provider = Provider::start(&emu, |_| {}).await;
+    let request = MountBuilder::workload(&objects(&[
+        "objectName: many\nobjectType: secret\nobjectVersionHistory: 2",
+    ]))
+    .build();
+    let status = provider
+        .mount(request)
+        .await
+        .expect_err("too many versions");
+    assert!(
+        status.message().contains("many") && status.message().contains("more than 5000 versions"),
+        "{}",
+        status.message()
+    );
+    let good = MountBuilder::workload(&objects(&[
+        "objectName: rotating\nobjectType: secret\nobjectVersionHistory: 2",
+    ]))
+    .build();
+    provider.mount(good).await.expect("still serves");
+}
