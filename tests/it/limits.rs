@@ -4,8 +4,9 @@
 //!
 //! Bounds covered elsewhere: the `:authority` layer's frame and header caps (unit tests of
 //! `src/server/authority/`), `--mount-timeout` and the caller's deadline (`faults.rs`),
-//! `--max-concurrent-fetches` and `Retry-After` (`load.rs`, `versions.rs`), PFX iteration counts
-//! (unit tests of `src/convert/pkcs12.rs`), the caches (unit tests).
+//! `--max-concurrent-fetches` and `Retry-After` (`load.rs`, `versions.rs`), the caches (unit tests).
+//! Not tested: the IMDS and NMI answer bound (only Entra ID's), the 16 token requests in flight
+//! per Entra authority, and the liveness and metrics endpoints' 10 s header deadline.
 
 use std::time::{Duration, Instant};
 
@@ -310,6 +311,126 @@ async fn grpc_request_over_1_mib() {
         .expect("a good Mount on the same connection")
         .into_inner();
     assert_eq!(response.files[0].contents, b"limits-other");
+    still_serves(&provider).await;
+}
+
+/// PFX KDF and MAC iterations: 1,000,000 (`MAX_ITERATIONS`), refused before any key derivation.
+/// The fixture is a throwaway P-256 key and self-signed certificate exported with OpenSSL 3.0:
+/// `openssl pkcs12 -export -inkey key.pem -in cert.pem -passout pass: -iter 1000001 -macalg sha256`
+/// (MAC and PBES2 iterations 1,000,001).
+#[tokio::test]
+async fn pfx_iterations_over_1_000_000() {
+    let emu = seeded().await;
+    let pfx = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/it/testdata/pfx-iter-1000001.pfx.b64"
+    ))
+    .unwrap();
+    let mut version = plain_secret(V, pfx.trim(), 1_700_000_000);
+    // Certificate-backed, as Key Vault stores a certificate's secret: only then is a PFX decoded.
+    version.content_type = Some("application/x-pkcs12".into());
+    version.kid = Some(format!("https://kv-main.vault.azure.net/keys/slow-pfx/{V}"));
+    emu.vault(VAULT).put_secret("slow-pfx", version);
+    let provider = Provider::start(&emu, |_| {}).await;
+    let started = Instant::now();
+    expect_failure(
+        &provider,
+        MountBuilder::workload(&objects(&["objectName: slow-pfx\nobjectType: secret"])).build(),
+        Code::FailedPrecondition,
+        &[
+            "secret \"slow-pfx\" from vault kv-main",
+            "iteration count 1000001",
+            "1 to 1000000",
+        ],
+    )
+    .await;
+    // Refused on the count: 10^6 PBKDF rounds would take seconds in a debug build.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    still_serves(&provider).await;
+}
+
+/// Connections on the provider socket: 256 (`MAX_CONNECTIONS`); a new one over the bound is closed
+/// at once (logged with the bound), and a freed slot is taken again. Each connection advertises at
+/// most 1,024 concurrent streams (`MAX_STREAMS_PER_CONNECTION`) in its HTTP/2 SETTINGS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_256_are_closed() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    /// The client preface and an empty SETTINGS frame.
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+    let emu = seeded().await;
+    let provider = Provider::start(&emu, |_| {}).await;
+    let mut held = Vec::new();
+    for i in 0..256 {
+        let mut conn = tokio::net::UnixStream::connect(&provider.socket)
+            .await
+            .unwrap();
+        conn.write_all(PREFACE).await.unwrap();
+        if i == 0 {
+            // The server's SETTINGS frame comes first: 9 bytes of header, then 6 bytes a setting.
+            let mut header = [0u8; 9];
+            conn.read_exact(&mut header).await.unwrap();
+            assert_eq!(header[3], 0x4, "a SETTINGS frame");
+            let len =
+                usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+            let mut payload = vec![0u8; len];
+            conn.read_exact(&mut payload).await.unwrap();
+            let max_streams = payload.chunks(6).find_map(|s| {
+                (u16::from_be_bytes([s[0], s[1]]) == 0x3)
+                    .then(|| u32::from_be_bytes([s[2], s[3], s[4], s[5]]))
+            });
+            assert_eq!(max_streams, Some(1024), "SETTINGS_MAX_CONCURRENT_STREAMS");
+        }
+        held.push(conn);
+    }
+    // The 257th is accepted and closed without a byte (an accepted connection gets SETTINGS).
+    let mut over = tokio::net::UnixStream::connect(&provider.socket)
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), over.read(&mut buf))
+        .await
+        .expect("the connection over the bound is closed at once");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(
+        crate::support::hygiene::lines().iter().any(|l| l
+            .contains("too many connections on the provider socket")
+            && l.contains("256")),
+        "the refusal is logged with the bound"
+    );
+    // One connection closes: its slot serves a new client.
+    held.pop();
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let health = akv_csi_provider::server::health::check_socket(
+            provider.socket.clone(),
+            Duration::from_secs(1),
+        )
+        .await;
+        if health.is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the freed slot was not reused: {health:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(held);
+    let until = Instant::now() + Duration::from_secs(5);
+    while akv_csi_provider::server::health::check_socket(
+        provider.socket.clone(),
+        Duration::from_secs(1),
+    )
+    .await
+    .is_err()
+    {
+        assert!(Instant::now() < until, "slots not freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     still_serves(&provider).await;
 }
 
