@@ -128,6 +128,9 @@ fn token(shared: &Shared, host: &str, tenant: &str, form: HashMap<String, String
         .or_default() += 1;
     s.last_token_form = Some(form.clone());
     s.last_token_host = Some(host.to_owned());
+    if let Some((status, body)) = s.token_answers.pop_front() {
+        return json_response(status, &body);
+    }
     let known_tenant = s.federated.iter().any(|f| f.tenant == tenant)
         || s.client_secrets.keys().any(|k| k.0 == tenant);
     if !known_tenant {

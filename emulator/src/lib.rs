@@ -394,6 +394,16 @@ impl Entra<'_> {
         s.mint(tenant, client_id, None, lifetime)
     }
 
+    /// The next `n` token requests are recorded as usual, then answered with `status` and `body`
+    /// instead of Entra's own answer: for answers Entra does not give by itself (oversized, 5xx,
+    /// unexpected shapes).
+    pub fn answer_next(&self, n: u32, status: u16, body: Value) {
+        let mut s = self.0.lock();
+        for _ in 0..n {
+            s.token_answers.push_back((status, body.clone()));
+        }
+    }
+
     /// Token requests received (successful or not).
     pub fn requests(&self) -> usize {
         self.0.lock().token_requests.len()

@@ -317,6 +317,8 @@ pub(crate) struct State {
     pub token_requests: Vec<String>,
     pub last_token_form: Option<HashMap<String, String>>,
     pub last_token_host: Option<String>,
+    /// Answers (status, body) that replace Entra's own for the next token requests, in order.
+    pub token_answers: std::collections::VecDeque<(u16, Value)>,
     pub vaults: HashMap<String, Vault>,
     pub latency: Duration,
     pub page_size: usize,
@@ -338,6 +340,7 @@ impl Default for State {
             token_requests: Vec::new(),
             last_token_form: None,
             last_token_host: None,
+            token_answers: std::collections::VecDeque::new(),
             vaults: HashMap::new(),
             latency: Duration::ZERO,
             page_size: 25,

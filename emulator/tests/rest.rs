@@ -285,6 +285,39 @@ fn cases() -> Vec<Case> {
             )],
         ),
         case(
+            "answer_next replaces the next token answers, then Entra answers again",
+            |e| {
+                e.entra().answer_next(
+                    2,
+                    200,
+                    json!({"access_token": "x", "padding": "p".repeat(70_000)}),
+                )
+            },
+            vec![
+                sp_exchange(
+                    "wrong",
+                    "https://vault.azure.net/.default",
+                    200,
+                    vec![
+                        Check::Eq("/access_token", json!("x")),
+                        Check::Eq("/padding", json!("p".repeat(70_000))),
+                    ],
+                ),
+                sp_exchange(
+                    "right",
+                    "https://vault.azure.net/.default",
+                    200,
+                    vec![Check::Eq("/access_token", json!("x"))],
+                ),
+                sp_exchange(
+                    "right",
+                    "https://vault.azure.net/.default",
+                    200,
+                    vec![Check::StartsWith("/access_token", s("emulator-at."))],
+                ),
+            ],
+        ),
+        case(
             "token lifetime",
             |e| e.entra().set_token_lifetime(600),
             vec![sp_exchange(

@@ -193,7 +193,7 @@ fn verify_mac(mac: &MacData, password: &[u8], data: &[u8]) -> Result<bool, Conve
     let iterations = u32::try_from(mac.iterations).unwrap_or(0);
     if iterations == 0 || iterations > MAX_ITERATIONS {
         return Err(err(format!(
-            "the PFX MAC iteration count {} is out of range",
+            "the PFX MAC iteration count {} is out of range (1 to {MAX_ITERATIONS})",
             mac.iterations
         )));
     }
@@ -255,7 +255,7 @@ fn decrypt(
             pkcs5::pbes2::Kdf::Pbkdf2(p) if p.iteration_count <= MAX_ITERATIONS => {}
             pkcs5::pbes2::Kdf::Pbkdf2(p) => {
                 return Err(err(format!(
-                    "the PFX PBKDF2 iteration count {} is too large",
+                    "the PFX PBKDF2 iteration count {} is too large (at most {MAX_ITERATIONS})",
                     p.iteration_count
                 )));
             }
@@ -275,7 +275,7 @@ fn decrypt(
     let iterations = u32::try_from(pbe.iterations).unwrap_or(0);
     if iterations == 0 || iterations > MAX_ITERATIONS {
         return Err(err(format!(
-            "the PFX encryption iteration count {} is out of range",
+            "the PFX encryption iteration count {} is out of range (1 to {MAX_ITERATIONS})",
             pbe.iterations
         )));
     }

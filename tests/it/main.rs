@@ -9,6 +9,7 @@ mod demo;
 mod driver_v15;
 mod faults;
 mod identity;
+mod limits;
 mod load;
 mod mount;
 mod objects;
