@@ -386,14 +386,6 @@ impl Entra<'_> {
         self.0.lock().token_lifetime = secs;
     }
 
-    /// Issues an access token for `client_id` as Entra would after a successful grant, valid for
-    /// every cloud's Key Vault.
-    pub fn mint_token(&self, tenant: &str, client_id: &str) -> String {
-        let mut s = self.0.lock();
-        let lifetime = s.token_lifetime;
-        s.mint(tenant, client_id, None, lifetime)
-    }
-
     /// Token requests received (successful or not).
     pub fn requests(&self) -> usize {
         self.0.lock().token_requests.len()
