@@ -462,7 +462,7 @@ impl RawFlags {
     /// The configuration these flags give, once the rules that can fail have given `metrics` and
     /// `token_proxy`: the settings that are not flags take their fixed values, then the
     /// environment's.
-    pub(crate) fn into_config(
+    pub(super) fn into_config(
         self,
         metrics: super::MetricsConfig,
         token_proxy: Option<super::TokenProxy>,
@@ -745,6 +745,10 @@ mod tests {
         assert_eq!(c.request_timeout, Duration::from_secs(30));
         assert_eq!(c.imds_endpoint, "http://169.254.169.254");
         assert_eq!(c.nmi_endpoint, "http://localhost:2579");
+        assert_eq!(
+            c.token_proxy_ca_file,
+            PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
+        );
         assert_eq!(c.azure_environment_file, None);
         // `Config::default()` is the same parse (its fallback, which would break this under
         // debug assertions, is never taken).
