@@ -94,16 +94,43 @@ pub enum FailureKind {
     Dns,
     /// No complete answer within the request timeout.
     Timeout,
-    /// The TLS handshake failed (untrusted CA, wrong name, …).
-    Tls,
+    /// The TLS handshake failed.
+    Tls(TlsFailure),
     /// Any other connection or protocol failure.
     Connect,
     /// The body is larger than what the peer can legitimately send.
     TooLarge,
 }
 
+/// Why a TLS handshake failed, as far as that changes what to fix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// The peer's certificate chains to no trusted CA (a TLS-inspecting proxy, a private CA), or
+    /// only to one by name whose key did not sign it.
+    UntrustedCertificate,
+    /// The peer's certificate is valid, but for other names (the name resolves to another server).
+    WrongName,
+    /// Anything else (an expired certificate, no common protocol version, …).
+    Other,
+}
+
+impl TlsFailure {
+    fn of(err: &rustls::Error) -> Self {
+        use rustls::CertificateError as E;
+        match err {
+            rustls::Error::InvalidCertificate(E::UnknownIssuer | E::BadSignature) => {
+                Self::UntrustedCertificate
+            }
+            rustls::Error::InvalidCertificate(
+                E::NotValidForName | E::NotValidForNameContext { .. },
+            ) => Self::WrongName,
+            _ => Self::Other,
+        }
+    }
+}
+
 /// A request that got no complete answer. `Display` is complete (host, what went wrong, what to
-/// check); the underlying reqwest error is kept for `Debug` and classification.
+/// check), built from every message of the underlying error's chain, so there is no `source()`.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", self.describe())]
 pub struct TransportError {
@@ -112,7 +139,6 @@ pub struct TransportError {
     /// What went wrong.
     pub kind: FailureKind,
     detail: String,
-    cause: Option<Box<reqwest::Error>>,
 }
 
 impl TransportError {
@@ -122,11 +148,14 @@ impl TransportError {
             FailureKind::Dns
         } else if err.is_timeout() {
             FailureKind::Timeout
+        } else if let Some(tls) = rustls_error(&err) {
+            FailureKind::Tls(TlsFailure::of(tls))
         } else if chain_mentions(
             &err,
             &["certificate", "tls", "handshake", "InvalidCertificate"],
         ) {
-            FailureKind::Tls
+            // A TLS failure whose rustls error did not survive the wrapping.
+            FailureKind::Tls(TlsFailure::Other)
         } else {
             FailureKind::Connect
         };
@@ -134,13 +163,12 @@ impl TransportError {
             host: host_of(url),
             kind,
             detail: describe(&err),
-            cause: Some(Box::new(err)),
         }
     }
 
     /// A body over `limit` bytes.
     pub fn too_large(url: &str, limit: usize) -> Self {
-        Self::without_cause(
+        Self::from_parts(
             host_of(url),
             FailureKind::TooLarge,
             format!("the response is larger than {limit} bytes"),
@@ -148,13 +176,8 @@ impl TransportError {
     }
 
     /// A failure found by our own checks rather than reported by reqwest.
-    pub(crate) fn without_cause(host: String, kind: FailureKind, detail: String) -> Self {
-        Self {
-            host,
-            kind,
-            detail,
-            cause: None,
-        }
+    pub(crate) fn from_parts(host: String, kind: FailureKind, detail: String) -> Self {
+        Self { host, kind, detail }
     }
 
     /// The metrics class of this failure.
@@ -163,14 +186,9 @@ impl TransportError {
         match self.kind {
             FailureKind::Dns => ErrorClass::Dns,
             FailureKind::Timeout => ErrorClass::Timeout,
-            FailureKind::Tls => ErrorClass::Tls,
+            FailureKind::Tls(_) => ErrorClass::Tls,
             FailureKind::Connect | FailureKind::TooLarge => ErrorClass::Transport,
         }
-    }
-
-    /// The reqwest error behind this one, when there is one.
-    pub fn cause(&self) -> Option<&reqwest::Error> {
-        self.cause.as_deref()
     }
 
     fn describe(&self) -> String {
@@ -178,7 +196,19 @@ impl TransportError {
         match self.kind {
             FailureKind::Dns => self.detail.clone(),
             FailureKind::Timeout => format!("{host} did not answer in time"),
-            FailureKind::Tls => format!(
+            FailureKind::Tls(TlsFailure::UntrustedCertificate) => format!(
+                "TLS with {host} failed: {}; the certificate of {host} is not trusted: if a proxy or a \
+                 private CA signs it, mount that CA into the provider and point SSL_CERT_FILE at it",
+                self.detail
+            ),
+            // Trusting another CA would not help: the name leads to a server that is not {host}.
+            FailureKind::Tls(TlsFailure::WrongName) => format!(
+                "TLS with {host} failed: {}; the server's certificate does not match the host name \
+                 {host}: check that {host} resolves to the right server (private endpoint DNS, \
+                 --resolve)",
+                self.detail
+            ),
+            FailureKind::Tls(TlsFailure::Other) => format!(
                 "TLS with {host} failed: {}; if a proxy or a private CA signs its certificate, mount that \
                  CA into the provider and point SSL_CERT_FILE at it",
                 self.detail
@@ -186,6 +216,21 @@ impl TransportError {
             FailureKind::Connect | FailureKind::TooLarge => {
                 format!("request to {host} failed: {}", self.detail)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+impl HttpSettings {
+    /// No overrides, no extra roots, two-second timeouts.
+    pub(crate) fn for_tests() -> Self {
+        Self {
+            user_agent: "test".into(),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(2),
+            resolve_overrides: Vec::new(),
+            extra_roots: Vec::new(),
+            aliases: Vec::new(),
         }
     }
 }
@@ -454,6 +499,26 @@ fn dns_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a DnsEr
     None
 }
 
+/// The rustls error in an error's source chain. TLS streams report it inside an `io::Error` (itself
+/// inside another one), and an `io::Error`'s `source()` is that of the error it wraps, skipping the
+/// wrapped error itself: so the walk steps into each `io::Error` instead.
+fn rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        current = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(wrapped) => Some(wrapped),
+            None => e.source(),
+        };
+    }
+    None
+}
+
 /// The failure in one phrase: each distinct message of the error's source chain, once.
 fn describe(err: &reqwest::Error) -> String {
     if let Some(dns) = dns_error(err) {
@@ -511,15 +576,7 @@ mod tests {
     /// with it; which is also why this is tested here and not end to end.
     #[tokio::test]
     async fn a_name_that_does_not_resolve_is_a_dns_failure_naming_the_host() {
-        let client = build_client(&HttpSettings {
-            user_agent: "test".into(),
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(2),
-            resolve_overrides: Vec::new(),
-            extra_roots: Vec::new(),
-            aliases: Vec::new(),
-        })
-        .unwrap();
+        let client = build_client(&HttpSettings::for_tests()).unwrap();
         let host = format!("kv-main.{}.example", "a".repeat(64));
         let url = format!("http://{host}/secrets/db-password");
         let err = client.get(&url).send().await.unwrap_err();
@@ -531,6 +588,42 @@ mod tests {
                 .to_string()
                 .contains(&format!("DNS lookup of {host} failed")),
             "{failure}"
+        );
+    }
+
+    /// Only an untrusted issuer gets the advice to trust a CA; a certificate for other names
+    /// gets its own description (the end-to-end cases are in `tests/it/faults.rs`).
+    #[test]
+    fn tls_failures_say_what_to_fix() {
+        use rustls::CertificateError as E;
+        let kind_of = |e: E| TlsFailure::of(&rustls::Error::InvalidCertificate(e));
+        assert_eq!(kind_of(E::UnknownIssuer), TlsFailure::UntrustedCertificate);
+        assert_eq!(kind_of(E::BadSignature), TlsFailure::UntrustedCertificate);
+        assert_eq!(kind_of(E::NotValidForName), TlsFailure::WrongName);
+        assert_eq!(kind_of(E::Expired), TlsFailure::Other);
+        assert_eq!(
+            TlsFailure::of(&rustls::Error::HandshakeNotComplete),
+            TlsFailure::Other
+        );
+        let describe = |failure| {
+            TransportError::from_parts(
+                "kv.vault.azure.net".into(),
+                FailureKind::Tls(failure),
+                "invalid peer certificate".into(),
+            )
+            .to_string()
+        };
+        let untrusted = describe(TlsFailure::UntrustedCertificate);
+        assert!(
+            untrusted.contains("the certificate of kv.vault.azure.net is not trusted")
+                && untrusted.contains("SSL_CERT_FILE"),
+            "{untrusted}"
+        );
+        let wrong_name = describe(TlsFailure::WrongName);
+        assert!(
+            wrong_name.contains("does not match the host name kv.vault.azure.net")
+                && !wrong_name.contains("SSL_CERT_FILE"),
+            "{wrong_name}"
         );
     }
 

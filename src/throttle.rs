@@ -102,7 +102,9 @@ impl Gates {
         gates.entry(peer.to_owned()).or_insert_with(new).clone()
     }
 
-    /// How long `peer` is known to be throttling from now on (zero when it is not).
+    /// How long `peer` is known to be throttling from now on (zero when it is not); the daemon
+    /// only ever waits at the gate, tests look at it.
+    #[cfg(test)]
     pub fn throttled_for(&self, peer: &str) -> Duration {
         match *self.gate(peer).state.borrow() {
             State::Throttled { until } => until.saturating_duration_since(Instant::now()),

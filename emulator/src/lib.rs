@@ -58,12 +58,12 @@ use state::{RateLimit, Shared, StoredSecret, StoredVersion, insert};
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
     /// A listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, so not named `source`: a `{:#}` chain would repeat it).
+        error: std::io::Error,
     },
     /// The CA or a certificate could not be generated.
     #[error(transparent)]
@@ -75,12 +75,12 @@ pub enum EmulatorError {
     #[error(transparent)]
     Issuer(#[from] issuer::IssuerError),
     /// A file could not be written (standalone mode).
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {error}")]
     Write {
         /// The file.
         path: std::path::PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, so not named `source`).
+        error: std::io::Error,
     },
 }
 
@@ -135,7 +135,7 @@ impl Drop for Emulator {
 async fn bind(addr: SocketAddr) -> Result<TcpListener, EmulatorError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| EmulatorError::Bind { addr, source })
+        .map_err(|error| EmulatorError::Bind { addr, error })
 }
 
 impl Emulator {
@@ -148,13 +148,13 @@ impl Emulator {
     pub async fn start_on(listen: Listen) -> Result<Self, EmulatorError> {
         let https = bind(listen.https).await?;
         let local = bind(listen.local).await?;
-        let addr = https.local_addr().map_err(|source| EmulatorError::Bind {
+        let addr = https.local_addr().map_err(|error| EmulatorError::Bind {
             addr: listen.https,
-            source,
+            error,
         })?;
-        let local_addr = local.local_addr().map_err(|source| EmulatorError::Bind {
+        let local_addr = local.local_addr().map_err(|error| EmulatorError::Bind {
             addr: listen.local,
-            source,
+            error,
         })?;
         let ips: Vec<IpAddr> = vec![addr.ip(), local_addr.ip()];
         let pki = pki::Pki::generate(&listen.extra_names, &ips)?;
@@ -384,14 +384,6 @@ impl Entra<'_> {
     /// `expires_in` of tokens issued from now on (default 3599).
     pub fn set_token_lifetime(&self, secs: i64) {
         self.0.lock().token_lifetime = secs;
-    }
-
-    /// Issues an access token for `client_id` as Entra would after a successful grant, valid for
-    /// every cloud's Key Vault.
-    pub fn mint_token(&self, tenant: &str, client_id: &str) -> String {
-        let mut s = self.0.lock();
-        let lifetime = s.token_lifetime;
-        s.mint(tenant, client_id, None, lifetime)
     }
 
     /// The next `n` token requests are recorded as usual, then answered with `status` and `body`
@@ -675,5 +667,30 @@ impl Node<'_> {
     /// IMDS requests refused for lacking `Metadata: true`.
     pub fn requests_without_metadata_header(&self) -> u32 {
         self.0.lock().local.missing_metadata_header
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The OS error is in `Bind`'s message and so not also its `source()`: a chain printed the way
+    /// anyhow's `{:#}` does names it once.
+    #[tokio::test]
+    async fn a_bind_failure_names_the_os_error_once_in_a_chain() {
+        let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let err = bind(taken.local_addr().unwrap()).await.unwrap_err();
+        let EmulatorError::Bind { error, .. } = &err else {
+            panic!("expected a bind failure, got {err:?}");
+        };
+        let os_text = error.to_string();
+        let mut chain = Vec::new();
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+        while let Some(e) = current {
+            chain.push(e.to_string());
+            current = e.source();
+        }
+        let chain = chain.join(": ");
+        assert_eq!(chain.matches(&os_text).count(), 1, "{chain}");
     }
 }

@@ -29,15 +29,16 @@ pub const SERVER_NAMES: &[&str] = &[
     "tokenproxy.aks.example",
 ];
 
-/// Why the PKI could not be generated (only at start: never in answer to a request).
+/// Why the PKI could not be generated (only at start: never in answer to a request). Each message
+/// includes its cause, which is therefore not also the `source()`: a `{:#}` chain names it once.
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     /// rcgen refused a parameter or failed to sign.
     #[error("certificate generation failed: {0}")]
-    Rcgen(#[from] rcgen::Error),
+    Rcgen(rcgen::Error),
     /// rustls refused the generated certificate or key.
     #[error("TLS configuration failed: {0}")]
-    Tls(#[from] rustls::Error),
+    Tls(rustls::Error),
 }
 
 /// A certificate issued by the emulator's CA, with its private key.
@@ -69,24 +70,25 @@ impl Pki {
     /// A new CA and a server certificate for [`SERVER_NAMES`], `extra_names`, 127.0.0.1, ::1 and
     /// `extra_ips` (the listen addresses, so a client may also use the IP itself).
     pub fn generate(extra_names: &[String], extra_ips: &[IpAddr]) -> Result<Self, PkiError> {
-        let ca_key = KeyPair::generate()?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        let ca_key = KeyPair::generate().map_err(PkiError::Rcgen)?;
+        let mut ca_params =
+            CertificateParams::new(Vec::<String>::new()).map_err(PkiError::Rcgen)?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params
             .distinguished_name
             .push(DnType::CommonName, "akv-emulator CA");
         ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_cert = ca_params.self_signed(&ca_key)?;
+        let ca_cert = ca_params.self_signed(&ca_key).map_err(PkiError::Rcgen)?;
         let issuer = Issuer::new(ca_params, ca_key);
 
-        let server_key = KeyPair::generate()?;
+        let server_key = KeyPair::generate().map_err(PkiError::Rcgen)?;
         let mut names: Vec<String> = SERVER_NAMES.iter().map(|s| (*s).to_owned()).collect();
         for name in extra_names {
             if !names.contains(name) {
                 names.push(name.clone());
             }
         }
-        let mut params = CertificateParams::new(names)?;
+        let mut params = CertificateParams::new(names).map_err(PkiError::Rcgen)?;
         let mut ips: Vec<IpAddr> = vec![
             IpAddr::from([127, 0, 0, 1]),
             IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
@@ -102,15 +104,19 @@ impl Pki {
         params
             .distinguished_name
             .push(DnType::CommonName, "akv-emulator");
-        let server_cert = params.signed_by(&server_key, &issuer)?;
+        let server_cert = params
+            .signed_by(&server_key, &issuer)
+            .map_err(PkiError::Rcgen)?;
 
         let mut server = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()?
+            .with_safe_default_protocol_versions()
+            .map_err(PkiError::Tls)?
             .with_no_client_auth()
             .with_single_cert(
                 vec![server_cert.der().clone()],
                 rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
-            )?;
+            )
+            .map_err(PkiError::Tls)?;
         // Both, because the daemon speaks HTTP/2 where offered and the SDKs often HTTP/1.1.
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Self {
@@ -142,9 +148,12 @@ impl Pki {
     /// given: clear it for HTTP/1.1 only.
     pub fn client_config(&self) -> Result<rustls::ClientConfig, PkiError> {
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(rustls::pki_types::CertificateDer::from(self.ca_der.clone()))?;
+        roots
+            .add(rustls::pki_types::CertificateDer::from(self.ca_der.clone()))
+            .map_err(PkiError::Tls)?;
         let mut config = rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()?
+            .with_safe_default_protocol_versions()
+            .map_err(PkiError::Tls)?
             .with_root_certificates(roots)
             .with_no_client_auth();
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -154,12 +163,14 @@ impl Pki {
     /// A TLS leaf (P-256 key) for `dns_names`, issued by the CA: what a seeded certificate with
     /// `generate:` holds, so a mounted certificate chains to a CA the user can inspect.
     pub fn leaf(&self, common_name: &str, dns_names: &[String]) -> Result<Leaf, PkiError> {
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(dns_names.to_vec())?;
+        let key = KeyPair::generate().map_err(PkiError::Rcgen)?;
+        let mut params = CertificateParams::new(dns_names.to_vec()).map_err(PkiError::Rcgen)?;
         params
             .distinguished_name
             .push(DnType::CommonName, common_name);
-        let cert = params.signed_by(&key, &self.issuer)?;
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .map_err(PkiError::Rcgen)?;
         Ok(Leaf {
             cert_der: cert.der().to_vec(),
             cert_pem: cert.pem(),

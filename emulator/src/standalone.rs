@@ -86,9 +86,9 @@ pub async fn start(config: &EmulatorConfig, options: &Options) -> Result<Started
     });
     tokio::fs::write(&ca_file, emulator.ca_pem())
         .await
-        .map_err(|source| EmulatorError::Write {
+        .map_err(|error| EmulatorError::Write {
             path: ca_file.clone(),
-            source,
+            error,
         })?;
     let instructions = instructions(
         &emulator,

@@ -102,14 +102,10 @@ async fn attempt_once(
     client_id: Option<&str>,
     deadline: Instant,
 ) -> Result<AccessToken, Attempt> {
-    let unreachable = |error: TransportError| AuthError::Imds {
+    let unreachable = |error: TransportError| AuthError::ImdsUnreachable {
         identity: identity.to_owned(),
-        status: None,
-        description: format!("cannot reach IMDS at {endpoint}: {error}"),
-        hint: Some(
-            "the provider needs hostNetwork: true to reach IMDS, and the node must be an Azure VM"
-                .to_owned(),
-        ),
+        endpoint: endpoint.to_owned(),
+        error,
     };
     let response = http
         .get(url)
@@ -152,7 +148,7 @@ async fn attempt_once(
         .unwrap_or_else(|_| excerpt(&body));
     let err = AuthError::Imds {
         identity: identity.to_owned(),
-        status: Some(status.as_u16()),
+        status: status.as_u16(),
         hint: hint(&description, client_id),
         description,
     };
@@ -214,5 +210,59 @@ mod tests {
             .contains("userAssignedIdentityID")
         );
         assert!(hint("Required metadata header not specified", None).is_none());
+    }
+
+    /// A token request to `endpoint` with a deadline too close for a second attempt.
+    async fn one_attempt(endpoint: &str) -> AuthError {
+        let http =
+            crate::http::build_local_client(&crate::http::HttpSettings::for_tests()).unwrap();
+        let deadline = Instant::now() + Duration::from_millis(300);
+        token(
+            http,
+            endpoint.to_owned(),
+            "https://vault.azure.net".into(),
+            None,
+            deadline,
+        )
+        .await
+        .unwrap_err()
+    }
+
+    /// IMDS refusing connections is a transport failure (metrics class and retries), named as
+    /// IMDS with the advice for reaching it.
+    #[tokio::test]
+    async fn a_refused_connection_is_a_transport_failure() {
+        // A port that was just free: nothing listens there.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let endpoint = format!("http://{closed}");
+        let err = one_attempt(&endpoint).await;
+        assert!(matches!(err, AuthError::ImdsUnreachable { .. }), "{err:?}");
+        assert_eq!(err.class(), crate::metrics::ErrorClass::Transport);
+        assert!(err.is_transient());
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "the node's managed identity (system-assigned) could not get a token: cannot reach \
+                 IMDS at {endpoint}: request to 127.0.0.1 failed: "
+            )) && msg.ends_with("the node must be an Azure VM"),
+            "{msg}"
+        );
+    }
+
+    /// An IMDS that accepts the connection and never answers is a timeout, not a generic transport
+    /// failure: the class comes from the transport error's kind.
+    #[tokio::test]
+    async fn no_answer_is_a_timeout() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", silent.local_addr().unwrap());
+        let err = one_attempt(&endpoint).await;
+        assert_eq!(err.class(), crate::metrics::ErrorClass::Timeout, "{err}");
+        assert!(
+            err.to_string().contains("127.0.0.1 did not answer in time"),
+            "{err}"
+        );
     }
 }

@@ -212,31 +212,58 @@ pub enum AuthError {
         /// What to do about it, when we know.
         hint: Option<String>,
     },
-    /// IMDS answered with an error or could not be reached.
+    /// IMDS answered with an error.
     #[error(
-        "the node's managed identity ({identity}) could not get a token{}: {description}{}",
-        status.map(|s| format!(" (IMDS HTTP {s})")).unwrap_or_default(),
+        "the node's managed identity ({identity}) could not get a token (IMDS HTTP {status}): \
+         {description}{}",
         hint.as_deref().map(|h| format!(". {h}")).unwrap_or_default()
     )]
     Imds {
         /// `system-assigned` or `user-assigned <client id>`.
         identity: String,
-        /// HTTP status; `None` when IMDS could not be reached.
-        status: Option<u16>,
-        /// IMDS's `error_description`, or the transport failure.
+        /// HTTP status.
+        status: u16,
+        /// IMDS's `error_description`.
         description: String,
         /// What to do about it, when we know.
         hint: Option<String>,
     },
-    /// aad-pod-identity's NMI refused or could not be reached.
+    /// IMDS could not be reached or gave no complete answer.
+    #[error(
+        "the node's managed identity ({identity}) could not get a token: cannot reach IMDS at \
+         {endpoint}: {error}. the provider needs hostNetwork: true to reach IMDS, and the node must \
+         be an Azure VM"
+    )]
+    ImdsUnreachable {
+        /// `system-assigned` or `user-assigned <client id>`.
+        identity: String,
+        /// The IMDS base URL.
+        endpoint: String,
+        /// What went wrong; its kind is the metrics class.
+        error: TransportError,
+    },
+    /// aad-pod-identity's NMI refused.
     #[error("pod identity for {pod}: {description}")]
     PodIdentity {
         /// `namespace/name`.
         pod: String,
-        /// HTTP status; `None` when NMI could not be reached.
-        status: Option<u16>,
-        /// What NMI said, or the transport failure, with advice.
+        /// HTTP status.
+        status: u16,
+        /// What NMI said, with advice.
         description: String,
+    },
+    /// aad-pod-identity's NMI could not be reached or gave no complete answer.
+    #[error(
+        "pod identity for {pod}: cannot reach NMI at {endpoint}: {error}; is aad-pod-identity \
+         installed and the provider running with hostNetwork: true?"
+    )]
+    NmiUnreachable {
+        /// `namespace/name`.
+        pod: String,
+        /// The NMI base URL.
+        endpoint: String,
+        /// What went wrong; its kind is the metrics class.
+        error: TransportError,
     },
     /// The token endpoint could not be reached or gave no complete answer.
     #[error("cannot get a token from {peer}: {error}")]
@@ -290,10 +317,10 @@ impl AuthError {
         };
         match self {
             Self::Entra { status, .. } => of_status(*status),
-            Self::Imds { status, .. } | Self::PodIdentity { status, .. } => {
-                status.map_or(ErrorClass::Transport, of_status)
-            }
-            Self::Transport { error, .. } => error.class(),
+            Self::Imds { status, .. } | Self::PodIdentity { status, .. } => of_status(*status),
+            Self::Transport { error, .. }
+            | Self::ImdsUnreachable { error, .. }
+            | Self::NmiUnreachable { error, .. } => error.class(),
             Self::Decode { .. } | Self::Lost => ErrorClass::ServerError,
             Self::Throttled { .. } => ErrorClass::Throttled,
             Self::NotConfigured { .. } => ErrorClass::Configuration,
@@ -304,13 +331,15 @@ impl AuthError {
     pub fn is_transient(&self) -> bool {
         match self {
             // A garbled answer usually comes from a proxy or gateway in trouble: worth a retry.
-            Self::Transport { .. } | Self::Throttled { .. } | Self::Lost | Self::Decode { .. } => {
-                true
-            }
-            Self::Entra { status, .. } => *status == 429 || *status >= 500,
-            Self::Imds { status, .. } | Self::PodIdentity { status, .. } => {
-                status.is_none_or(|s| s == 429 || s >= 500)
-            }
+            Self::Transport { .. }
+            | Self::ImdsUnreachable { .. }
+            | Self::NmiUnreachable { .. }
+            | Self::Throttled { .. }
+            | Self::Lost
+            | Self::Decode { .. } => true,
+            Self::Entra { status, .. }
+            | Self::Imds { status, .. }
+            | Self::PodIdentity { status, .. } => *status == 429 || *status >= 500,
             Self::NotConfigured { .. } => false,
         }
     }

@@ -39,10 +39,10 @@ pub(crate) async fn token(
         pod.as_str(),
     );
     let url = format!("{}/host/token/", endpoint.trim_end_matches('/'));
-    let failure = |description: String, status: Option<u16>| AuthError::PodIdentity {
+    let unreachable = |error: TransportError| AuthError::NmiUnreachable {
         pod: format!("{namespace}/{pod}"),
-        status,
-        description,
+        endpoint: endpoint.to_owned(),
+        error,
     };
     let response = http
         .get(&url)
@@ -52,30 +52,21 @@ pub(crate) async fn token(
         .timeout(crate::http::until(deadline))
         .send()
         .await
-        .map_err(|e| TransportError::new(&url, e));
-    let unreachable = |error: TransportError| {
-        failure(
-            format!(
-                "cannot reach NMI at {endpoint}: {error}; is aad-pod-identity installed and the provider \
-                 running with hostNetwork: true?"
-            ),
-            None,
-        )
-    };
-    let response = response.map_err(unreachable)?;
+        .map_err(|e| unreachable(TransportError::new(&url, e)))?;
     let status = response.status();
     let body = read_body(&url, response, MAX_TOKEN_BODY)
         .await
         .map_err(unreachable)?;
     if !status.is_success() {
         let text = excerpt(&body);
-        return Err(failure(
-            format!(
+        return Err(AuthError::PodIdentity {
+            pod: format!("{namespace}/{pod}"),
+            status: status.as_u16(),
+            description: format!(
                 "NMI answered HTTP {status}: {text}; check the AzureIdentity and AzureIdentityBinding for \
                  the pod's aadpodidbinding label (aad-pod-identity is deprecated: consider workload identity)"
             ),
-            Some(status.as_u16()),
-        ));
+        });
     }
     let parsed: NmiResponse = serde_json::from_slice(&body).map_err(|e| AuthError::Decode {
         peer: Peer::Nmi,

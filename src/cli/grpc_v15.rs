@@ -73,8 +73,9 @@ pub fn headers(path: &str, authority: &str) -> Vec<u8> {
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
     /// The socket failed.
+    // The message carries the OS error, so it is not also the `source()` (chains would print it twice).
     #[error("provider socket: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The server refused the stream or the connection (what a plain tonic server does with a
     /// socket-path `:authority`).
     #[error("the provider reset the request ({0})")]
@@ -97,7 +98,7 @@ pub async fn mount(
     socket: &std::path::Path,
     request: &MountRequest,
 ) -> Result<MountResponse, CallError> {
-    let mut conn = UnixStream::connect(socket).await?;
+    let mut conn = UnixStream::connect(socket).await.map_err(CallError::Io)?;
     let authority = socket.display().to_string();
     let body = request.encode_to_vec();
     let mut message = vec![0];
@@ -113,7 +114,7 @@ pub async fn mount(
     ));
     // The default window (65,535 bytes) holds any Mount request we send.
     out.extend(frame(DATA, END_STREAM, 1, &message));
-    conn.write_all(&out).await?;
+    conn.write_all(&out).await.map_err(CallError::Io)?;
 
     let mut decoder = loona_hpack::Decoder::new();
     let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
@@ -133,10 +134,14 @@ pub async fn mount(
             match kind {
                 RST_STREAM => return Err(CallError::Reset("RST_STREAM")),
                 GOAWAY => return Err(CallError::Reset("GOAWAY")),
-                SETTINGS if flags & ACK == 0 => {
-                    conn.write_all(&frame(SETTINGS, ACK, 0, &[])).await?
-                }
-                PING if flags & ACK == 0 => conn.write_all(&frame(PING, ACK, 0, &payload)).await?,
+                SETTINGS if flags & ACK == 0 => conn
+                    .write_all(&frame(SETTINGS, ACK, 0, &[]))
+                    .await
+                    .map_err(CallError::Io)?,
+                PING if flags & ACK == 0 => conn
+                    .write_all(&frame(PING, ACK, 0, &payload))
+                    .await
+                    .map_err(CallError::Io)?,
                 HEADERS if stream == 1 => {
                     if flags & END_HEADERS == 0 {
                         return Err(CallError::Protocol(
@@ -158,7 +163,8 @@ pub async fn mount(
         let mut chunk = [0u8; 16 * 1024];
         let n = tokio::time::timeout_at(deadline, conn.read(&mut chunk))
             .await
-            .map_err(|_| CallError::Protocol("no answer within 120 s".into()))??;
+            .map_err(|_| CallError::Protocol("no answer within 120 s".into()))?
+            .map_err(CallError::Io)?;
         if n == 0 {
             return Err(CallError::Reset("connection closed"));
         }
@@ -184,4 +190,25 @@ pub async fn mount(
         .get(5..)
         .ok_or_else(|| CallError::Protocol("no gRPC message in the answer".into()))?;
     MountResponse::decode(body).map_err(|e| CallError::Protocol(format!("MountResponse: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The OS error is in `CallError::Io`'s message and so not also its `source()`: the alternate
+    /// form of an anyhow chain (how `main` prints errors) names it once.
+    #[tokio::test]
+    async fn an_io_failure_names_the_os_error_once_in_a_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = mount(&dir.path().join("absent.sock"), &MountRequest::default())
+            .await
+            .unwrap_err();
+        let CallError::Io(io) = &err else {
+            panic!("expected an I/O failure, got {err:?}");
+        };
+        let os_text = io.to_string();
+        let chain = format!("{:#}", anyhow::Error::new(err).context("mount"));
+        assert_eq!(chain, format!("mount: provider socket: {os_text}"));
+    }
 }

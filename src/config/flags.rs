@@ -456,6 +456,18 @@ impl RawFlags {
                     .map_err(|reason| invalid("token-proxy-url", url, reason))?,
             ),
         };
+        Ok(self.into_config(metrics, token_proxy, env))
+    }
+
+    /// The configuration these flags give, once the rules that can fail have given `metrics` and
+    /// `token_proxy`: the settings that are not flags take their fixed values, then the
+    /// environment's.
+    pub(super) fn into_config(
+        self,
+        metrics: super::MetricsConfig,
+        token_proxy: Option<super::TokenProxy>,
+        env: &Env,
+    ) -> Config {
         let healthz = (self.healthz_port != 0).then(|| super::Healthz {
             port: self.healthz_port,
             path: self.healthz_path.clone(),
@@ -473,6 +485,7 @@ impl RawFlags {
             custom_user_agent: self.custom_user_agent,
             token_proxy,
             resolve_overrides: self.resolve,
+            extra_root_certs: Vec::new(),
             mount_timeout: self.mount_timeout,
             max_concurrent_fetches: self.max_concurrent_fetches,
             object_cache_ttl: self.object_cache_ttl,
@@ -480,10 +493,15 @@ impl RawFlags {
             max_concurrent_mounts: self.max_concurrent_mounts,
             max_response_bytes: self.max_response_bytes,
             shutdown_grace: self.shutdown_grace,
-            ..Config::fixed()
+            connect_timeout: super::CONNECT_TIMEOUT,
+            request_timeout: super::REQUEST_TIMEOUT,
+            imds_endpoint: super::IMDS_ENDPOINT.to_owned(),
+            nmi_endpoint: super::NMI_ENDPOINT.to_owned(),
+            token_proxy_ca_file: PathBuf::from(super::TOKEN_PROXY_CA_FILE),
+            azure_environment_file: None,
         };
         config.apply_env(env);
-        Ok(config)
+        config
     }
 }
 
@@ -707,9 +725,33 @@ mod tests {
         assert!(c.construct_pem_chain);
         assert!(!c.write_cert_and_key_in_separate_files);
         assert_eq!(c.default_cloud, CloudName::Public);
-        assert_eq!(c.healthz, Some(Healthz::default()));
+        assert_eq!(
+            c.healthz,
+            Some(Healthz {
+                port: 8989,
+                path: "/healthz".into(),
+                timeout: Duration::from_secs(5),
+            })
+        );
         assert_eq!(c.metrics, MetricsConfig::Prometheus { port: 8898 });
         assert_eq!(c.mount_timeout, Duration::from_secs(90));
+        assert_eq!(c.max_concurrent_fetches, 32);
+        assert_eq!(c.max_concurrent_mounts, 64);
+        assert_eq!(c.max_response_bytes, 4 << 20);
+        assert_eq!(c.object_cache_max_bytes, 16 << 20);
+        assert_eq!(c.shutdown_grace, Duration::from_secs(20));
+        // The settings that are not flags.
+        assert_eq!(c.connect_timeout, Duration::from_secs(10));
+        assert_eq!(c.request_timeout, Duration::from_secs(30));
+        assert_eq!(c.imds_endpoint, "http://169.254.169.254");
+        assert_eq!(c.nmi_endpoint, "http://localhost:2579");
+        assert_eq!(
+            c.token_proxy_ca_file,
+            PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
+        );
+        assert_eq!(c.azure_environment_file, None);
+        // `Config::default()` is the same parse (its fallback, which would break this under
+        // debug assertions, is never taken).
         assert_eq!(c, Config::default());
     }
 

@@ -69,49 +69,36 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// The configuration of a command line without flags, in an empty environment.
+    /// The configuration of a command line without flags, in an empty environment: the defaults of
+    /// the flag table plus the settings that are not flags.
     fn default() -> Self {
-        // The defaults are constants checked by unit tests; fall back to the fixed part.
-        flags::RawFlags::defaults()
-            .validate(&Env::default())
-            .unwrap_or_else(|_| Self::fixed())
+        let raw = flags::RawFlags::defaults();
+        let env = Env::default();
+        raw.clone().validate(&env).unwrap_or_else(|err| {
+            // The defaults validate (a unit test checks it); were one of the rules that can fail
+            // (an OTLP backend without its endpoint, a bad proxy URL) to refuse them, the plain
+            // reading of the same flags stands.
+            debug_assert!(false, "the default flags do not validate: {err}");
+            let metrics = MetricsConfig::Prometheus {
+                port: raw.prometheus_port,
+            };
+            raw.into_config(metrics, None, &env)
+        })
     }
 }
 
-impl Config {
-    /// The settings that are not flags, and the flag fields at neutral values.
-    fn fixed() -> Self {
-        Self {
-            socket_path: PathBuf::from("/tmp/azure.sock"),
-            construct_pem_chain: true,
-            write_cert_and_key_in_separate_files: false,
-            default_cloud: CloudName::Public,
-            healthz: Some(Healthz::default()),
-            metrics: MetricsConfig::Prometheus { port: 8898 },
-            log_format_json: false,
-            verbosity: 0,
-            custom_user_agent: String::new(),
-            token_proxy: None,
-            resolve_overrides: Vec::new(),
-            extra_root_certs: Vec::new(),
-            mount_timeout: Duration::from_secs(90),
-            max_concurrent_fetches: 32,
-            object_cache_ttl: Duration::ZERO,
-            object_cache_max_bytes: 16 << 20,
-            max_concurrent_mounts: 64,
-            max_response_bytes: 4 << 20,
-            shutdown_grace: Duration::from_secs(20),
-            connect_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
-            imds_endpoint: "http://169.254.169.254".to_owned(),
-            nmi_endpoint: "http://localhost:2579".to_owned(),
-            token_proxy_ca_file: PathBuf::from(
-                "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
-            ),
-            azure_environment_file: None,
-        }
-    }
+/// Connection timeout of outgoing HTTPS requests (not a flag).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Upper bound of one outgoing request (not a flag).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Where IMDS listens on every Azure VM.
+const IMDS_ENDPOINT: &str = "http://169.254.169.254";
+/// Where aad-pod-identity's NMI listens on the node.
+const NMI_ENDPOINT: &str = "http://localhost:2579";
+/// The cluster CA as every pod sees it: what the identity-binding token proxy's certificate chains to.
+const TOKEN_PROXY_CA_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
 
+impl Config {
     /// Takes the environment variables that change the configuration, read once at start.
     fn apply_env(&mut self, env: &Env) {
         if let Some(host) = env.get("AZURE_POD_IDENTITY_AUTHORITY_HOST") {
@@ -139,16 +126,6 @@ pub struct Healthz {
     pub path: String,
     /// `--healthz-timeout`.
     pub timeout: Duration,
-}
-
-impl Default for Healthz {
-    fn default() -> Self {
-        Self {
-            port: 8989,
-            path: "/healthz".to_owned(),
-            timeout: Duration::from_secs(5),
-        }
-    }
 }
 
 /// `--metrics-backend` with what it needs.

@@ -233,7 +233,7 @@ mod tests {
             kind: ObjectKind::Secret,
             object: "db".into(),
             error: Arc::new(KeyVaultError::Transport(
-                crate::http::TransportError::without_cause(
+                crate::http::TransportError::from_parts(
                     "nope.vault.azure.net".into(),
                     FailureKind::Dns,
                     "DNS lookup of nope.vault.azure.net failed: x".into(),

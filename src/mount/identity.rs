@@ -61,15 +61,6 @@ impl Mode {
             Self::ServicePrincipal => "service principal",
         }
     }
-
-    /// The service-account token audience the CSIDriver must request for this mode, if any.
-    pub fn token_audience(&self) -> Option<&'static str> {
-        match self {
-            Self::Workload { .. } => Some(WORKLOAD_IDENTITY_AUDIENCE),
-            Self::TokenProxy { .. } => Some(IDENTITY_BINDING_AUDIENCE),
-            _ => None,
-        }
-    }
 }
 
 const MODES_HELP: &str = "set clientID to the client ID of the managed identity or app registration \

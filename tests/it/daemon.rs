@@ -132,20 +132,17 @@ async fn the_binary_starts_serves_and_stops_on_sigterm() {
 /// elsewhere.
 #[tokio::test]
 async fn healthz_answers_over_http() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let emu = emulator().await;
     let provider = Provider::start(&emu, |c| {
         c.healthz = Some(akv_csi_provider::config::Healthz {
-            port,
+            // An ephemeral port, bound at start: no other test can take it in between.
+            port: 0,
             path: "/healthz".into(),
             timeout: std::time::Duration::from_secs(5),
         })
     })
     .await;
+    let port = provider.healthz_addr.expect("liveness endpoint").port();
     let client = reqwest::Client::builder()
         .tls_backend_preconfigured(emu.pki().client_config().unwrap())
         .no_proxy()

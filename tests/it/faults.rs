@@ -149,13 +149,27 @@ fn emulator_tls(emu: &Emulator) -> rustls::ServerConfig {
 
 /// TLS with a certificate of the emulator's CA for a name that is not the host's.
 fn wrong_name_tls(emu: &Emulator) -> rustls::ServerConfig {
-    use rustls::pki_types::pem::PemObject as _;
     let leaf = emu
         .pki()
         .leaf("elsewhere", &["elsewhere.example".into()])
         .unwrap();
-    let cert = rustls::pki_types::CertificateDer::from(leaf.cert_der.clone());
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
+    tls_with(leaf.cert_der, &leaf.key_pem)
+}
+
+/// TLS with a self-signed certificate for the vault's name: an issuer the daemon has never seen.
+/// (Another emulator's CA would not do: it has the trusted CA's name, so its certificates fail on
+/// their signature rather than on an unknown issuer.)
+fn unknown_ca_tls() -> rustls::ServerConfig {
+    let own =
+        rcgen::generate_simple_self_signed(vec!["kv-main.vault.azure.net".to_owned()]).unwrap();
+    tls_with(own.cert.der().to_vec(), &own.signing_key.serialize_pem())
+}
+
+/// TLS with `cert_der` and its PKCS#8 PEM key, HTTP/1.1 only.
+fn tls_with(cert_der: Vec<u8>, key_pem: &str) -> rustls::ServerConfig {
+    use rustls::pki_types::pem::PemObject as _;
+    let cert = rustls::pki_types::CertificateDer::from(cert_der);
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
     let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -217,13 +231,14 @@ async fn still_serves(provider: &Provider, via_us_gov: bool) {
     assert_eq!(response.files[0].contents, b"fault-test-other");
 }
 
-/// Mounts `request`, expecting `code`, a message with every one of `words`, within the deadline.
+/// Mounts `request`, expecting `code`, a message with every one of `words`, within the deadline;
+/// returns how long it took and the message.
 async fn expect_failure(
     provider: &Provider,
     request: akv_csi_provider::proto::MountRequest,
     code: Code,
     words: &[&str],
-) -> Duration {
+) -> (Duration, String) {
     let started = Instant::now();
     let status = provider
         .mount(request)
@@ -242,7 +257,7 @@ async fn expect_failure(
         elapsed <= DEADLINE + Duration::from_secs(1),
         "took {elapsed:?}"
     );
-    elapsed
+    (elapsed, status.message().to_owned())
 }
 
 #[tokio::test]
@@ -284,7 +299,7 @@ async fn entra_answering_slower_than_the_deadline() {
     let emu = seeded().await;
     let peer = faulty_peer(emulator_tls(&emu), Fault::Hang).await;
     let provider = Provider::start(&emu, |c| point(c, "login.microsoftonline.com", peer)).await;
-    let elapsed = expect_failure(
+    let (elapsed, _) = expect_failure(
         &provider,
         request(VAULT),
         Code::Unavailable,
@@ -390,14 +405,17 @@ async fn key_vault_trickling_its_body() {
 #[tokio::test]
 async fn tls_with_an_unknown_ca() {
     let emu = seeded().await;
-    let stranger = Emulator::start().await.unwrap();
-    let peer = faulty_peer(emulator_tls(&stranger), Fault::Garbage).await;
+    let peer = faulty_peer(unknown_ca_tls(), Fault::Garbage).await;
     let provider = Provider::start(&emu, |c| point(c, "kv-main.vault.azure.net", peer)).await;
     expect_failure(
         &provider,
         request(VAULT),
         Code::Unavailable,
-        &["TLS with kv-main.vault.azure.net failed", "SSL_CERT_FILE"],
+        &[
+            "TLS with kv-main.vault.azure.net failed",
+            "the certificate of kv-main.vault.azure.net is not trusted",
+            "SSL_CERT_FILE",
+        ],
     )
     .await;
     still_serves(&provider, false).await;
@@ -408,13 +426,21 @@ async fn tls_with_a_certificate_for_another_name() {
     let emu = seeded().await;
     let peer = faulty_peer(wrong_name_tls(&emu), Fault::Garbage).await;
     let provider = Provider::start(&emu, |c| point(c, "kv-main.vault.azure.net", peer)).await;
-    expect_failure(
+    let (_, message) = expect_failure(
         &provider,
         request(VAULT),
         Code::Unavailable,
-        &["TLS with kv-main.vault.azure.net failed"],
+        &[
+            "TLS with kv-main.vault.azure.net failed",
+            "does not match the host name kv-main.vault.azure.net",
+        ],
     )
     .await;
+    // Trusting another CA would not help, so there is no advice to.
+    assert!(
+        !message.contains("SSL_CERT_FILE") && !message.contains("not trusted"),
+        "{message}"
+    );
     still_serves(&provider, false).await;
 }
 

@@ -121,6 +121,43 @@ async fn transient_imds_failures_are_retried_and_tokens_cached() {
     assert_eq!(node.requests(), 4, "second Mount served from the cache");
 }
 
+/// IMDS refusing connections fails the Mount as unavailable (the driver retries), says how the
+/// provider reaches IMDS, and counts as a transport failure.
+#[tokio::test]
+async fn imds_refusing_connections_is_a_transport_failure() {
+    let emu = emulator_with_secret().await;
+    // A port that was just free: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let imds = format!("http://{closed}");
+    let provider = Provider::start(&emu, |c| {
+        c.imds_endpoint = imds.clone();
+        // Room for a few retries, not for all five.
+        c.mount_timeout = std::time::Duration::from_secs(2);
+    })
+    .await;
+    let status = provider
+        .mount(vm_identity(Some(NODE_MI)).build())
+        .await
+        .expect_err("IMDS unreachable");
+    assert_eq!(status.code(), Code::Unavailable, "{}", status.message());
+    let msg = status.message();
+    assert!(
+        msg.contains(&format!(
+            "cannot reach IMDS at {imds}: request to 127.0.0.1 failed"
+        )) && msg.contains("hostNetwork: true"),
+        "{msg}"
+    );
+    let metrics = provider.metrics().await;
+    assert!(
+        metrics.lines().any(|l| l
+            == "akv_token_requests_total{mode=\"vm_managed_identity\",outcome=\"transport\"} 1"),
+        "{metrics}"
+    );
+}
+
 #[tokio::test]
 async fn pod_identity_through_nmi() {
     let emu = emulator_with_secret().await;

@@ -33,6 +33,8 @@ pub struct Provider {
     pub socket: PathBuf,
     /// Where `/metrics` is served (an ephemeral port).
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Where the liveness endpoint is served, when the configuration asks for it.
+    pub healthz_addr: Option<std::net::SocketAddr>,
     _dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), akv_csi_provider::server::ServeError>>>,
@@ -76,6 +78,7 @@ impl Provider {
             .await
             .expect("start the daemon");
         let metrics_addr = daemon.metrics_addr();
+        let healthz_addr = daemon.healthz_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(daemon.serve(async move {
             let _ = stopped.await;
@@ -83,6 +86,7 @@ impl Provider {
         Self {
             socket: socket_path,
             metrics_addr,
+            healthz_addr,
             _dir: dir,
             stop: Some(stop),
             task: Some(task),
