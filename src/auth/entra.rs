@@ -64,34 +64,39 @@ pub(crate) async fn request_token(
     form: &[(&str, &str)],
 ) -> Result<AccessToken, AuthError> {
     let host = host_of(&cloud.authority);
-    let result = loop {
-        let pass = entra
-            .gates
-            .enter(&host, entra.deadline)
-            .await
-            .map_err(|refused| AuthError::Throttled {
-                peer: requester.peer,
-                host: host.clone(),
-                remaining: match refused {
-                    Refused::Throttled { remaining } => remaining,
-                    Refused::Busy => Duration::ZERO,
-                },
-            })?;
-        match post(&entra.http, cloud, requester, form, entra.deadline).await {
-            Err(TokenFailure::Refused {
-                status: 429,
-                retry_after,
-                ..
-            }) => {
-                let wait = pass.throttled(retry_after);
-                tracing::warn!(host = %host, ?wait, "Entra ID is throttling token requests");
+    let result =
+        loop {
+            let pass =
+                entra.gates.enter(&host, entra.deadline).await.map_err(
+                    |refused| match refused {
+                        Refused::Throttled { remaining } => AuthError::Throttled {
+                            peer: requester.peer,
+                            host: host.clone(),
+                            remaining,
+                        },
+                        // Not throttling: the authority is slow and this node's requests to it are
+                        // all taken.
+                        Refused::Busy => AuthError::Busy {
+                            peer: requester.peer,
+                            host: host.clone(),
+                        },
+                    },
+                )?;
+            match post(&entra.http, cloud, requester, form, entra.deadline).await {
+                Err(TokenFailure::Refused {
+                    status: 429,
+                    retry_after,
+                    ..
+                }) => {
+                    let wait = pass.throttled(retry_after);
+                    tracing::warn!(host = %host, ?wait, "Entra ID is throttling token requests");
+                }
+                other => {
+                    pass.succeeded();
+                    break other;
+                }
             }
-            other => {
-                pass.succeeded();
-                break other;
-            }
-        }
-    };
+        };
     match result {
         Ok(token) => Ok(token),
         Err(TokenFailure::Other(e)) => Err(*e),

@@ -297,6 +297,18 @@ pub enum AuthError {
         /// How long it will still refuse requests.
         remaining: Duration,
     },
+    /// The Mount's deadline passed while waiting for a free request slot to the endpoint.
+    #[error(
+        "the Mount's deadline passed while waiting for a free request slot to {peer} at {host} (this \
+         node has {ENTRA_IN_FLIGHT} token requests in flight to it, none of which answered in time); \
+         the driver will retry the Mount"
+    )]
+    Busy {
+        /// Which endpoint.
+        peer: Peer,
+        /// Its host.
+        host: String,
+    },
     /// The token request ended without an answer (an internal error).
     #[error("the token request was lost (internal error); the driver will retry the Mount")]
     Lost,
@@ -323,6 +335,7 @@ impl AuthError {
             | Self::NmiUnreachable { error, .. } => error.class(),
             Self::Decode { .. } | Self::Lost => ErrorClass::ServerError,
             Self::Throttled { .. } => ErrorClass::Throttled,
+            Self::Busy { .. } => ErrorClass::Timeout,
             Self::NotConfigured { .. } => ErrorClass::Configuration,
         }
     }
@@ -335,6 +348,7 @@ impl AuthError {
             | Self::ImdsUnreachable { .. }
             | Self::NmiUnreachable { .. }
             | Self::Throttled { .. }
+            | Self::Busy { .. }
             | Self::Lost
             | Self::Decode { .. } => true,
             Self::Entra { status, .. }
@@ -576,5 +590,27 @@ fn workload_key(
         scope: cloud.key_vault_scope(),
         issuer: assertion.issuer.clone(),
         subject: assertion.subject.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a token request that found every slot to its authority taken until the
+    /// deadline was reported as "throttling ... for another 0s", sending operators to look for
+    /// 429s that never came.
+    #[test]
+    fn waiting_for_a_slot_is_not_reported_as_throttling() {
+        let busy = AuthError::Busy {
+            peer: Peer::Entra,
+            host: "login.microsoftonline.com".into(),
+        };
+        let text = busy.to_string();
+        assert!(!text.contains("throttling"), "{text}");
+        assert!(text.contains("login.microsoftonline.com"), "{text}");
+        assert!(text.contains("free request slot"), "{text}");
+        assert_eq!(busy.class(), ErrorClass::Timeout);
+        assert!(busy.is_transient());
     }
 }
