@@ -453,5 +453,113 @@ fn check_reads_the_manifest_from_standard_input() {
     // Empty input holds no class: nothing to report, not an error.
     let o = run_check(&["-"], Some(""));
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
-    assert!(stdout(&o).contains("checked 0 SecretProviderClass(es)"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("checked 0 SecretProviderClass(es)"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// `emulator --listen ADDR:0`: every service gets a port of its own that the OS chose, and what it
+/// prints (the banner, `AZURE_POD_IDENTITY_AUTHORITY_HOST`, the `--resolve` flags) is where it
+/// listens: each printed address accepts a connection, and IMDS answers HTTP there.
+#[test]
+fn emulator_on_port_0_prints_the_ports_it_bound() {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/emulator/examples/seed.yaml");
+    for listen in ["127.0.0.1:0", ":0"] {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
+            .args([
+                "emulator",
+                "--config",
+                seed,
+                "--listen",
+                listen,
+                "--ca-file",
+            ])
+            .arg(&ca)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut banner = String::new();
+        while !banner.contains("[other flags]") {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                let _ = child.kill();
+                panic!("{listen}: the emulator stopped before printing its addresses:\n{banner}");
+            }
+            banner.push_str(&line);
+        }
+        // Every `scheme://HOST:PORT` and `=HOST:PORT` printed.
+        let after = |marker: &str| -> Vec<std::net::SocketAddr> {
+            banner
+                .match_indices(marker)
+                .map(|(i, _)| {
+                    let rest = &banner[i + marker.len()..];
+                    let end = rest
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == ':'))
+                        .unwrap_or(rest.len());
+                    rest[..end]
+                        .parse()
+                        .unwrap_or_else(|e| panic!("{listen}: {:?}: {e}\n{banner}", &rest[..end]))
+                })
+                .collect()
+        };
+        let https = after("https://");
+        let http = after("http://");
+        let mut resolved = after("login.microsoftonline.com=");
+        resolved.extend(after("*.vault.azure.net="));
+        assert_eq!(https.len(), 1, "{listen}: {banner}");
+        // The banner and AZURE_POD_IDENTITY_AUTHORITY_HOST.
+        assert_eq!(http.len(), 2, "{listen}: {banner}");
+        assert!(http.iter().all(|a| *a == http[0]), "{listen}: {banner}");
+        assert_eq!(resolved.len(), 2, "{listen}: {banner}");
+        assert!(
+            resolved.iter().all(|a| *a == https[0]),
+            "{listen}: {banner}"
+        );
+        let (https, imds) = (https[0], http[0]);
+        assert!(
+            https.port() != 0 && imds.port() != 0 && https.port() != imds.port(),
+            "{listen}: {banner}"
+        );
+        // Neither is a privileged port that only root may bind ("the next port" after 0 is 1).
+        assert!(
+            https.port() >= 1024 && imds.port() >= 1024,
+            "{listen}: {banner}"
+        );
+        assert!(
+            https.ip().is_loopback() && imds.ip().is_loopback(),
+            "{listen}: {banner}"
+        );
+        assert!(
+            banner.contains(&format!("CA certificate: {}", ca.display())) && ca.exists(),
+            "{listen}: {banner}"
+        );
+        let connect = |addr| {
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))
+                .unwrap_or_else(|e| panic!("{listen}: connecting to {addr}: {e}\n{banner}"))
+        };
+        drop(connect(https));
+        let mut conn = connect(imds);
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        conn.write_all(
+            b"GET /metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net HTTP/1.1\r\nHost: imds\r\nMetadata: true\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = conn.read_to_string(&mut answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 "),
+            "{listen}: IMDS at {imds}: {answer:?}"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
 }
