@@ -198,7 +198,7 @@ fn the_demo_leaves_no_temporary_directory() {
 fn an_interrupted_demo_leaves_no_temporary_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
         .args(["demo", "--out"])
         .arg(out.path().join("files"))
         .env("TMPDIR", tmp.path())
