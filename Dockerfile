@@ -3,6 +3,7 @@
 # your own build; they are referenced by tag here because digests cannot be looked up offline.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
+# The context is what .dockerignore allows (an allowlist; deploy/docker_context_check.py checks it).
 COPY . .
 # Without the default `emulator` feature: the image carries the daemon, `check` and `mount`, not the emulator.
 RUN cargo build --release --locked --no-default-features -p akv-csi-provider \

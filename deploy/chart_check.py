@@ -44,7 +44,7 @@ WINDOWS_MESSAGE = "Windows nodes are not supported by this provider"
 OWN_KEYS = [
     "metricsBackend", "otlp", "cloudName", "tokenProxyURL", "sniName", "resolve", "mountTimeout",
     "maxConcurrentFetches", "maxConcurrentMounts", "shutdownGracePeriod", "objectCacheTTL",
-    "terminationGracePeriodSeconds", "extraArgs",
+    "objectCacheMaxBytes", "maxResponseBytes", "terminationGracePeriodSeconds", "extraArgs",
 ]
 
 DEFAULT_ARGS = [
@@ -399,6 +399,8 @@ class Checker:
             "maxConcurrentMounts": 16,
             "shutdownGracePeriod": "40s",
             "objectCacheTTL": "5m",
+            "objectCacheMaxBytes": "64Mi",
+            "maxResponseBytes": "8Mi",
             "terminationGracePeriodSeconds": 60,
             "extraArgs": ["--enable-pprof=true"],
             # Maps merge with the defaults, as in every Helm chart; null removes a default (here the CPU limit).
@@ -426,6 +428,8 @@ class Checker:
             "--max-concurrent-mounts=16",
             "--shutdown-grace-period=40s",
             "--object-cache-ttl=5m",
+            "--object-cache-max-bytes=64Mi",
+            "--max-response-bytes=8Mi",
             "--enable-pprof=true",
         ], "args")
         require_eq(c["env"], [
@@ -447,8 +451,25 @@ class Checker:
         c = container(only(docs, "DaemonSet"))
         require_eq(c["args"], DEFAULT_ARGS + ["--prometheus-port=9102"], "args with metricsAddr :9102")
         require_eq(c["ports"], [{"name": "metrics", "containerPort": 9102, "protocol": "TCP"}], "ports")
-        return ("render own flags: 12 flags and extraArgs appended, OTLP env, metricsAddr -> --prometheus-port, "
-                "privileged, terminationGracePeriodSeconds")
+
+        # Byte sizes: a plain number of bytes (YAML integer or string) and each suffix pass as the daemon reads
+        # them; "" and 0 pass nothing (the daemon's default).
+        sizes = [
+            ({"objectCacheMaxBytes": 1048576, "maxResponseBytes": "65536"},
+             ["--object-cache-max-bytes=1048576", "--max-response-bytes=65536"]),
+            ({"objectCacheMaxBytes": "512Ki", "maxResponseBytes": "4Gi"},
+             ["--object-cache-max-bytes=512Ki", "--max-response-bytes=4Gi"]),
+            ({"objectCacheMaxBytes": "1Gi", "maxResponseBytes": "64Ki"},
+             ["--object-cache-max-bytes=1Gi", "--max-response-bytes=64Ki"]),
+            ({"objectCacheMaxBytes": 0, "maxResponseBytes": "0"}, []),
+            ({"objectCacheMaxBytes": "", "maxResponseBytes": None}, []),
+        ]
+        for values, expected in sizes:
+            docs = own(documents(render(values, STATIC_RELEASE, STATIC_NAMESPACE)))
+            self.keep(f"sizes {values}", docs)
+            require_eq(container(only(docs, "DaemonSet"))["args"], DEFAULT_ARGS + expected, f"args with {values}")
+        return ("render own flags: 14 flags and extraArgs appended, OTLP env, metricsAddr -> --prometheus-port, "
+                f"privileged, terminationGracePeriodSeconds; {len(sizes)} byte-size cases")
 
     def step_refusals(self) -> str:
         cases: list[tuple[str, dict[str, Any], str]] = [
@@ -457,6 +478,23 @@ class Checker:
             ("providersDir mismatch", {"linux": {"providersDir": "/x"}}, "the driver would not find"),
             ("metricsBackend=statsd", {"metricsBackend": "statsd"}, "metricsBackend must be"),
             ("metricsAddr=abc", {"metricsAddr": "abc"}, "metricsAddr must be a port number"),
+            # The daemon's own refusals (src/config/flags.rs parse_size), made at render time instead.
+            ("objectCacheMaxBytes=16MB", {"objectCacheMaxBytes": "16MB"},
+             'objectCacheMaxBytes must be a size such as 16Mi, 512Ki or 1048576 (at most 4Gi), got "16MB"'),
+            ("objectCacheMaxBytes=1.5Mi", {"objectCacheMaxBytes": "1.5Mi"}, "objectCacheMaxBytes must be a size"),
+            ("objectCacheMaxBytes=-1", {"objectCacheMaxBytes": -1}, "objectCacheMaxBytes must be a size"),
+            ("objectCacheMaxBytes=1.5", {"objectCacheMaxBytes": 1.5}, "objectCacheMaxBytes must be a size"),
+            ("objectCacheMaxBytes=5Gi", {"objectCacheMaxBytes": "5Gi"}, "objectCacheMaxBytes must be a size"),
+            ("objectCacheMaxBytes=4294967297", {"objectCacheMaxBytes": "4294967297"},
+             "objectCacheMaxBytes must be a size"),
+            ("objectCacheMaxBytes=99999999999Gi", {"objectCacheMaxBytes": "99999999999Gi"},
+             "objectCacheMaxBytes must be a size"),
+            ("maxResponseBytes=4M", {"maxResponseBytes": "4M"}, "maxResponseBytes must be a size"),
+            ("maxResponseBytes=\" 4Mi\"", {"maxResponseBytes": " 4Mi"}, "maxResponseBytes must be a size"),
+            ("maxResponseBytes=8Gi", {"maxResponseBytes": "8Gi"}, "maxResponseBytes must be a size"),
+            ("maxResponseBytes=63Ki", {"maxResponseBytes": "63Ki"},
+             'maxResponseBytes must be at least 64Ki, got "63Ki"'),
+            ("maxResponseBytes=65535", {"maxResponseBytes": 65535}, "maxResponseBytes must be at least 64Ki"),
         ]
         for label, values, expected in cases:
             error = render_error(values)

@@ -16,7 +16,8 @@ use crate::{Emulator, EmulatorError, Listen};
 pub struct Options {
     /// HTTPS (Entra ID and Key Vault).
     pub listen: SocketAddr,
-    /// Plain HTTP (IMDS and NMI); default: the next port on the same address.
+    /// Plain HTTP (IMDS and NMI); default: the next port on the same address, or an ephemeral port
+    /// when `listen` asks for one (port 0) or there is no next port.
     pub local_listen: Option<SocketAddr>,
     /// Where to write the CA certificate (PEM); default `<temp dir>/akv-emulator-<port>-ca.pem`.
     pub ca_file: Option<PathBuf>,
@@ -71,9 +72,9 @@ pub struct Started {
 
 /// Starts and seeds an emulator and writes its CA file, without printing or waiting.
 pub async fn start(config: &EmulatorConfig, options: &Options) -> Result<Started, EmulatorError> {
-    let local = options.local_listen.unwrap_or_else(|| {
-        SocketAddr::new(options.listen.ip(), options.listen.port().saturating_add(1))
-    });
+    let local = options
+        .local_listen
+        .unwrap_or_else(|| default_local(options.listen));
     let emulator = Emulator::start_on(Listen {
         https: options.listen,
         local,
@@ -102,6 +103,17 @@ pub async fn start(config: &EmulatorConfig, options: &Options) -> Result<Started
         ca_file,
         instructions,
     })
+}
+
+/// The IMDS/NMI address when none is given: the port after `listen`'s on the same address. Port 0
+/// (any free port) stays 0, so that both listeners get a free port of their own: "the next port"
+/// would be port 1, privileged (and served by root, silently). Port 65535 has no next one either.
+fn default_local(listen: SocketAddr) -> SocketAddr {
+    let port = match listen.port() {
+        0 | u16::MAX => 0,
+        p => p + 1,
+    };
+    SocketAddr::new(listen.ip(), port)
 }
 
 /// A reachable form of a listen address: the unspecified address becomes loopback.
@@ -158,4 +170,17 @@ fn instructions(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_local_port_follows_listen_and_stays_ephemeral_for_port_0() {
+        let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        assert_eq!(default_local(at(8443)), at(8444));
+        assert_eq!(default_local(at(0)), at(0));
+        assert_eq!(default_local(at(65535)), at(0));
+    }
 }

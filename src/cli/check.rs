@@ -395,6 +395,16 @@ struct EntryLayout {
 }
 
 impl ObjectsLayout {
+    /// The line that decides an object's file path: its objectAlias, else its objectName (the
+    /// default alias), else the entry.
+    fn path_line(&self, index: usize) -> Option<u64> {
+        let entry = self.entries.get(index)?;
+        ["objectAlias", "objectName"]
+            .iter()
+            .find_map(|name| entry.fields.iter().find(|(f, _)| f == name))
+            .map_or(Some(entry.line), |(_, l)| Some(*l))
+    }
+
     fn field_line(&self, index: usize, field: &str) -> Option<u64> {
         let entry = self.entries.get(index)?;
         entry
@@ -449,15 +459,16 @@ fn objects_layout(
 /// The file line a Mount error is about: its leading `objects.array[i]` (and the field named after
 /// it), or its leading parameter name.
 fn locate(error: &str, line_of: &dyn Fn(&str) -> u64, objects: &ObjectsLayout) -> Option<u64> {
-    // A collision is reported with both objects; the later one is the one to change.
+    // A collision is reported with both objects; the later one in the array is the one to change.
+    // Its place in the message is not a guide: "inside a directory" names the file's owner first,
+    // whichever of the two comes first in the array.
     if error.contains("both write the file") || error.contains("inside a directory") {
-        let last = error.rfind("objects.array[")?;
-        let index: usize = error[last + "objects.array[".len()..]
-            .split(']')
-            .next()?
-            .parse()
-            .ok()?;
-        return objects.field_line(index, "objectAlias");
+        let index = error
+            .split("objects.array[")
+            .skip(1)
+            .filter_map(|rest| rest.split(']').next()?.parse::<usize>().ok())
+            .max()?;
+        return objects.path_line(index);
     }
     if let Some(rest) = error.strip_prefix("objects.array[") {
         let (index, rest) = rest.split_once(']')?;

@@ -427,7 +427,21 @@ pub fn main(args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(&out)) {
+    // On SIGINT or SIGTERM the demo stops where it is: dropping `run` drops its temporary socket
+    // directory, which the default action of the signal (exit at once) would leave behind.
+    let outcome = runtime.block_on(async {
+        // Biased: the signal handlers are installed (first poll) before `run` makes the directory.
+        tokio::select! {
+            biased;
+            () = crate::server::shutdown_signal() => None,
+            result = run(&out) => Some(result),
+        }
+    });
+    let Some(outcome) = outcome else {
+        eprintln!("demo: interrupted");
+        return ExitCode::from(130);
+    };
+    match outcome {
         Ok(report) => {
             super::print(&summary(&report, &out));
             ExitCode::SUCCESS

@@ -12,8 +12,17 @@ use akv_emulator::standalone::{self, Options};
 const USAGE: &str = "Usage: akv-csi-provider emulator --config SEED.yaml [--listen ADDR:PORT] \
 [--local-listen ADDR:PORT] [--ca-file PATH]\n\
 Serves Entra ID and Key Vault over HTTPS on --listen (default 127.0.0.1:8443) and IMDS/NMI over HTTP on\n\
---local-listen (default: the next port), writes its CA certificate, and prints the daemon flags and\n\
-service-account tokens to use it. Stops on SIGINT or SIGTERM.\n";
+--local-listen (default: the next port; a free port when --listen has port 0), writes its CA certificate,\n\
+and prints the addresses it bound, the daemon flags and service-account tokens to use it. ADDR:PORT may be\n\
+:PORT (all interfaces, as Go writes it). Stops on SIGINT or SIGTERM.\n";
+
+/// `ADDR:PORT`, or Go's `:PORT` for every interface.
+fn parse_addr(value: &str) -> Option<SocketAddr> {
+    match value.strip_prefix(':') {
+        Some(port) => Some(SocketAddr::from(([0, 0, 0, 0], port.parse().ok()?))),
+        None => value.parse().ok(),
+    }
+}
 
 /// Runs `emulator` with its command line (after `emulator`).
 pub fn main(args: &[String]) -> ExitCode {
@@ -35,11 +44,11 @@ pub fn main(args: &[String]) -> ExitCode {
                 .map(|v| config = Some(PathBuf::from(v)))
                 .ok_or("--config needs a file"),
             "listen" => value()
-                .and_then(|v| v.parse().ok())
+                .and_then(|v| parse_addr(&v))
                 .map(|a| options.listen = a)
                 .ok_or("--listen needs ADDR:PORT"),
             "local-listen" => value()
-                .and_then(|v| v.parse().ok())
+                .and_then(|v| parse_addr(&v))
                 .map(|a| options.local_listen = Some(a))
                 .ok_or("--local-listen needs ADDR:PORT"),
             "ca-file" => value()

@@ -253,3 +253,313 @@ fn check_exit_status_and_usage() {
     assert_eq!(run(&[]).status.code(), Some(2));
     assert_eq!(run(&["--bogus".as_ref()]).status.code(), Some(2));
 }
+
+/// `SPC` with these `objects` entries (each a block of `key: value` lines) instead of its one object.
+fn spc_with_objects(objects: &[&str]) -> String {
+    let mut array = String::new();
+    for o in objects {
+        array.push_str("        - |\n");
+        for line in o.lines() {
+            array.push_str(&format!("          {line}\n"));
+        }
+    }
+    let start = SPC.find("        - |\n").unwrap();
+    format!("{}{array}", &SPC[..start])
+}
+
+/// 1-based line of the `nth` (0-based) line of `text` that is `needle` once trimmed.
+fn line_of(text: &str, needle: &str, nth: usize) -> u64 {
+    let (i, _) = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == needle)
+        .nth(nth)
+        .unwrap_or_else(|| panic!("{needle:?} #{nth} not in\n{text}"));
+    i as u64 + 1
+}
+
+fn run_check(args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
+        .arg("check")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// The error lines of a `check` run: (line, message).
+fn error_lines(o: &Output, file: &str) -> Vec<(u64, String)> {
+    stdout(o)
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(&format!("{file}:"))?;
+            let (line, rest) = rest.split_once(": ")?;
+            let message = rest.strip_prefix("app/app-secrets: error: ")?;
+            Some((line.parse().unwrap(), message.to_owned()))
+        })
+        .collect()
+}
+
+/// A path collision is reported once, at the line of the object that collides with an earlier one
+/// (its objectAlias, or its objectName when the path comes from the name): that is the one to change.
+#[test]
+fn check_reports_path_collisions_at_the_second_object() {
+    struct Case {
+        name: &'static str,
+        objects: &'static [&'static str],
+        split: bool,
+        message: &'static str,
+        /// The line expected: the `nth` line equal to this.
+        at: (&'static str, usize),
+    }
+    let cases = [
+        Case {
+            name: "alias vs alias",
+            objects: &[
+                "objectName: db-password\nobjectType: secret\nobjectAlias: shared",
+                "objectName: api-key\nobjectType: secret",
+                "objectName: db-user\nobjectType: secret\nobjectAlias: shared",
+            ],
+            split: false,
+            message: "objects.array[0] (db-password) and objects.array[2] (db-user) both write the file \"shared\"",
+            at: ("objectAlias: shared", 1),
+        },
+        Case {
+            name: "alias vs another object's name",
+            objects: &[
+                "objectName: db-password\nobjectType: secret",
+                "objectType: secret\nobjectName: db-user\nobjectAlias: db-password",
+            ],
+            split: false,
+            message: "both write the file \"db-password\"",
+            at: ("objectAlias: db-password", 0),
+        },
+        Case {
+            name: "history directory, then a file of that name",
+            objects: &[
+                "objectName: api\nobjectType: secret\nobjectVersionHistory: 3",
+                "objectName: db-password\nobjectType: secret\nobjectAlias: api",
+            ],
+            split: false,
+            message: "objects.array[1] (db-password) writes the file \"api\" but objects.array[0] (api) writes \"api/0\" inside a directory of that name",
+            at: ("objectAlias: api", 0),
+        },
+        Case {
+            name: "a file, then a history directory of that name",
+            objects: &[
+                "objectName: db-password\nobjectType: secret\nobjectAlias: api",
+                "objectType: secret\nobjectName: api\nobjectVersionHistory: 3",
+            ],
+            split: false,
+            message: "objects.array[0] (db-password) writes the file \"api\" but objects.array[1] (api) writes \"api/0\" inside a directory",
+            at: ("objectName: api", 0),
+        },
+        Case {
+            name: "history version file vs an alias",
+            objects: &[
+                "objectName: api\nobjectType: secret\nobjectVersionHistory: 3",
+                "objectName: db-password\nobjectType: secret\nobjectAlias: api/1",
+            ],
+            split: false,
+            message: "objects.array[0] (api) and objects.array[1] (db-password) both write the file \"api/1\"",
+            at: ("objectAlias: api/1", 0),
+        },
+        Case {
+            name: "split .crt, then an alias",
+            objects: &[
+                "objectName: tls\nobjectType: secret",
+                "objectName: ca\nobjectType: cert\nobjectAlias: tls.crt",
+            ],
+            split: true,
+            message: "objects.array[0] (tls) and objects.array[1] (ca) both write the file \"tls.crt\"",
+            at: ("objectAlias: tls.crt", 0),
+        },
+        Case {
+            name: "an alias, then split .key",
+            objects: &[
+                "objectName: ca\nobjectType: cert\nobjectAlias: tls.key",
+                "objectType: secret\nobjectName: tls",
+            ],
+            split: true,
+            message: "objects.array[0] (ca) and objects.array[1] (tls) both write the file \"tls.key\"",
+            at: ("objectName: tls", 0),
+        },
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for case in cases {
+        let text = spc_with_objects(case.objects);
+        let file = dir.path().join("spc.yaml");
+        std::fs::write(&file, &text).unwrap();
+        let file = file.to_str().unwrap();
+        let mut args = vec![file];
+        if case.split {
+            args.push("--write-cert-and-key-in-separate-files");
+        }
+        let o = run_check(&args, None);
+        let name = case.name;
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", stdout(&o));
+        let errors = error_lines(&o, file);
+        assert_eq!(errors.len(), 1, "{name}: {}", stdout(&o));
+        let (line, message) = &errors[0];
+        assert!(message.contains(case.message), "{name}: {message}");
+        let expected = line_of(&text, case.at.0, case.at.1);
+        assert_eq!(*line, expected, "{name}: {message}\n{text}");
+        if !case.split {
+            continue;
+        }
+        // Without the daemon's split-files flag the same objects do not collide.
+        let o = run_check(&[file], None);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stdout(&o));
+    }
+}
+
+#[test]
+fn check_reads_the_manifest_from_standard_input() {
+    // What `helm template … | akv-csi-provider check -` does.
+    let o = run_check(&["-"], Some(SPC));
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("checked 1 SecretProviderClass(es) with provider azure: 0 error(s)"),
+        "{}",
+        stdout(&o)
+    );
+    let bad = SPC.replace("\"0600\"", "\"0999\"");
+    let o = run_check(&["-"], Some(&bad));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(
+            "-:17: app/app-secrets: error: objects.array[0] (db-password): filePermission \"0999\""
+        ),
+        "{}",
+        stdout(&o)
+    );
+    let o = run_check(&["--format=json", "-"], Some(&bad));
+    let findings: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["file"] == "-" && f["line"] == 17 && f["severity"] == "error"),
+        "{findings}"
+    );
+    // Empty input holds no class: nothing to report, not an error.
+    let o = run_check(&["-"], Some(""));
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("checked 0 SecretProviderClass(es)"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// `emulator --listen ADDR:0`: every service gets a port of its own that the OS chose, and what it
+/// prints (the banner, `AZURE_POD_IDENTITY_AUTHORITY_HOST`, the `--resolve` flags) is where it
+/// listens: each printed address accepts a connection, and IMDS answers HTTP there.
+#[test]
+fn emulator_on_port_0_prints_the_ports_it_bound() {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/emulator/examples/seed.yaml");
+    for listen in ["127.0.0.1:0", ":0"] {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
+            .args([
+                "emulator",
+                "--config",
+                seed,
+                "--listen",
+                listen,
+                "--ca-file",
+            ])
+            .arg(&ca)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut banner = String::new();
+        while !banner.contains("[other flags]") {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                let _ = child.kill();
+                panic!("{listen}: the emulator stopped before printing its addresses:\n{banner}");
+            }
+            banner.push_str(&line);
+        }
+        // Every `scheme://HOST:PORT` and `=HOST:PORT` printed.
+        let after = |marker: &str| -> Vec<std::net::SocketAddr> {
+            banner
+                .match_indices(marker)
+                .map(|(i, _)| {
+                    let rest = &banner[i + marker.len()..];
+                    let end = rest
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == ':'))
+                        .unwrap_or(rest.len());
+                    rest[..end]
+                        .parse()
+                        .unwrap_or_else(|e| panic!("{listen}: {:?}: {e}\n{banner}", &rest[..end]))
+                })
+                .collect()
+        };
+        let https = after("https://");
+        let http = after("http://");
+        let mut resolved = after("login.microsoftonline.com=");
+        resolved.extend(after("*.vault.azure.net="));
+        assert_eq!(https.len(), 1, "{listen}: {banner}");
+        // The banner and AZURE_POD_IDENTITY_AUTHORITY_HOST.
+        assert_eq!(http.len(), 2, "{listen}: {banner}");
+        assert!(http.iter().all(|a| *a == http[0]), "{listen}: {banner}");
+        assert_eq!(resolved.len(), 2, "{listen}: {banner}");
+        assert!(
+            resolved.iter().all(|a| *a == https[0]),
+            "{listen}: {banner}"
+        );
+        let (https, imds) = (https[0], http[0]);
+        assert!(
+            https.port() != 0 && imds.port() != 0 && https.port() != imds.port(),
+            "{listen}: {banner}"
+        );
+        // Neither is a privileged port that only root may bind ("the next port" after 0 is 1).
+        assert!(
+            https.port() >= 1024 && imds.port() >= 1024,
+            "{listen}: {banner}"
+        );
+        assert!(
+            https.ip().is_loopback() && imds.ip().is_loopback(),
+            "{listen}: {banner}"
+        );
+        assert!(
+            banner.contains(&format!("CA certificate: {}", ca.display())) && ca.exists(),
+            "{listen}: {banner}"
+        );
+        let connect = |addr| {
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))
+                .unwrap_or_else(|e| panic!("{listen}: connecting to {addr}: {e}\n{banner}"))
+        };
+        drop(connect(https));
+        let mut conn = connect(imds);
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        conn.write_all(
+            b"GET /metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net HTTP/1.1\r\nHost: imds\r\nMetadata: true\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = conn.read_to_string(&mut answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 "),
+            "{listen}: IMDS at {imds}: {answer:?}"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}

@@ -138,3 +138,103 @@ fn the_demo_binary_exits_cleanly() {
     // Nothing of the demo's secrets is printed: sizes only.
     assert!(!stdout.contains(demo::DB_PASSWORD), "{stdout}");
 }
+
+/// The demo's daemon listens on a socket in a temporary directory of its own; the directory goes
+/// when the demo ends, whether it succeeded or failed. The binary runs with a private TMPDIR, which
+/// must be empty afterwards.
+#[test]
+fn the_demo_leaves_no_temporary_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let leftovers = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    let run = |out_dir: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
+            .args(["demo", "--out"])
+            .arg(out_dir)
+            .env("TMPDIR", tmp.path())
+            .output()
+            .expect("run the demo")
+    };
+    let output = run(&out.path().join("files"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        leftovers(),
+        Vec::<std::path::PathBuf>::new(),
+        "after a demo that succeeded"
+    );
+    // It failed after the daemon served: the output "directory" is a file, so writing the files fails.
+    let blocker = out.path().join("a-file");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let output = run(&blocker);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).starts_with("demo: "),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        leftovers(),
+        Vec::<std::path::PathBuf>::new(),
+        "after a demo that failed"
+    );
+}
+
+/// Interrupted (Ctrl-C) while its daemon serves, the demo still removes its socket directory.
+#[test]
+fn an_interrupted_demo_leaves_no_temporary_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
+        .args(["demo", "--out"])
+        .arg(out.path().join("files"))
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the demo");
+    // Wait for the socket directory, then interrupt.
+    let started = std::time::Instant::now();
+    let mut seen = None;
+    while seen.is_none() && started.elapsed() < std::time::Duration::from_secs(30) {
+        seen = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("akv-csi-provider-demo-")
+            });
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let dir = seen.expect("the demo made its socket directory under TMPDIR");
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    // 130 when the signal came while it ran; 0 if it had just finished.
+    assert!(
+        matches!(output.status.code(), Some(130 | 0)),
+        "{:?}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}

@@ -310,39 +310,54 @@ async fn otlp_pushes_the_same_instruments_with_delta_temporality() {
     server.abort();
 }
 
+/// A port in use stops the daemon at start: exit status 1 (main.rs: `ExitCode::FAILURE` for every
+/// start-up error after the flags parsed), an error naming the flag and the port, and no socket left
+/// behind (`Daemon::start` removes it: the driver must not dial a socket nobody serves).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_metrics_port_in_use_stops_the_daemon_naming_the_flag() {
     let taken = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
-        .arg(format!(
-            "--endpoint=unix://{}",
-            dir.path().join("azure.sock").display()
-        ))
-        .args(["--healthz-port=0", &format!("--prometheus-port={port}")])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("--prometheus-port") && stderr.contains(&port.to_string()),
-        "{stderr}"
-    );
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
-        .arg(format!(
-            "--endpoint=unix://{}",
-            dir.path().join("azure.sock").display()
-        ))
-        .args([&format!("--healthz-port={port}"), "--prometheus-port=0"])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("--healthz-port") && stderr.contains(&port.to_string()),
-        "{stderr}"
-    );
+    let socket = dir.path().join("azure.sock");
+    for (flag, args) in [
+        (
+            "--prometheus-port",
+            [
+                "--healthz-port=0".to_owned(),
+                format!("--prometheus-port={port}"),
+            ],
+        ),
+        (
+            "--healthz-port",
+            [
+                format!("--healthz-port={port}"),
+                "--prometheus-port=0".to_owned(),
+            ],
+        ),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
+            .arg(format!("--endpoint=unix://{}", socket.display()))
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{flag}: {stderr}");
+        assert!(
+            stderr.contains(&format!("cannot listen on port {port} ({flag}):")),
+            "{flag}: {stderr}"
+        );
+        // It got as far as binding the socket (logged before the ports are bound), then removed it.
+        assert!(
+            stderr.contains("akv-csi-provider listening"),
+            "{flag}: {stderr}"
+        );
+        assert!(
+            std::fs::symlink_metadata(&socket).is_err(),
+            "{flag}: the socket {} is left behind",
+            socket.display()
+        );
+    }
+    drop(taken);
 }
 
 /// The real binary with `--log-format-json -v=5`: a Mount failing with 403 on its third object has

@@ -52,3 +52,54 @@ app: {{ include "akv.name" . | quote }}
 {{- end -}}
 {{- $backend -}}
 {{- end -}}
+
+{{/*
+A byte size for a daemon flag, as the daemon reads it: whole bytes, or a number with a Ki, Mi or Gi suffix,
+at most 4Gi. Argument: dict "key" (the value's name, for the message), "value", "min" (bytes, with
+"minText" saying it as the daemon does). "" or 0 renders "" (flag not passed); anything else that the daemon
+would refuse fails the render here instead of in a crash-looping pod.
+*/}}
+{{- define "akv.byteSize" -}}
+{{- $v := .value -}}
+{{- $raw := "" -}}
+{{- if kindIs "float64" $v -}}
+{{- if ne (float64 (int64 $v)) $v -}}
+{{- fail (printf "%s must be a size such as 16Mi, 512Ki or 1048576, got %v" .key $v) -}}
+{{- end -}}
+{{- $raw = printf "%d" (int64 $v) -}}
+{{- else if or (kindIs "int" $v) (kindIs "int64" $v) -}}
+{{- $raw = printf "%d" $v -}}
+{{- else if not (kindIs "invalid" $v) -}}
+{{- $raw = $v | toString -}}
+{{- end -}}
+{{- if and $raw (ne $raw "0") -}}
+{{- $err := printf "%s must be a size such as 16Mi, 512Ki or 1048576 (at most 4Gi), got %q" .key $raw -}}
+{{- if not (regexMatch "^[0-9]{1,10}(Ki|Mi|Gi)?$" $raw) -}}
+{{- fail $err -}}
+{{- end -}}
+{{- $digits := regexReplaceAll "(Ki|Mi|Gi)$" $raw "" -}}
+{{- $scale := get (dict "Ki" 1024 "Mi" 1048576 "Gi" 1073741824) (trimPrefix $digits $raw) | default 1 -}}
+{{- $n := atoi $digits -}}
+{{- if gt $n 4294967296 -}}
+{{- fail $err -}}
+{{- end -}}
+{{- $bytes := mul $n $scale -}}
+{{- if gt $bytes 4294967296 -}}
+{{- fail $err -}}
+{{- end -}}
+{{- if lt $bytes (int64 .min) -}}
+{{- fail (printf "%s must be at least %s, got %q" .key .minText $raw) -}}
+{{- end -}}
+{{- $raw -}}
+{{- end -}}
+{{- end -}}
+
+{{/* --object-cache-max-bytes from objectCacheMaxBytes ("" when not set). */}}
+{{- define "akv.objectCacheMaxBytes" -}}
+{{- include "akv.byteSize" (dict "key" "objectCacheMaxBytes" "value" .Values.objectCacheMaxBytes "min" 0 "minText" "0") -}}
+{{- end -}}
+
+{{/* --max-response-bytes from maxResponseBytes ("" when not set); the daemon refuses less than 64Ki. */}}
+{{- define "akv.maxResponseBytes" -}}
+{{- include "akv.byteSize" (dict "key" "maxResponseBytes" "value" .Values.maxResponseBytes "min" 65536 "minText" "64Ki") -}}
+{{- end -}}
