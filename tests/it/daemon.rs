@@ -101,14 +101,7 @@ async fn the_binary_starts_serves_and_stops_on_sigterm() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn daemon");
-    let started = std::time::Instant::now();
-    while !socket.exists() {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(10),
-            "socket never appeared"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_for_socket(&socket).await;
     let health = akv_csi_provider::server::health::check_socket(
         socket.clone(),
         std::time::Duration::from_secs(5),
@@ -186,14 +179,7 @@ async fn failed_accepts_back_off_instead_of_spinning() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn daemon");
-    let started = std::time::Instant::now();
-    while !socket.exists() {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(10),
-            "socket never appeared"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_for_socket(&socket).await;
     let mut clients = Vec::new();
     for _ in 0..60 {
         clients.push(

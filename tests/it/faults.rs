@@ -239,25 +239,12 @@ async fn expect_failure(
     code: Code,
     words: &[&str],
 ) -> (Duration, String) {
-    let started = Instant::now();
-    let status = provider
-        .mount(request)
-        .await
-        .expect_err("the fault fails the Mount");
-    let elapsed = started.elapsed();
-    assert_eq!(status.code(), code, "{}", status.message());
-    for w in words {
-        assert!(
-            status.message().contains(w),
-            "{w:?} missing from: {}",
-            status.message()
-        );
-    }
+    let (elapsed, message) = provider.mount_fails(request, code, words).await;
     assert!(
         elapsed <= DEADLINE + Duration::from_secs(1),
         "took {elapsed:?}"
     );
-    (elapsed, status.message().to_owned())
+    (elapsed, message)
 }
 
 #[tokio::test]
@@ -557,11 +544,7 @@ async fn sigterm_with_mounts_in_flight() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !socket.exists() {
-        assert!(Instant::now() < deadline, "the daemon did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_socket(&socket).await;
     let mut mounts = Vec::new();
     for _ in 0..3 {
         let socket = socket.clone();

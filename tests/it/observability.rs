@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use akv_csi_provider::config::{MetricsConfig, OtlpConfig};
 use akv_csi_provider::metrics::ErrorClass;
@@ -394,14 +393,7 @@ async fn json_logs_carry_the_mount_fields_and_no_secrets() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !socket.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the daemon did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_socket(&socket).await;
     let request = MountBuilder::workload(&objects(&[
         "objectName: one\nobjectType: secret",
         "objectName: two\nobjectType: secret",

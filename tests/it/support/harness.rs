@@ -41,6 +41,28 @@ pub struct Provider {
 }
 
 impl Provider {
+    /// Mounts `request` expecting it to fail with `code` and a message holding every one of
+    /// `words`; returns how long it took and the message.
+    pub async fn mount_fails(
+        &self,
+        request: MountRequest,
+        code: tonic::Code,
+        words: &[&str],
+    ) -> (Duration, String) {
+        let started = std::time::Instant::now();
+        let status = self.mount(request).await.expect_err("the Mount fails");
+        let elapsed = started.elapsed();
+        assert_eq!(status.code(), code, "{}", status.message());
+        for w in words {
+            assert!(
+                status.message().contains(w),
+                "{w:?} missing from: {}",
+                status.message()
+            );
+        }
+        (elapsed, status.message().to_owned())
+    }
+
     /// Starts a provider that reaches `emu` for the public and US Government clouds and the
     /// `login.example`/`vault.example` Azure Stack test cloud.
     pub async fn start(emu: &Emulator, tweak: impl FnOnce(&mut Config)) -> Self {
@@ -358,4 +380,18 @@ pub async fn federated_emulator() -> Emulator {
     let emu = emulator().await;
     federate(&emu);
     emu
+}
+
+/// Waits until a daemon started as a process has put its socket at `socket` (20 s at most: a
+/// loaded machine starts processes slowly).
+pub async fn wait_for_socket(socket: &std::path::Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !socket.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not put its socket at {}",
+            socket.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
