@@ -654,9 +654,26 @@ impl Node<'_> {
         self.0.lock().local.tenant = Some(tenant.to_owned());
     }
 
-    /// The next requests answer these statuses, in order.
+    /// The next requests answer these statuses, in order, with a "temporarily unavailable" body.
     pub fn fail_next(&self, statuses: &[u16]) {
-        self.0.lock().local.fail_next.extend_from_slice(statuses);
+        let body = serde_json::json!({
+            "error": "unavailable",
+            "error_description": "temporarily unavailable",
+        });
+        let mut s = self.0.lock();
+        for &status in statuses {
+            s.local.answers.push_back((status, body.clone()));
+        }
+    }
+
+    /// The next `n` requests to IMDS or NMI are answered with `status` and `body` instead of the
+    /// endpoint's own answer: for answers the endpoints do not give by themselves (oversized,
+    /// unexpected shapes).
+    pub fn answer_next(&self, n: u32, status: u16, body: Value) {
+        let mut s = self.0.lock();
+        for _ in 0..n {
+            s.local.answers.push_back((status, body.clone()));
+        }
     }
 
     /// Requests received by IMDS and NMI.

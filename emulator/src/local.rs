@@ -41,12 +41,8 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Resp 
 
     let mut s = shared.lock();
     s.counters.local_requests += 1;
-    if !s.local.fail_next.is_empty() {
-        let status = s.local.fail_next.remove(0);
-        return json_response(
-            status,
-            &json!({"error": "unavailable", "error_description": "temporarily unavailable"}),
-        );
+    if let Some((status, body)) = s.local.answers.pop_front() {
+        return json_response(status, &body);
     }
     let resource = query.get("resource").cloned().unwrap_or_default();
     let tenant = s.local_tenant();

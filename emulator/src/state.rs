@@ -299,7 +299,8 @@ pub(crate) struct Local {
     /// NMI: "namespace/pod" → client id.
     pub pod_bindings: HashMap<String, String>,
     pub tenant: Option<String>,
-    pub fail_next: Vec<u16>,
+    /// Answers given instead of the endpoints' own, in order.
+    pub answers: std::collections::VecDeque<(u16, Value)>,
     pub missing_metadata_header: u32,
 }
 

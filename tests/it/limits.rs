@@ -16,6 +16,8 @@ use tonic::Code;
 use crate::support::harness::*;
 
 const V: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+/// A user-assigned identity of the node.
+const NODE_ID: &str = "7a3c1e52-0d4b-4f6a-9c8e-2b1d5f7e9a30";
 const GOOD: &str = "objectName: db-password\nobjectType: secret";
 
 /// An emulator with `db-password` in both vaults, readable by `CLIENT_ID`.
@@ -191,6 +193,62 @@ async fn entra_token_answer_over_64_kib() {
     )
     .await;
     assert_eq!(emu.entra().requests(), 1, "one token request");
+    assert!(
+        emu.kv_requests().is_empty(),
+        "no Key Vault call without a token"
+    );
+    still_serves(&provider).await;
+}
+
+/// IMDS and NMI answers: 64 KiB (`MAX_TOKEN_BODY`), like Entra's. The node-local endpoints are
+/// plain HTTP on the node: a rogue process on the IMDS address must not grow the daemon's memory.
+#[tokio::test]
+async fn imds_and_nmi_answers_over_64_kib() {
+    let emu = seeded().await;
+    let node = emu.node();
+    node.assign_user_identity(NODE_ID);
+    let pod = Pod::default();
+    node.bind_pod(&pod.namespace, &pod.name, NODE_ID);
+    emu.vault(VAULT).grant(NODE_ID);
+    let oversized = json!({
+        "access_token": "padded-token",
+        "expires_in": "86399",
+        "token_type": "Bearer",
+        "padding": "p".repeat(70_000),
+    });
+    // Enough oversized answers for every retry of both Mounts.
+    node.answer_next(20, 200, oversized);
+    let local = emu.local_url();
+    let provider = Provider::start(&emu, |c| {
+        c.imds_endpoint = local.clone();
+        c.nmi_endpoint = local.clone();
+    })
+    .await;
+    let node_local = |param: &str| {
+        let mut b = MountBuilder::workload(&objects(&[GOOD]))
+            .without("clientID")
+            .param(param, "true");
+        if param == "useVMManagedIdentity" {
+            b = b.param("userAssignedIdentityID", NODE_ID);
+        }
+        b.token = None;
+        b.build()
+    };
+    let (_, imds) = provider
+        .mount_fails(
+            node_local("useVMManagedIdentity"),
+            Code::Unavailable,
+            &["IMDS", "larger than 65536 bytes"],
+        )
+        .await;
+    let (_, nmi) = provider
+        .mount_fails(
+            node_local("usePodIdentity"),
+            Code::Unavailable,
+            &["NMI", "larger than 65536 bytes"],
+        )
+        .await;
+    assert!(!imds.contains("padded-token") && !nmi.contains("padded-token"));
     assert!(
         emu.kv_requests().is_empty(),
         "no Key Vault call without a token"
