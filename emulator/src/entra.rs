@@ -115,6 +115,23 @@ pub(crate) async fn handle(req: Request<Incoming>, host: &str, shared: &Arc<Shar
         );
     };
     let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    let latency = shared.lock().token_latency;
+    if !latency.is_zero() {
+        {
+            let mut s = shared.lock();
+            s.token_in_flight += 1;
+            s.counters.token_in_flight_max = s.counters.token_in_flight_max.max(s.token_in_flight);
+        }
+        // Counted out again even if the client goes away mid-sleep.
+        struct Leave<'a>(&'a Shared);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.lock().token_in_flight -= 1;
+            }
+        }
+        let _leave = Leave(shared);
+        tokio::time::sleep(latency).await;
+    }
     token(shared, host, &tenant, form)
 }
 

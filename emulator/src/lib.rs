@@ -381,6 +381,12 @@ impl Entra<'_> {
         self.0.lock().issuers.get(url).cloned()
     }
 
+    /// Delay before every token answer; requests being delayed at once are counted
+    /// (`Counters::token_in_flight_max`).
+    pub fn set_latency(&self, latency: Duration) {
+        self.0.lock().token_latency = latency;
+    }
+
     /// `expires_in` of tokens issued from now on (default 3599).
     pub fn set_token_lifetime(&self, secs: i64) {
         self.0.lock().token_lifetime = secs;

@@ -282,6 +282,8 @@ pub struct Counters {
     pub throttled: BTreeMap<String, u64>,
     /// Requests to IMDS and NMI.
     pub local_requests: u64,
+    /// Token requests Entra was answering at the same time, at most (with a token latency set).
+    pub token_in_flight_max: u64,
 }
 
 impl Counters {
@@ -320,6 +322,10 @@ pub(crate) struct State {
     pub last_token_host: Option<String>,
     /// Answers (status, body) that replace Entra's own for the next token requests, in order.
     pub token_answers: std::collections::VecDeque<(u16, Value)>,
+    /// Delay before every token answer.
+    pub token_latency: Duration,
+    /// Token requests being delayed now.
+    pub token_in_flight: u64,
     pub vaults: HashMap<String, Vault>,
     pub latency: Duration,
     pub page_size: usize,
@@ -342,6 +348,8 @@ impl Default for State {
             last_token_form: None,
             last_token_host: None,
             token_answers: std::collections::VecDeque::new(),
+            token_latency: Duration::ZERO,
+            token_in_flight: 0,
             vaults: HashMap::new(),
             latency: Duration::ZERO,
             page_size: 25,

@@ -162,6 +162,46 @@ async fn healthz_answers_over_http() {
     provider.stop().await;
 }
 
+/// The liveness endpoint gives a client 10 s to send its request headers: one that sends half a
+/// request and stalls is disconnected, so stalled clients cannot pile up connections.
+#[tokio::test]
+async fn a_stalled_http_client_is_disconnected_after_the_header_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let emu = emulator().await;
+    let provider = Provider::start(&emu, |c| {
+        c.healthz = Some(akv_csi_provider::config::Healthz {
+            port: 0,
+            path: "/healthz".into(),
+            timeout: std::time::Duration::from_secs(5),
+        })
+    })
+    .await;
+    let addr = provider.healthz_addr.expect("liveness endpoint");
+    let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", addr.port()))
+        .await
+        .unwrap();
+    stalled
+        .write_all(b"GET /healthz HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    // The server closes the connection (perhaps after a 408); reading ends either way.
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        stalled.read_to_end(&mut buf),
+    )
+    .await;
+    assert!(read.is_ok(), "still connected after 20 s");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= std::time::Duration::from_secs(9)
+            && elapsed < std::time::Duration::from_secs(15),
+        "closed after {elapsed:?}"
+    );
+    provider.stop().await;
+}
+
 /// Regression: an `accept` on the provider socket that failed (here: the process is out of file
 /// descriptors while clients keep connecting) went back to the server at once, which retried at
 /// once — a core spinning for as long as the condition lasted. It backs off now, and the daemon

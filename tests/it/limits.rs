@@ -699,3 +699,85 @@ async fn max_concurrent_mounts_busy_before_the_deadline_and_queue_gauge() {
     still_serves(&provider).await;
     assert_eq!(queued(&provider.metrics().await), Some(0.0));
 }
+
+/// A client id for the `i`th of many workload identities.
+fn identity(i: usize) -> String {
+    format!("8c9f4a2e-1b7d-4c55-9a1e-{i:012x}")
+}
+
+/// Token requests in flight per Entra authority: 16 (`ENTRA_IN_FLIGHT`). With Entra slow, the
+/// Mounts of 20 identities at once send at most 16 token requests at a time and all succeed; when
+/// slots stay taken until a Mount's deadline, that Mount says it waited for a slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_requests_per_authority_are_bounded() {
+    let emu = seeded().await;
+    for i in 0..40 {
+        emu.entra().add_federated_credential(
+            TENANT,
+            &identity(i),
+            ISSUER,
+            &Pod::default().subject(),
+            WI_AUDIENCE,
+        );
+        emu.vault(VAULT).grant(&identity(i));
+    }
+    emu.entra().set_latency(Duration::from_secs(1));
+    let provider = Provider::start(&emu, |_| {}).await;
+    let mount_as = |i: usize| {
+        MountBuilder::workload(&objects(&[GOOD]))
+            .param("clientID", &identity(i))
+            .build()
+    };
+    let results =
+        futures_util::future::join_all((0..20).map(|i| provider.mount(mount_as(i)))).await;
+    for result in &results {
+        assert!(result.is_ok(), "{result:?}");
+    }
+    let most = emu.counters().token_in_flight_max;
+    assert!(
+        (2..=16).contains(&most),
+        "{most} token requests at once to one authority"
+    );
+
+    // Entra slower than the Mounts' deadlines: 16 Mounts hold every slot; Mounts behind them
+    // whose deadline comes first are told they waited for a slot, not that Entra is throttling.
+    emu.entra().set_latency(Duration::from_secs(5));
+    let mut client = provider.client().await;
+    let attempt = |i: usize, timeout: Duration| {
+        let mut request = tonic::Request::new(mount_as(i));
+        request.set_timeout(timeout);
+        let mut client = client.clone();
+        async move { client.mount(request).await }
+    };
+    let holders =
+        futures_util::future::join_all((20..36).map(|i| attempt(i, Duration::from_secs(4))));
+    let waiters = async {
+        // Once the holders' token requests are out.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        futures_util::future::join_all((36..40).map(|i| attempt(i, Duration::from_secs(1)))).await
+    };
+    let (held, waited) = tokio::join!(holders, waiters);
+    for status in held
+        .into_iter()
+        .map(|r| r.expect_err("Entra answers after the deadline"))
+    {
+        assert_eq!(status.code(), Code::Unavailable, "{}", status.message());
+        assert!(
+            status.message().contains("did not answer in time"),
+            "{}",
+            status.message()
+        );
+    }
+    for status in waited.into_iter().map(|r| r.expect_err("no slot in time")) {
+        assert_eq!(status.code(), Code::Unavailable, "{}", status.message());
+        assert!(
+            status.message().contains("free request slot")
+                && status.message().contains("login.microsoftonline.com")
+                && !status.message().contains("throttling"),
+            "{}",
+            status.message()
+        );
+    }
+    emu.entra().set_latency(Duration::ZERO);
+    let _ = client.mount(mount_as(0)).await.expect("still serves");
+}
