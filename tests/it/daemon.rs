@@ -126,15 +126,7 @@ async fn the_binary_starts_serves_and_stops_on_sigterm() {
 #[tokio::test]
 async fn healthz_answers_over_http() {
     let emu = emulator().await;
-    let provider = Provider::start(&emu, |c| {
-        c.healthz = Some(akv_csi_provider::config::Healthz {
-            // An ephemeral port, bound at start: no other test can take it in between.
-            port: 0,
-            path: "/healthz".into(),
-            timeout: std::time::Duration::from_secs(5),
-        })
-    })
-    .await;
+    let provider = with_liveness_endpoint(&emu).await;
     let port = provider.healthz_addr.expect("liveness endpoint").port();
     let client = reqwest::Client::builder()
         .tls_backend_preconfigured(emu.pki().client_config().unwrap())
@@ -168,14 +160,7 @@ async fn healthz_answers_over_http() {
 async fn a_stalled_http_client_is_disconnected_after_the_header_deadline() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let emu = emulator().await;
-    let provider = Provider::start(&emu, |c| {
-        c.healthz = Some(akv_csi_provider::config::Healthz {
-            port: 0,
-            path: "/healthz".into(),
-            timeout: std::time::Duration::from_secs(5),
-        })
-    })
-    .await;
+    let provider = with_liveness_endpoint(&emu).await;
     let addr = provider.healthz_addr.expect("liveness endpoint");
     let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", addr.port()))
         .await
@@ -253,4 +238,17 @@ async fn failed_accepts_back_off_instead_of_spinning() {
     assert_eq!(health, Ok(()), "serves again once descriptors are free");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// A provider serving `/healthz` on an ephemeral port, bound at start: no other test can take it
+/// in between.
+async fn with_liveness_endpoint(emu: &Emulator) -> Provider {
+    Provider::start(emu, |c| {
+        c.healthz = Some(akv_csi_provider::config::Healthz {
+            port: 0,
+            path: "/healthz".into(),
+            timeout: std::time::Duration::from_secs(5),
+        })
+    })
+    .await
 }

@@ -480,65 +480,46 @@ async fn connections_over_256_are_closed() {
     still_serves(&provider).await;
 }
 
-/// Objects per SecretProviderClass: 256 (`MAX_OBJECTS`).
+/// The bounds validation enforces, before any network call: objects per SecretProviderClass 256
+/// (`MAX_OBJECTS`), `objectVersionHistory` 100 (`MAX_VERSION_HISTORY`), files per Mount 1,024
+/// (`MAX_FILES`: objects × history × split files; here 11 × 100).
 #[tokio::test]
-async fn more_than_256_objects() {
+async fn validation_bounds_are_refused_before_any_network_call() {
     let emu = seeded().await;
     let provider = Provider::start(&emu, |_| {}).await;
-    let items: Vec<String> = (0..257)
-        .map(|i| format!("objectName: s{i}\nobjectType: secret"))
-        .collect();
-    let items: Vec<&str> = items.iter().map(String::as_str).collect();
-    expect_failure(
-        &provider,
-        MountBuilder::workload(&objects(&items)).build(),
-        Code::InvalidArgument,
-        &["objects: 257 entries", "at most 256 objects"],
-    )
-    .await;
-    assert_eq!(emu.entra().requests(), 0, "refused before any network call");
-    still_serves(&provider).await;
-}
-
-/// `objectVersionHistory`: 100 (`MAX_VERSION_HISTORY`).
-#[tokio::test]
-async fn object_version_history_over_100() {
-    let emu = seeded().await;
-    let provider = Provider::start(&emu, |_| {}).await;
-    expect_failure(
-        &provider,
-        MountBuilder::workload(&objects(&[
-            "objectName: rotating\nobjectType: secret\nobjectVersionHistory: 101",
-        ]))
-        .build(),
-        Code::InvalidArgument,
-        &[
-            "objects.array[0] (rotating)",
-            "objectVersionHistory 101",
-            "at most 100",
-        ],
-    )
-    .await;
-    assert_eq!(emu.entra().requests(), 0, "refused before any network call");
-    still_serves(&provider).await;
-}
-
-/// Files per Mount (objects × history × split files): 1,024 (`MAX_FILES`); here 11 × 100.
-#[tokio::test]
-async fn more_than_1024_files() {
-    let emu = seeded().await;
-    let provider = Provider::start(&emu, |_| {}).await;
-    let items: Vec<String> = (0..11)
-        .map(|i| format!("objectName: s{i}\nobjectType: secret\nobjectVersionHistory: 100"))
-        .collect();
-    let items: Vec<&str> = items.iter().map(String::as_str).collect();
-    expect_failure(
-        &provider,
-        MountBuilder::workload(&objects(&items)).build(),
-        Code::InvalidArgument,
-        &["objects", "1100 files", "more than the 1024"],
-    )
-    .await;
+    let many = |n: usize, extra: &str| -> Vec<String> {
+        (0..n)
+            .map(|i| format!("objectName: s{i}\nobjectType: secret{extra}"))
+            .collect()
+    };
+    let cases: [(Vec<String>, &[&str]); 3] = [
+        (
+            many(257, ""),
+            &["objects: 257 entries", "at most 256 objects"],
+        ),
+        (
+            vec!["objectName: rotating\nobjectType: secret\nobjectVersionHistory: 101".into()],
+            &[
+                "objects.array[0] (rotating)",
+                "objectVersionHistory 101",
+                "at most 100",
+            ],
+        ),
+        (
+            many(11, "\nobjectVersionHistory: 100"),
+            &["objects", "1100 files", "more than the 1024"],
+        ),
+    ];
+    for (items, words) in cases {
+        let items: Vec<&str> = items.iter().map(String::as_str).collect();
+        expect_failure(
+            &provider,
+            MountBuilder::workload(&objects(&items)).build(),
+            Code::InvalidArgument,
+            words,
+        )
+        .await;
+    }
     assert_eq!(emu.entra().requests(), 0, "refused before any network call");
     still_serves(&provider).await;
 }
