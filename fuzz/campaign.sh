@@ -5,12 +5,13 @@
 # date, target, executions, seconds, sanitizer, and the crash artifacts found (none: 0).
 #   fuzz/campaign.sh 10000000 pkcs12 jwk
 #   FUZZ_SANITIZER=none fuzz/campaign.sh 10000000 authority
-# FUZZ_SANITIZER (default: address) picks cargo-fuzz's sanitizer. `none` ran four to six times
-# faster here. It suits these targets: our crate forbids unsafe code, and so do the parsers they feed
-# (serde-saphyr, granit-parser, pkcs12, cms, x509-cert, base64; loona-hpack has none); the only
-# unsafe code they reach is der's reference casts and the hash/cipher crates' SIMD on fixed-size
-# blocks. Panics, bad indexing, runaway allocations and timeouts are reported either way. Builds
-# without a sanitizer live in target/nosan, so they never replace the AddressSanitizer builds.
+# FUZZ_SANITIZER (default: address) picks cargo-fuzz's sanitizer; `none` ran 2 to 5 times faster
+# here (figures in BENCHMARKS.md). It suits these targets: our crate forbids unsafe code, and so do
+# the parsers they feed (serde-saphyr, granit-parser, pkcs12, cms, x509-cert, base64; loona-hpack
+# has none); the only unsafe code they reach is der's reference casts and the hash/cipher crates'
+# SIMD on fixed-size blocks. Panics, bad indexing, runaway allocations and timeouts are reported
+# either way. Builds without a sanitizer live in target/nosan, so they never replace the
+# AddressSanitizer builds.
 set -euo pipefail
 cd "$(dirname "$0")"
 runs="${1:?usage: campaign.sh RUNS [TARGET...]}"
