@@ -100,6 +100,10 @@ pub enum FailureKind {
     Connect,
     /// The body is larger than what the peer can legitimately send.
     TooLarge,
+    /// The peer answered with a redirect (3xx). None of the provider's peers redirect, and following
+    /// one would send the request (a client assertion, a client secret or a bearer token) to another
+    /// host, so it is refused.
+    Redirect,
 }
 
 /// Why a TLS handshake failed, as far as that changes what to fix.
@@ -175,9 +179,35 @@ impl TransportError {
         )
     }
 
+    /// A 3xx answer: refused, never followed (see [`FailureKind::Redirect`]). Names the target host
+    /// but not the rest of the `Location`, whose query string may carry anything.
+    pub fn redirected(url: &str, status: reqwest::StatusCode, location: Option<&str>) -> Self {
+        let target = location
+            .and_then(|l| reqwest::Url::parse(url).ok()?.join(l).ok())
+            .and_then(|u| u.host_str().map(str::to_owned));
+        let to = match target {
+            Some(target) => format!(" to {target}"),
+            None => String::new(),
+        };
+        Self::from_parts(
+            host_of(url),
+            FailureKind::Redirect,
+            format!("answered HTTP {} redirecting{to}", status.as_u16()),
+        )
+    }
+
     /// A failure found by our own checks rather than reported by reqwest.
     pub(crate) fn from_parts(host: String, kind: FailureKind, detail: String) -> Self {
         Self { host, kind, detail }
+    }
+
+    /// Whether the same request may succeed a moment later: not for a name that does not resolve, an
+    /// oversized answer or a redirect, which come back the same every time.
+    pub fn is_transient(&self) -> bool {
+        !matches!(
+            self.kind,
+            FailureKind::Dns | FailureKind::TooLarge | FailureKind::Redirect
+        )
     }
 
     /// The metrics class of this failure.
@@ -187,7 +217,9 @@ impl TransportError {
             FailureKind::Dns => ErrorClass::Dns,
             FailureKind::Timeout => ErrorClass::Timeout,
             FailureKind::Tls(_) => ErrorClass::Tls,
-            FailureKind::Connect | FailureKind::TooLarge => ErrorClass::Transport,
+            FailureKind::Connect | FailureKind::TooLarge | FailureKind::Redirect => {
+                ErrorClass::Transport
+            }
         }
     }
 
@@ -211,6 +243,12 @@ impl TransportError {
             FailureKind::Tls(TlsFailure::Other) => format!(
                 "TLS with {host} failed: {}; if a proxy or a private CA signs its certificate, mount that \
                  CA into the provider and point SSL_CERT_FILE at it",
+                self.detail
+            ),
+            FailureKind::Redirect => format!(
+                "{host} {}; the request was not sent there: Entra ID, Key Vault, IMDS, NMI and the \
+                 token proxy never redirect, so a proxy or a wrong --resolve/private endpoint entry \
+                 answers for {host}",
                 self.detail
             ),
             FailureKind::Connect | FailureKind::TooLarge => {
@@ -269,11 +307,20 @@ pub fn host_of(url: &str) -> String {
 }
 
 /// Reads a response body of at most `limit` bytes; a longer one fails without being buffered.
+/// Every request of the provider ends here, so this is also where a redirect is refused: the
+/// clients never follow one ([`build_client`]), and no caller may take a 3xx for an answer.
 pub async fn read_body(
     url: &str,
     mut response: reqwest::Response,
     limit: usize,
 ) -> Result<bytes::Bytes, TransportError> {
+    if response.status().is_redirection() {
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok());
+        return Err(TransportError::redirected(url, response.status(), location));
+    }
     if response
         .content_length()
         .is_some_and(|len| len > limit as u64)
@@ -467,6 +514,10 @@ pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, HttpErro
         .connect_timeout(settings.connect_timeout)
         .timeout(settings.request_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
+        // A redirect would carry the request, body included, to whichever host `Location` names:
+        // the pod's client assertion or a client secret to Entra's look-alike, or the answer of
+        // another host mounted as a secret. None of our peers redirects; read_body refuses a 3xx.
+        .redirect(reqwest::redirect::Policy::none())
         .https_only(false)
         .build()
         .map_err(HttpError::Client)?;
@@ -480,6 +531,8 @@ pub fn build_local_client(settings: &HttpSettings) -> Result<reqwest::Client, Ht
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls_config(settings)?)
         .no_proxy()
+        // IMDS and NMI never redirect either (see build_client).
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(settings.user_agent.clone())
         .connect_timeout(Duration::from_secs(2))
         .timeout(settings.request_timeout)

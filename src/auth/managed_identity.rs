@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::{AccessToken, AuthError, MAX_TOKEN_BODY, NumberOrString, Peer, unusable_token};
-use crate::http::{TransportError, excerpt, host_of, read_body};
+use crate::http::{FailureKind, TransportError, excerpt, host_of, read_body};
 
 /// IMDS token path under the endpoint.
 const TOKEN_PATH: &str = "/metadata/identity/oauth2/token";
@@ -118,7 +118,13 @@ async fn attempt_once(
     let status = response.status();
     let body = read_body(url, response, MAX_TOKEN_BODY)
         .await
-        .map_err(|e| Attempt::Transient(unreachable(e)))?;
+        .map_err(|e| {
+            if e.kind != FailureKind::Redirect {
+                Attempt::Transient(unreachable(e))
+            } else {
+                Attempt::Final(unreachable(e))
+            }
+        })?;
     if status.is_success() {
         let decode = |reason: String| {
             Attempt::Final(AuthError::Decode {

@@ -343,7 +343,8 @@ impl AuthError {
     /// Worth a retry by the driver (Entra or the network briefly unavailable).
     pub fn is_transient(&self) -> bool {
         match self {
-            // A garbled answer usually comes from a proxy or gateway in trouble: worth a retry.
+            // A garbled answer usually comes from a proxy or gateway in trouble: worth a retry. So
+            // is a transport failure, even a redirect: the path to the peer may be fixed meanwhile.
             Self::Transport { .. }
             | Self::ImdsUnreachable { .. }
             | Self::NmiUnreachable { .. }

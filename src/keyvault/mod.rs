@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 
 use crate::auth::{AccessToken, IdentityToken};
 use crate::coalesce::{Abandon, Coalescer, Joined};
-use crate::http::{FailureKind, TransportError, excerpt, read_body};
+use crate::http::{TransportError, excerpt, read_body};
 use crate::metrics::ErrorClass;
 use crate::metrics::{CacheEvent, Metrics};
 use crate::throttle::{Gates, Refused};
@@ -147,7 +147,7 @@ impl KeyVaultError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Status { status, .. } => *status == 429 || *status >= 500,
-            Self::Transport(t) => !matches!(t.kind, FailureKind::Dns | FailureKind::TooLarge),
+            Self::Transport(t) => t.is_transient(),
             Self::Throttled { .. } | Self::Busy | Self::Lost => true,
             Self::Decode { .. } => false,
         }

@@ -167,6 +167,7 @@ impl MountError {
             Self::KeyVault { error, .. } if error.is_transient() => Code::Unavailable,
             Self::KeyVault { error, .. } => match &**error {
                 KeyVaultError::Transport(t) if t.kind == FailureKind::Dns => Code::NotFound,
+                KeyVaultError::Transport(t) if t.kind == FailureKind::Redirect => Code::Unavailable,
                 KeyVaultError::Status { status: 404, .. } => Code::NotFound,
                 KeyVaultError::Status { status: 401, .. } => Code::Unauthenticated,
                 KeyVaultError::Status { status: 403, .. } => Code::PermissionDenied,

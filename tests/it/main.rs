@@ -15,5 +15,6 @@ mod mount;
 mod objects;
 mod observability;
 mod support;
+mod trust;
 mod validation;
 mod versions;

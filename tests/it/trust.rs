@@ -1,0 +1,354 @@
+//! Trust boundaries: credentials (a pod's client assertion, a client secret, a bearer token) go only
+//! to the host they are meant for. None of the provider's peers redirects, so a 3xx from any of
+//! them fails the call at once and nothing is sent to the `Location`. The redirect target below is
+//! a listener that counts connections; it is reachable through `--resolve`, so a client that
+//! followed the redirect would reach it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpListener;
+use tonic::Code;
+
+use crate::support::harness::*;
+
+const V: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+const APP: &str = "11111111-2222-3333-4444-555555555555";
+const NODE_MI: &str = "6a1e2b3c-0000-4000-8000-00000000a001";
+/// Where the redirects point: a host routed to [`Counter`] by `--resolve`.
+const ELSEWHERE: &str = "collector.example";
+
+/// A TCP listener that counts the connections it accepts (and answers none).
+struct Counter {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl Counter {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                drop(conn);
+            }
+        });
+        Self { addr, accepted }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// The `Location` the redirecting peer sends: the counter's host, a path, and a query that a
+    /// message must not repeat.
+    fn location(&self) -> String {
+        format!(
+            "https://{ELSEWHERE}:{}/collect?state=do-not-echo",
+            self.addr.port()
+        )
+    }
+
+    /// The same by address, for the node-local client (which has no `--resolve` overrides).
+    fn local_location(&self) -> String {
+        format!("http://{}/collect?state=do-not-echo", self.addr)
+    }
+}
+
+/// A peer that answers every request with `status` and `Location: location`, over TLS with the
+/// emulator's certificate or in plain HTTP (IMDS, NMI); returns its address and a request count.
+async fn redirecting_peer(
+    tls: Option<rustls::ServerConfig>,
+    status: u16,
+    location: String,
+) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let count = requests.clone();
+    let acceptor = tls.map(|tls| tokio_rustls::TlsAcceptor::from(Arc::new(tls)));
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, location, count) = (acceptor.clone(), location.clone(), count.clone());
+            tokio::spawn(async move {
+                let answer = format!(
+                    "HTTP/1.1 {status} Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n"
+                );
+                match acceptor {
+                    Some(acceptor) => {
+                        if let Ok(mut tls) = acceptor.accept(tcp).await {
+                            answer_once(&mut tls, &answer, &count).await;
+                        }
+                    }
+                    None => {
+                        let mut tcp = tcp;
+                        answer_once(&mut tcp, &answer, &count).await;
+                    }
+                }
+            });
+        }
+    });
+    (addr, requests)
+}
+
+/// Reads one request's headers (and whatever body came with them), then answers.
+async fn answer_once(
+    io: &mut (impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin),
+    answer: &str,
+    count: &AtomicUsize,
+) {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match io.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    count.fetch_add(1, Ordering::SeqCst);
+    let _ = io.write_all(answer.as_bytes()).await;
+    let _ = io.shutdown().await;
+}
+
+/// TLS as the emulator serves it, HTTP/1.1 only (the peer speaks raw HTTP/1.1).
+fn emulator_tls(emu: &Emulator) -> rustls::ServerConfig {
+    let mut tls = (*emu.pki().server_config()).clone();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    tls
+}
+
+async fn seeded() -> Emulator {
+    let emu = federated_emulator().await;
+    emu.vault(VAULT)
+        .put_secret("db-password", plain_secret(V, "trust-test-secret", 1));
+    emu
+}
+
+fn one_secret() -> String {
+    objects(&["objectName: db-password\nobjectType: secret"])
+}
+
+/// Routes `host` to `addr` and the redirect target to `counter`.
+fn route(config: &mut akv_csi_provider::Config, host: &str, addr: SocketAddr, counter: &Counter) {
+    for (h, a) in [(host, addr), (ELSEWHERE, counter.addr)] {
+        config
+            .resolve_overrides
+            .push(format!("{h}={a}").parse().unwrap());
+    }
+}
+
+/// The Mount failed naming the redirecting host, the status and the target host (not the query),
+/// nothing reached the target, and the peer was asked exactly once (a redirect is not retried).
+async fn refused(
+    provider: &Provider,
+    request: akv_csi_provider::proto::MountRequest,
+    (host, target): (&str, &str),
+    status: u16,
+    counter: &Counter,
+    peer_requests: &AtomicUsize,
+) -> String {
+    let (_, message) = provider
+        .mount_fails(
+            request,
+            Code::Unavailable,
+            &[
+                host,
+                &format!("HTTP {status}"),
+                &format!("redirecting to {target}"),
+                "never redirect",
+            ],
+        )
+        .await;
+    assert!(!message.contains("do-not-echo"), "{message}");
+    assert_eq!(counter.accepted(), 0, "a request followed the redirect");
+    assert_eq!(peer_requests.load(Ordering::SeqCst), 1, "{message}");
+    message
+}
+
+fn metric_line(metrics: &str, line: &str) -> bool {
+    metrics.lines().any(|l| l == line)
+}
+
+/// Regression: Entra answering 307 made the provider POST the pod's service-account token (the
+/// client assertion) again to the `Location`'s host.
+#[tokio::test]
+async fn a_redirect_from_entra_keeps_the_client_assertion_home() {
+    let emu = seeded().await;
+    let counter = Counter::start().await;
+    let (peer, asked) = redirecting_peer(Some(emulator_tls(&emu)), 307, counter.location()).await;
+    let provider = Provider::start(&emu, |c| {
+        route(c, "login.microsoftonline.com", peer, &counter)
+    })
+    .await;
+    let request = MountBuilder::workload(&one_secret()).build();
+    refused(
+        &provider,
+        request,
+        ("login.microsoftonline.com", ELSEWHERE),
+        307,
+        &counter,
+        &asked,
+    )
+    .await;
+    let metrics = provider.metrics().await;
+    assert!(
+        metric_line(
+            &metrics,
+            "akv_token_requests_total{mode=\"workload_identity\",outcome=\"transport\"} 1"
+        ),
+        "{metrics}"
+    );
+}
+
+/// Regression: the same for a service principal's client secret (308 keeps the method and body).
+#[tokio::test]
+async fn a_redirect_from_entra_keeps_the_client_secret_home() {
+    let emu = seeded().await;
+    emu.entra()
+        .add_client_secret(TENANT, APP, "sp-secret-not-for-others");
+    let counter = Counter::start().await;
+    let (peer, asked) = redirecting_peer(Some(emulator_tls(&emu)), 308, counter.location()).await;
+    let provider = Provider::start(&emu, |c| {
+        route(c, "login.microsoftonline.com", peer, &counter)
+    })
+    .await;
+    let mut b = MountBuilder::workload(&one_secret()).without("clientID");
+    b.token = None;
+    b.secrets = format!(r#"{{"clientid":"{APP}","clientsecret":"sp-secret-not-for-others"}}"#);
+    refused(
+        &provider,
+        b.build(),
+        ("login.microsoftonline.com", ELSEWHERE),
+        308,
+        &counter,
+        &asked,
+    )
+    .await;
+}
+
+/// Regression: Key Vault's redirects were followed (without the bearer token, but the other host's
+/// answer would have been mounted as the secret).
+#[tokio::test]
+async fn a_redirect_from_key_vault_is_not_followed() {
+    let emu = seeded().await;
+    let counter = Counter::start().await;
+    let (peer, asked) = redirecting_peer(Some(emulator_tls(&emu)), 302, counter.location()).await;
+    let provider = Provider::start(&emu, |c| {
+        route(c, "kv-main.vault.azure.net", peer, &counter)
+    })
+    .await;
+    let message = refused(
+        &provider,
+        MountBuilder::workload(&one_secret()).build(),
+        ("kv-main.vault.azure.net", ELSEWHERE),
+        302,
+        &counter,
+        &asked,
+    )
+    .await;
+    assert!(message.contains("db-password"), "{message}");
+    let metrics = provider.metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("keyvault_request_count{") && l.contains("error=\"transport\"")),
+        "{metrics}"
+    );
+}
+
+/// IMDS answering 307: no request to the target, and no retry of IMDS either.
+#[tokio::test]
+async fn a_redirect_from_imds_is_not_followed() {
+    let emu = seeded().await;
+    let counter = Counter::start().await;
+    let (peer, asked) = redirecting_peer(None, 307, counter.local_location()).await;
+    let provider = Provider::start(&emu, |c| {
+        c.imds_endpoint = format!("http://{peer}");
+    })
+    .await;
+    let mut b = MountBuilder::workload(&one_secret())
+        .without("clientID")
+        .param("useVMManagedIdentity", "true")
+        .param("userAssignedIdentityID", NODE_MI);
+    b.token = None;
+    refused(
+        &provider,
+        b.build(),
+        ("127.0.0.1", "127.0.0.1"),
+        307,
+        &counter,
+        &asked,
+    )
+    .await;
+}
+
+/// aad-pod-identity's NMI answering 307.
+#[tokio::test]
+async fn a_redirect_from_nmi_is_not_followed() {
+    let emu = seeded().await;
+    let counter = Counter::start().await;
+    let (peer, asked) = redirecting_peer(None, 307, counter.local_location()).await;
+    let provider = Provider::start(&emu, |c| {
+        c.nmi_endpoint = format!("http://{peer}");
+    })
+    .await;
+    let mut b = MountBuilder::workload(&one_secret())
+        .without("clientID")
+        .param("usePodIdentity", "true");
+    b.token = None;
+    refused(
+        &provider,
+        b.build(),
+        ("127.0.0.1", "127.0.0.1"),
+        307,
+        &counter,
+        &asked,
+    )
+    .await;
+}
+
+/// The AKS token proxy (identity binding) answering 307: the pod's token stays home.
+#[tokio::test]
+async fn a_redirect_from_the_token_proxy_is_not_followed() {
+    const BINDING_AUDIENCE: &str = "api://AKSIdentityBinding";
+    let emu = seeded().await;
+    let counter = Counter::start().await;
+    let (peer, asked) = redirecting_peer(Some(emulator_tls(&emu)), 307, counter.location()).await;
+    let provider = Provider::start(&emu, |c| {
+        c.token_proxy = Some(
+            akv_csi_provider::config::TokenProxy::new(
+                "https://kubernetes.default.svc",
+                "tokenproxy.aks.example",
+            )
+            .expect("token proxy"),
+        );
+        c.token_proxy_ca_file = "/nonexistent/ca.crt".into();
+        route(c, "kubernetes.default.svc", peer, &counter);
+    })
+    .await;
+    let pod = Pod::default();
+    let mut b = MountBuilder::workload(&one_secret()).param("useAzureTokenProxy", "true");
+    b.token = None;
+    let b = b.param(
+        "csi.storage.k8s.io/serviceAccount.tokens",
+        &akv_emulator::tokens_attribute(
+            BINDING_AUDIENCE,
+            &pod.token(BINDING_AUDIENCE),
+            "2099-01-01T00:00:00Z",
+        ),
+    );
+    refused(
+        &provider,
+        b.build(),
+        ("tokenproxy.aks.example", ELSEWHERE),
+        307,
+        &counter,
+        &asked,
+    )
+    .await;
+}
