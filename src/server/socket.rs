@@ -1,6 +1,8 @@
-//! The provider's Unix socket (spec 6.2): a stale socket is removed only if it really is a socket, and
-//! the new one is never reachable with wider permissions than 0600, because it is bound inside a
-//! private 0700 directory, restricted, and only then renamed into place.
+//! The provider's Unix socket: a stale socket is removed only if it really is a socket that nobody
+//! serves (a live one belongs to another provider, and taking it over would leave that one running
+//! unreachable), and the new one is never reachable with wider permissions than 0600, because it is
+//! bound inside a private 0700 directory, restricted, and only then renamed into place. The socket's
+//! directory is not created: like the Go provider, the daemon expects it to be mounted.
 
 use std::fs;
 use std::io;
@@ -17,6 +19,25 @@ pub enum SocketError {
     NotASocket {
         /// The configured socket path.
         path: PathBuf,
+    },
+    /// Another process accepts connections on the socket.
+    #[error(
+        "another provider is serving {path} (it accepts connections); stop it first, or give this \
+         one another --endpoint"
+    )]
+    InUse {
+        /// The configured socket path.
+        path: PathBuf,
+    },
+    /// The socket's directory does not exist.
+    #[error(
+        "the socket's directory {dir} does not exist; the provider does not create it (the Go \
+         provider does not either): mount the driver's providers directory there (the DaemonSet's \
+         hostPath /var/run/secrets-store-csi-providers at /provider) or fix --endpoint"
+    )]
+    NoDirectory {
+        /// The missing directory.
+        dir: PathBuf,
     },
     /// A filesystem step failed.
     #[error("{action} {path}: {error}")]
@@ -57,6 +78,17 @@ pub fn bind(path: &Path) -> Result<UnixListener, SocketError> {
     }
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
+            // A socket file outlives the process that bound it; only one that refuses connections
+            // is stale. (A live one's backlog being full makes connect wait, not fail: still live.)
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => {
+                    return Err(SocketError::InUse {
+                        path: path.to_owned(),
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+                Err(e) => return Err(io_err("connecting to the existing socket", path)(e)),
+            }
             fs::remove_file(path).map_err(io_err("removing stale socket", path))?
         }
         Ok(_) => {
@@ -71,7 +103,11 @@ pub fn bind(path: &Path) -> Result<UnixListener, SocketError> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(io_err("creating directory", parent))?;
+    if !parent.is_dir() {
+        return Err(SocketError::NoDirectory {
+            dir: parent.to_owned(),
+        });
+    }
 
     let private = parent.join(format!(".akv-csi-provider-{}.tmp", std::process::id()));
     if fs::symlink_metadata(&private).is_ok() {
@@ -129,6 +165,7 @@ pub async fn connect(path: &Path) -> Result<tonic::transport::Channel, tonic::tr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt as _;
 
     #[tokio::test]
     async fn socket_is_0600_and_replaces_a_stale_socket() {
@@ -154,13 +191,38 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"important");
     }
 
+    /// Regression: a missing directory was created (the Go provider's net.Listen fails instead, and
+    /// a socket in a directory the driver does not watch is never used).
     #[tokio::test]
-    async fn creates_missing_parent_and_rejects_long_paths() {
+    async fn refuses_a_missing_directory_and_long_paths() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a/b/azure.sock");
-        bind(&path).unwrap();
-        assert!(path.exists());
+        let err = bind(&path).unwrap_err();
+        assert!(matches!(err, SocketError::NoDirectory { .. }), "{err}");
+        assert!(err.to_string().contains("/a/b does not exist"), "{err}");
+        assert!(!dir.path().join("a").exists());
         let long = dir.path().join("x".repeat(120));
         assert!(matches!(bind(&long), Err(SocketError::TooLong { .. })));
+    }
+
+    /// Regression: a second daemon silently replaced a live daemon's socket, leaving the first
+    /// running and unreachable.
+    #[tokio::test]
+    async fn never_takes_over_a_live_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("azure.sock");
+        let live = bind(&path).unwrap();
+        let ino = fs::symlink_metadata(&path).unwrap().ino();
+        let err = bind(&path).unwrap_err();
+        assert!(matches!(err, SocketError::InUse { .. }), "{err}");
+        assert!(
+            err.to_string().contains("another provider is serving"),
+            "{err}"
+        );
+        assert_eq!(fs::symlink_metadata(&path).unwrap().ino(), ino, "replaced");
+        // Once the first is gone its socket is stale, and is replaced.
+        drop(live);
+        let _new = bind(&path).unwrap();
+        std::os::unix::net::UnixStream::connect(&path).expect("the new socket is live");
     }
 }

@@ -121,6 +121,50 @@ async fn the_binary_starts_serves_and_stops_on_sigterm() {
     assert!(!socket.exists(), "socket removed");
 }
 
+/// Regression: a second daemon on the same `--endpoint` replaced the first one's socket (and
+/// deleted it on exit), leaving the first running, unreachable. Now it exits 1 naming the path, and
+/// the first keeps serving on its own socket.
+#[tokio::test]
+async fn a_second_daemon_never_takes_over_a_live_socket() {
+    use std::os::unix::fs::MetadataExt as _;
+    let emu = emulator().await;
+    let first = Provider::start(&emu, |_| {}).await;
+    let ino = std::fs::metadata(&first.socket).unwrap().ino();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
+        .arg(format!("--endpoint=unix://{}", first.socket.display()))
+        .args(["--healthz-port=0", "--prometheus-port=0"])
+        .output()
+        .expect("run a second daemon");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "another provider is serving {}",
+            first.socket.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::metadata(&first.socket).unwrap().ino(), ino);
+    assert_eq!(first.version().await, "akv-csi-provider");
+}
+
+/// A socket whose directory is missing is refused, as the Go provider's listen fails: the daemon
+/// does not create directories the driver does not watch.
+#[tokio::test]
+async fn a_missing_socket_directory_is_refused_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("providers/azure.sock");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
+        .arg(format!("--endpoint=unix://{}", socket.display()))
+        .args(["--healthz-port=0", "--prometheus-port=0"])
+        .output()
+        .expect("run the daemon");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("providers does not exist"), "{stderr}");
+    assert!(!dir.path().join("providers").exists());
+}
+
 /// The HTTP liveness endpoint the DaemonSet probes: 200 `ok` while the gRPC server answers, 404
 /// elsewhere.
 #[tokio::test]
