@@ -164,14 +164,20 @@ fn valid_object_name(name: &str) -> bool {
 pub fn validate(index: usize, raw: RawObject, errors: &mut Vec<String>) -> Option<ObjectSpec> {
     let before = errors.len();
     let name = trimmed(&raw.object_name).unwrap_or_default().to_owned();
+    // Escaped: a name may hold characters that would garble the message (bidirectional controls).
     let at = if name.is_empty() {
         format!("objects.array[{index}]")
     } else {
-        format!("objects.array[{index}] ({name})")
+        format!("objects.array[{index}] ({})", name.escape_debug())
     };
     if name.is_empty() {
         errors.push(format!(
             "{at}: objectName is required, e.g. objectName: db-password"
+        ));
+    } else if let Some(found) = paths::suspicious_char(&name) {
+        errors.push(format!(
+            "{at}: objectName contains {}; Key Vault object names are 1-127 letters, digits and '-'",
+            paths::name_char(found)
         ));
     } else if !valid_object_name(&name) {
         errors.push(format!(

@@ -420,6 +420,31 @@ fn check_reports_path_collisions_at_the_second_object() {
     }
 }
 
+/// Names the kubelet cannot write, or that only look like safe names, are reported at their line,
+/// with the character's code point, even after a broken entry.
+#[test]
+fn check_reports_suspicious_characters_at_their_line() {
+    let text = spc_with_objects(&[
+        "objectName: db-password\nobjectType: secret",
+        "objectName: tls\nobjectType: secret\nobjectAlias: \"tls\u{2215}key.pem\"",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("spc.yaml");
+    std::fs::write(&file, &text).unwrap();
+    let file = file.to_str().unwrap();
+    let o = run_check(&[file], None);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let errors = error_lines(&o, file);
+    assert_eq!(errors.len(), 1, "{}", stdout(&o));
+    let (line, message) = &errors[0];
+    assert!(
+        message.contains("U+2215 (a look-alike of '/')"),
+        "{message}"
+    );
+    let expected = line_of(&text, "objectAlias: \"tls\u{2215}key.pem\"", 0);
+    assert_eq!(*line, expected, "{message}\n{text}");
+}
+
 #[test]
 fn check_reads_the_manifest_from_standard_input() {
     // What `helm template … | akv-csi-provider check -` does.

@@ -352,3 +352,19 @@ async fn a_redirect_from_the_token_proxy_is_not_followed() {
     )
     .await;
 }
+
+/// Names the kubelet can write stay accepted: Linux stores Unicode names as given.
+#[tokio::test]
+async fn ordinary_unicode_file_names_are_mounted_as_given() {
+    let emu = seeded().await;
+    let provider = Provider::start(&emu, |_| {}).await;
+    let request = MountBuilder::workload(&objects(&[
+        "objectName: db-password\nobjectType: secret\nobjectAlias: pässwort",
+        "objectName: db-password\nobjectType: secret\nobjectAlias: 密码/db",
+    ]))
+    .build();
+    let response = provider.mount(request).await.expect("mount");
+    for path in ["pässwort", "密码/db"] {
+        assert_eq!(file(&response, path).contents, b"trust-test-secret");
+    }
+}

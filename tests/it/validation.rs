@@ -168,6 +168,41 @@ fn cases() -> Vec<(&'static str, MountBuilder, Vec<&'static str>)> {
             with_object("objectName: a\nobjectType: secret\nobjectAlias: dir//file"),
             vec!["objectAlias", "empty path element"],
         ),
+        // Regression: these were accepted, and the driver then failed to write the file (NUL) or
+        // wrote a name that only looks like another (Azure issue #1544).
+        (
+            "NUL in alias",
+            with_object("objectName: a\nobjectType: secret\nobjectAlias: \"tls\\0.pem\""),
+            vec!["objects.array[0] (a): objectAlias", "U+0000 (NUL"],
+        ),
+        (
+            "fullwidth full stop in alias",
+            with_object("objectName: a\nobjectType: secret\nobjectAlias: \"tls\u{FF0E}pem\""),
+            vec!["objectAlias", "U+FF0E (a look-alike of '.')"],
+        ),
+        (
+            "division slash in alias",
+            with_object("objectName: a\nobjectType: secret\nobjectAlias: \"etc\u{2215}passwd\""),
+            vec!["objectAlias", "U+2215 (a look-alike of '/')"],
+        ),
+        (
+            "bidirectional override in alias",
+            with_object("objectName: a\nobjectType: secret\nobjectAlias: \"cert\u{202E}mep.key\""),
+            vec!["objectAlias", "U+202E (an invisible formatting character"],
+        ),
+        (
+            "zero-width space in objectName",
+            with_object("objectName: \"db\u{200B}password\"\nobjectType: secret"),
+            vec!["objectName contains U+200B", "db\\u{200b}password"],
+        ),
+        (
+            "alias element over 255 bytes",
+            with_object(&format!(
+                "objectName: a\nobjectType: secret\nobjectAlias: {}",
+                "ä".repeat(128)
+            )),
+            vec!["objectAlias", "256 bytes; the limit is 255"],
+        ),
         (
             "duplicate files",
             MountBuilder::workload(&objects(&[
