@@ -324,6 +324,8 @@ pub enum CacheEvent {
     Refresh,
     /// A refresh failed and the still-valid current token was served.
     Stale,
+    /// Key Vault refused a cached token (HTTP 401): it was dropped and a new one requested.
+    Replaced,
 }
 
 impl CacheEvent {
@@ -334,6 +336,7 @@ impl CacheEvent {
             Self::Coalesced => "coalesced",
             Self::Refresh => "refresh",
             Self::Stale => "stale",
+            Self::Replaced => "replaced",
         }
     }
 }

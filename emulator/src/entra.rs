@@ -255,6 +255,9 @@ fn token(shared: &Shared, host: &str, tenant: &str, form: HashMap<String, String
     }
     let lifetime = s.token_lifetime;
     let token = s.mint(tenant, &client_id, Some(resource.to_owned()), lifetime);
+    if let Some(issued) = s.tokens.get_mut(&token) {
+        issued.claims = form.get("claims").cloned();
+    }
     let mut body = shared.recorded.token_ok.clone();
     body["token_type"] = "Bearer".into();
     body["expires_in"] = lifetime.into();

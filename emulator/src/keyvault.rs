@@ -145,6 +145,27 @@ fn challenge(shared: &Shared, host: &str, tenant: &str, message: Option<&str>) -
     r
 }
 
+/// Continuous access evaluation's answer to a token without the claims the vault requires: 401 with
+/// `error="insufficient_claims"` and the claims, base64-encoded, in `WWW-Authenticate`.
+fn claims_challenge(shared: &Shared, host: &str, tenant: &str, claims: &str) -> Resp {
+    use base64::engine::general_purpose::STANDARD;
+    let (authority, _) = cloud_of(host);
+    let body = with_message(shared.recorded.challenge.clone(), |_| {
+        "The token does not satisfy the claims challenge (continuous access evaluation).".to_owned()
+    });
+    let mut r = json_response(401, &body);
+    set_header(
+        &mut r,
+        "www-authenticate",
+        &format!(
+            "Bearer realm=\"\", authorization_uri=\"{authority}/{tenant}/oauth2/authorize\", \
+             error=\"insufficient_claims\", claims=\"{}\"",
+            STANDARD.encode(claims)
+        ),
+    );
+    r
+}
+
 fn not_found(shared: &Shared, kind: ObjectKind, name: &str) -> Resp {
     let r = &shared.recorded;
     let (template, original) = match kind {
@@ -278,6 +299,12 @@ fn respond(shared: &Shared, s: &mut State, entry: &mut KvRequest, auth: Option<&
                 caller.tenant
             )),
         );
+    }
+
+    if let Some(required) = &v.required_claims
+        && caller.claims.as_deref() != Some(required.as_str())
+    {
+        return claims_challenge(shared, &host, &tenant, required);
     }
 
     // Injected throttling and failures, then the throttling model.

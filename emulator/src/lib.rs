@@ -233,6 +233,15 @@ impl Emulator {
         Node(&self.shared)
     }
 
+    /// Revokes every access token issued to `client_id` so far (by Entra, IMDS or NMI): Key Vault
+    /// answers them with the 401 challenge from now on, as for a token it does not accept.
+    pub fn revoke_tokens(&self, client_id: &str) {
+        self.shared
+            .lock()
+            .tokens
+            .retain(|_, t| !t.client_id.eq_ignore_ascii_case(client_id));
+    }
+
     /// Delay before every Key Vault response (added to any per-vault latency).
     pub fn set_latency(&self, latency: Duration) {
         self.shared.lock().latency = latency;
@@ -594,6 +603,14 @@ impl VaultRef<'_> {
                 used: 0,
             })
         });
+        self
+    }
+
+    /// Continuous access evaluation: from now on, tokens not issued with exactly `claims` (the
+    /// token request's `claims` parameter) get 401 with an `insufficient_claims` challenge carrying
+    /// `claims` base64-encoded, as Key Vault answers a token that no longer satisfies a policy.
+    pub fn require_claims(&self, claims: &str) -> &Self {
+        self.with(|v| v.required_claims = Some(claims.to_owned()));
         self
     }
 

@@ -209,6 +209,9 @@ pub(crate) struct Vault {
     pub fail_next: (u32, u16),
     pub latency: Duration,
     pub limit: Option<RateLimit>,
+    /// Continuous access evaluation: tokens not issued with exactly these claims get a 401
+    /// claims challenge.
+    pub required_claims: Option<String>,
 }
 
 /// An access token the emulated Entra (or IMDS/NMI) issued.
@@ -219,6 +222,8 @@ pub(crate) struct IssuedToken {
     /// The resource it is for (scope without `/.default`); `None`: valid for every cloud.
     pub resource: Option<String>,
     pub expires_at: i64,
+    /// The `claims` request parameter the token was issued with.
+    pub claims: Option<String>,
 }
 
 /// A federated identity credential on an app or managed identity.
@@ -389,6 +394,7 @@ impl State {
                 client_id: client_id.to_owned(),
                 resource,
                 expires_at: now().saturating_add(lifetime),
+                claims: None,
             },
         );
         *self

@@ -194,6 +194,43 @@ impl TokenCache {
         }
     }
 
+    /// A new token for `key` in place of the token `refused` (its serial), which Key Vault refused.
+    /// The entry is dropped only while it still holds that token: when another Mount replaced it
+    /// already, its new token is used; while another Mount's request for `key` is out, this one
+    /// waits for it.
+    pub async fn replace<F, Fut>(
+        &self,
+        key: &CacheKey,
+        refused: u64,
+        fetch: F,
+    ) -> Result<AccessToken, Arc<AuthError>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<AccessToken, AuthError>> + Send + 'static,
+    {
+        if let Ok(mut entries) = self.entries.lock() {
+            match entries.get(key) {
+                Some(c) if c.token.serial() != refused => {
+                    self.metrics.token_cache(CacheEvent::Hit);
+                    return Ok(c.token.clone());
+                }
+                Some(_) => {
+                    entries.remove(key);
+                }
+                None => {}
+            }
+        }
+        let (result, joined) = self
+            .flights
+            .run(key.clone(), self.storing(key.clone(), fetch()))
+            .await;
+        self.metrics.token_cache(match joined {
+            Joined::Started => CacheEvent::Replaced,
+            Joined::Coalesced => CacheEvent::Coalesced,
+        });
+        result
+    }
+
     /// `fetch`, then its result stored in the cache (inside the flight, so that it is stored even
     /// when the Mount that started it is gone).
     fn storing(

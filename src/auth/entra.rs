@@ -82,7 +82,7 @@ pub(crate) async fn request_token(
                         },
                     },
                 )?;
-            match post(&entra.http, cloud, requester, form, entra.deadline).await {
+            match post(entra, cloud, requester, form).await {
                 Err(TokenFailure::Refused {
                     status: 429,
                     retry_after,
@@ -120,11 +120,10 @@ pub(crate) async fn request_token(
 }
 
 async fn post(
-    http: &reqwest::Client,
+    entra: &EntraContext,
     cloud: &CloudEnvironment,
     requester: &Requester<'_>,
     form: &[(&str, &str)],
-    deadline: std::time::Instant,
 ) -> Result<AccessToken, TokenFailure> {
     let (peer, tenant, client_id) = (requester.peer, requester.tenant, requester.client_id);
     let url = format!("{}{tenant}/oauth2/v2.0/token", cloud.authority);
@@ -135,11 +134,15 @@ async fn post(
         ("scope", &scope),
     ];
     fields.extend_from_slice(form);
+    if let Some(claims) = &entra.claims {
+        fields.push(("claims", claims));
+    }
     let transport = |error| TokenFailure::Other(Box::new(AuthError::Transport { peer, error }));
-    let response = http
+    let response = entra
+        .http
         .post(&url)
         .form(&fields)
-        .timeout(crate::http::until(deadline))
+        .timeout(crate::http::until(entra.deadline))
         .send()
         .await
         .map_err(|e| transport(TransportError::new(&url, e)))?;

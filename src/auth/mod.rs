@@ -38,11 +38,15 @@ pub struct AccessToken {
     header: HeaderValue,
     /// When the token stops being valid, from `expires_in`.
     pub expires_at: Instant,
+    /// Which token this is, unique in the process: a token Key Vault refused is replaced only if
+    /// it is still the one cached, and requests are shared only between holders of the same token.
+    serial: u64,
 }
 
 impl AccessToken {
     /// A token valid for `lifetime` from now; `None` when it cannot be sent in a header.
     pub fn new(secret: SecretString, lifetime: Duration) -> Option<Self> {
+        static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let mut header =
             HeaderValue::try_from(format!("Bearer {}", secret.expose_secret())).ok()?;
         header.set_sensitive(true);
@@ -50,7 +54,13 @@ impl AccessToken {
             secret,
             header,
             expires_at: Instant::now() + lifetime,
+            serial: SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
+    }
+
+    /// Which token this is (see the field).
+    pub fn serial(&self) -> u64 {
+        self.serial
     }
 
     /// The token itself.
@@ -69,6 +79,7 @@ impl std::fmt::Debug for AccessToken {
         f.debug_struct("AccessToken")
             .field("secret", &"[redacted]")
             .field("expires_at", &self.expires_at)
+            .field("serial", &self.serial)
             .finish()
     }
 }
@@ -171,6 +182,26 @@ pub enum Identity {
 }
 
 impl Identity {
+    /// The identity as users name it, for messages: mode and client id (or pod).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Workload { client_id, .. }
+            | Self::ServicePrincipal { client_id, .. }
+            | Self::TokenProxy { client_id, .. } => {
+                format!("{} with client ID {client_id}", self.mode())
+            }
+            Self::VmManagedIdentity { client_id: None } => {
+                "node's system-assigned managed identity".to_owned()
+            }
+            Self::VmManagedIdentity {
+                client_id: Some(id),
+            } => format!("node's user-assigned managed identity {id}"),
+            Self::PodIdentity { namespace, pod } => {
+                format!("pod identity bound to {namespace}/{pod}")
+            }
+        }
+    }
+
     /// The mode's name as users know it, for logs and messages.
     pub fn mode(&self) -> &'static str {
         match self {
@@ -425,9 +456,42 @@ impl Authenticator {
         identity: &Identity,
         deadline: Instant,
     ) -> Result<IdentityToken, Arc<AuthError>> {
-        let (key, mode, fetch) = self.plan(cloud, tenant, identity, deadline)?;
+        let (key, mode, fetch) = self.plan(cloud, tenant, identity, deadline, None)?;
+        let fetch = self.counted(mode, fetch);
+        let token = self.cache.get_or_fetch(&key, move || fetch).await?;
+        Ok(IdentityToken { token, key })
+    }
+
+    /// A new token in place of `refused`, which Key Vault answered with 401 (revoked, or a claims
+    /// challenge of continuous access evaluation, whose `claims` the new request carries; IMDS and
+    /// NMI take none). Only that identity's entry is dropped, and only if it still holds the
+    /// refused token; concurrent callers share one request.
+    pub async fn replace(
+        &self,
+        cloud: &CloudEnvironment,
+        tenant: &str,
+        identity: &Identity,
+        refused: &IdentityToken,
+        claims: Option<String>,
+        deadline: Instant,
+    ) -> Result<IdentityToken, Arc<AuthError>> {
+        let (key, mode, fetch) = self.plan(cloud, tenant, identity, deadline, claims)?;
+        let fetch = self.counted(mode, fetch);
+        let token = self
+            .cache
+            .replace(&key, refused.token.serial(), move || fetch)
+            .await?;
+        Ok(IdentityToken { token, key })
+    }
+
+    /// `fetch`, logged and counted in `akv_token_requests_total`.
+    fn counted(
+        &self,
+        mode: &'static str,
+        fetch: TokenFuture,
+    ) -> impl std::future::Future<Output = Result<AccessToken, AuthError>> + Send + 'static {
         let metrics = self.metrics.clone();
-        let counted = async move {
+        async move {
             tracing::debug!(mode, "requesting a token");
             let started = std::time::Instant::now();
             let result = fetch.await;
@@ -441,9 +505,7 @@ impl Authenticator {
             result
         }
         // Runs in its own task (it may outlive this Mount): it logs in this Mount's span.
-        .instrument(tracing::Span::current());
-        let token = self.cache.get_or_fetch(&key, move || counted).await?;
-        Ok(IdentityToken { token, key })
+        .instrument(tracing::Span::current())
     }
 
     /// The cache key, the mode's name and the request that gets a new token.
@@ -453,6 +515,7 @@ impl Authenticator {
         tenant: &str,
         identity: &Identity,
         deadline: Instant,
+        claims: Option<String>,
     ) -> Result<(CacheKey, &'static str, TokenFuture), Arc<AuthError>> {
         let mode = identity.mode();
         let tenant = tenant.to_owned();
@@ -460,6 +523,7 @@ impl Authenticator {
             http: self.http.clone(),
             gates: self.gates.clone(),
             deadline,
+            claims,
         };
         Ok(match identity {
             Identity::Workload {
@@ -576,6 +640,8 @@ pub(crate) struct EntraContext {
     pub(crate) http: reqwest::Client,
     pub(crate) gates: Gates,
     pub(crate) deadline: Instant,
+    /// A claims challenge to satisfy (the JSON Key Vault's `WWW-Authenticate` carried, decoded).
+    pub(crate) claims: Option<String>,
 }
 
 fn workload_key(

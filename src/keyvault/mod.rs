@@ -94,6 +94,10 @@ pub enum KeyVaultError {
         inner: Option<String>,
         /// `error.message`, or an excerpt of a non-JSON body.
         message: String,
+        /// With a 401: the claims of a continuous access evaluation challenge (`WWW-Authenticate:
+        /// Bearer … error="insufficient_claims", claims="<base64 JSON>"`), decoded, for the request
+        /// of the replacement token.
+        claims: Option<String>,
     },
     /// The vault is throttling (429) for longer than the Mount can wait.
     #[error(
@@ -127,6 +131,18 @@ impl KeyVaultError {
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Key Vault refused the token (HTTP 401); with the claims its challenge asked for, if any.
+    pub fn refused_token(&self) -> Option<Option<&str>> {
+        match self {
+            Self::Status {
+                status: 401,
+                claims,
+                ..
+            } => Some(claims.as_deref()),
             _ => None,
         }
     }
@@ -203,7 +219,9 @@ pub struct KeyVaultClient {
     http: reqwest::Client,
     metrics: Metrics,
     gates: Gates,
-    flights: Coalescer<ObjectKey, Body, KeyVaultError>,
+    /// Keyed by the request and the token's serial: a Mount holding a replacement token never waits
+    /// for (and so never gets the 401 of) a request made with the token it replaced.
+    flights: Coalescer<(ObjectKey, u64), Body, KeyVaultError>,
     cache: Option<ObjectCache>,
 }
 
@@ -364,7 +382,10 @@ impl KeyVaultClient {
         // The request may run in another task (shared by coalesced callers): it logs in the span of
         // the Mount that started it.
         let work = job.run().instrument(tracing::Span::current());
-        let (result, joined) = self.flights.run(key, work).await;
+        let (result, joined) = self
+            .flights
+            .run((key, caller.token.token.serial()), work)
+            .await;
         self.metrics.object_cache(match joined {
             Joined::Started => CacheEvent::Miss,
             Joined::Coalesced => CacheEvent::Coalesced,
@@ -470,13 +491,20 @@ async fn get_once(
         .map_err(|e| (TransportError::new(url, e).into(), None))?;
     let status = response.status();
     let retry_after = crate::http::retry_after(response.headers());
+    let claims = (status == StatusCode::UNAUTHORIZED)
+        .then(|| challenge_claims(response.headers()))
+        .flatten();
     let body = read_body(url, response, limit)
         .await
         .map_err(|e| (e.into(), retry_after))?;
     if status == StatusCode::OK {
         return Ok(Zeroizing::new(body.to_vec()));
     }
-    Err((status_error(status, &body), retry_after))
+    let mut err = status_error(status, &body);
+    if let KeyVaultError::Status { claims: c, .. } = &mut err {
+        *c = claims;
+    }
+    Err((err, retry_after))
 }
 
 fn status_error(status: StatusCode, body: &[u8]) -> KeyVaultError {
@@ -486,6 +514,7 @@ fn status_error(status: StatusCode, body: &[u8]) -> KeyVaultError {
             code: error.code,
             inner: error.innererror.map(|i| i.code).filter(|c| !c.is_empty()),
             message: error.message,
+            claims: None,
         },
         Err(_) => KeyVaultError::Status {
             status: status.as_u16(),
@@ -494,8 +523,37 @@ fn status_error(status: StatusCode, body: &[u8]) -> KeyVaultError {
             // Bodies of non-JSON errors (proxies, gateways) are short HTML or text; a bounded excerpt
             // helps more than nothing and cannot carry a secret (the request had none in its body).
             message: excerpt(body),
+            claims: None,
         },
     }
+}
+
+/// The decoded `claims` of a `WWW-Authenticate: Bearer …, claims="<base64 JSON>"` challenge; a
+/// value that is not base64 of a JSON object is ignored (the token is then replaced without it).
+fn challenge_claims(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurposeConfig =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let value = headers
+        .get_all(reqwest::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            let start = v.find("claims=\"")? + "claims=\"".len();
+            let len = v[start..].find('"')?;
+            Some(v[start..start + len].trim().to_owned())
+        })?;
+    let decoded = [
+        GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT),
+        GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT),
+    ]
+    .iter()
+    .find_map(|engine| engine.decode(&value).ok())?;
+    // Sent on as decoded: Entra matches the claims request, not a re-serialization of it.
+    let text = String::from_utf8(decoded).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json.is_object().then_some(text)
 }
 
 #[cfg(test)]
@@ -522,6 +580,35 @@ mod tests {
             ),
             "https://kv.vault.azure.net/certificates/a%20b/v1?api-version=7.4"
         );
+    }
+
+    #[test]
+    fn a_claims_challenge_is_decoded() {
+        use reqwest::header::{HeaderMap, HeaderValue, WWW_AUTHENTICATE};
+        let mut headers = HeaderMap::new();
+        // {"access_token":{"nbf":{"essential":true,"value":"1726077595"}}}, padding dropped.
+        headers.insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static(
+                "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", \
+                 error=\"insufficient_claims\", \
+                 claims=\"eyJhY2Nlc3NfdG9rZW4iOnsibmJmIjp7ImVzc2VudGlhbCI6dHJ1ZSwidmFsdWUiOiIxNzI2MDc3NTk1In19fQ\"",
+            ),
+        );
+        assert_eq!(
+            challenge_claims(&headers).as_deref(),
+            Some(r#"{"access_token":{"nbf":{"essential":true,"value":"1726077595"}}}"#)
+        );
+        headers.insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer authorization=\"https://login.windows.net/t\", resource=\"https://vault.azure.net\""),
+        );
+        assert_eq!(challenge_claims(&headers), None);
+        headers.insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer claims=\"bm90IGpzb24\""),
+        );
+        assert_eq!(challenge_claims(&headers), None, "not JSON");
     }
 
     #[test]

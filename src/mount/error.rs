@@ -40,6 +40,27 @@ pub enum MountError {
         /// What Key Vault (or the network) said; shared by every Mount that waited for the request.
         error: Arc<KeyVaultError>,
     },
+    /// Key Vault refused the identity's token (HTTP 401) twice: the cached one, and the one that
+    /// replaced it.
+    #[error(
+        "{kind} {object:?} from vault {vault}: Key Vault refused the token of the {identity} (HTTP \
+         401) twice, the second time a newly issued one: {error}; check that tenantID is the vault's \
+         tenant and the vault is in the SecretProviderClass's cloud (cloudName), that the identity \
+         still exists and is enabled, and that no Conditional Access policy blocks it",
+        kind = .kind.as_str()
+    )]
+    TokenRefused {
+        /// `keyvaultName`.
+        vault: String,
+        /// `objectType`.
+        kind: ObjectKind,
+        /// `objectName`.
+        object: String,
+        /// The identity, as users name it (mode and client id).
+        identity: String,
+        /// Key Vault's answer to the new token.
+        error: Arc<KeyVaultError>,
+    },
     /// An object's content could not be turned into its file.
     #[error("{kind} {object:?} from vault {vault}: {error}", kind = .kind.as_str())]
     Convert {
@@ -121,9 +142,6 @@ fn keyvault_message(vault: &str, kind: &ObjectKind, object: &str, err: &KeyVault
             ),
             _ => String::new(),
         },
-        KeyVaultError::Status { status: 401, .. } => {
-            ": the token was refused; check that tenantID is the vault's tenant".to_owned()
-        }
         KeyVaultError::Status { status: 429, .. } => {
             ": Key Vault is throttling this vault; the driver will retry".to_owned()
         }
@@ -138,10 +156,37 @@ impl MountError {
         match self {
             Self::Invalid(_) | Self::Cloud(_) => ErrorClass::Invalid,
             Self::Auth(e) => e.class(),
-            Self::KeyVault { error, .. } => error.class(),
+            Self::KeyVault { error, .. } | Self::TokenRefused { error, .. } => error.class(),
             Self::Convert { .. } | Self::Object { .. } => ErrorClass::Conversion,
             Self::Timeout(_) | Self::Busy(_) => ErrorClass::Timeout,
             Self::TooLarge { .. } => ErrorClass::Conversion,
+        }
+    }
+
+    /// Key Vault refused the token this error came from (HTTP 401): with its challenge's claims.
+    pub(crate) fn refused_token(&self) -> Option<Option<String>> {
+        match self {
+            Self::KeyVault { error, .. } => error.refused_token().map(|c| c.map(str::to_owned)),
+            _ => None,
+        }
+    }
+
+    /// A second refusal, after the token was replaced: named with the identity.
+    pub(crate) fn refused_again(self, identity: String) -> Self {
+        match self {
+            Self::KeyVault {
+                vault,
+                kind,
+                object,
+                error,
+            } if error.refused_token().is_some() => Self::TokenRefused {
+                vault,
+                kind,
+                object,
+                identity,
+                error,
+            },
+            other => other,
         }
     }
 
@@ -149,6 +194,7 @@ impl MountError {
     pub fn object(&self) -> Option<&str> {
         match self {
             Self::KeyVault { object, .. }
+            | Self::TokenRefused { object, .. }
             | Self::Convert { object, .. }
             | Self::Object { object, .. } => Some(object),
             _ => None,
@@ -163,7 +209,7 @@ impl MountError {
             Self::Auth(e) if matches!(**e, AuthError::NotConfigured { .. }) => {
                 Code::FailedPrecondition
             }
-            Self::Auth(_) => Code::Unauthenticated,
+            Self::Auth(_) | Self::TokenRefused { .. } => Code::Unauthenticated,
             Self::KeyVault { error, .. } if error.is_transient() => Code::Unavailable,
             Self::KeyVault { error, .. } => match &**error {
                 KeyVaultError::Transport(t) if t.kind == FailureKind::Dns => Code::NotFound,
@@ -202,6 +248,7 @@ mod tests {
                 code: "Code".into(),
                 inner: inner.map(str::to_owned),
                 message: "msg".into(),
+                claims: None,
             }),
         }
     }

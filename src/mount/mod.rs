@@ -189,20 +189,50 @@ impl MountService {
             .token(&cloud, &plan.tenant, &plan.identity, deadline)
             .await?;
         let vault_url = cloud.vault_url(&plan.vault_name);
-        let fetcher = Fetcher {
+        let files = match self.fetch(plan, &vault_url, &token, deadline).await {
+            // Key Vault refused the token (revoked, or continuous access evaluation asks for
+            // claims): the cache must not serve it until it expires. Replace it once and retry.
+            Err(err) if let Some(claims) = err.refused_token() => {
+                tracing::info!(error = %err, "Key Vault refused the token; replacing it");
+                let fresh = self
+                    .auth
+                    .replace(
+                        &cloud,
+                        &plan.tenant,
+                        &plan.identity,
+                        &token,
+                        claims,
+                        deadline,
+                    )
+                    .await?;
+                self.fetch(plan, &vault_url, &fresh, deadline)
+                    .await
+                    .map_err(|e| e.refused_again(plan.identity.describe()))?
+            }
+            other => other?,
+        };
+        check_size(&files, self.config.max_response_bytes)?;
+        Ok(assemble(files))
+    }
+
+    /// Every object's files, fetched with `token`.
+    async fn fetch(
+        &self,
+        plan: &MountPlan,
+        vault_url: &str,
+        token: &crate::auth::IdentityToken,
+        deadline: Instant,
+    ) -> Result<Vec<OutputFile>, MountError> {
+        Fetcher {
             config: &self.config,
             conversions: &self.conversions,
             keyvault: &self.keyvault,
             plan,
-            vault_url: &vault_url,
-            caller: Caller {
-                token: &token,
-                deadline,
-            },
-        };
-        let files = fetcher.fetch_all().await?;
-        check_size(&files, self.config.max_response_bytes)?;
-        Ok(assemble(files))
+            vault_url,
+            caller: Caller { token, deadline },
+        }
+        .fetch_all()
+        .await
     }
 }
 

@@ -368,3 +368,213 @@ async fn ordinary_unicode_file_names_are_mounted_as_given() {
         assert_eq!(file(&response, path).contents, b"trust-test-secret");
     }
 }
+
+// A token Key Vault refuses (HTTP 401) is replaced once, not served from the cache until it expires.
+
+/// A claims request as continuous access evaluation sends it (base64 in the challenge).
+const CLAIMS: &str = r#"{"access_token":{"nbf":{"essential":true,"value":"1726077595"}}}"#;
+
+fn token_cache_line(metrics: &str, result: &str) -> Option<u64> {
+    let prefix = format!("akv_token_cache_total{{result=\"{result}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+}
+
+/// Regression: a revoked token stayed cached, and every Mount of that identity failed with 401
+/// until the token expired (up to a day for managed identities).
+#[tokio::test]
+async fn a_revoked_token_is_replaced_once_and_the_mount_succeeds() {
+    let emu = seeded().await;
+    let provider = Provider::start(&emu, |_| {}).await;
+    let request = || MountBuilder::workload(&one_secret()).build();
+    provider.mount(request()).await.expect("first Mount");
+    assert_eq!(emu.entra().requests_for(CLIENT_ID), 1);
+    emu.revoke_tokens(CLIENT_ID);
+    let response = provider
+        .mount(request())
+        .await
+        .expect("Mount after revocation");
+    assert_eq!(response.files[0].contents, b"trust-test-secret");
+    assert_eq!(emu.entra().requests_for(CLIENT_ID), 2);
+    // The replacement is cached in turn.
+    provider.mount(request()).await.expect("third Mount");
+    assert_eq!(emu.entra().requests_for(CLIENT_ID), 2);
+    let metrics = provider.metrics().await;
+    assert_eq!(token_cache_line(&metrics, "replaced"), Some(1), "{metrics}");
+}
+
+/// Mounts of one identity that meet the refusal together share one replacement.
+#[tokio::test]
+async fn concurrent_mounts_share_one_replacement() {
+    let emu = seeded().await;
+    let provider = Arc::new(Provider::start(&emu, |_| {}).await);
+    let request = || MountBuilder::workload(&one_secret()).build();
+    provider.mount(request()).await.expect("first Mount");
+    emu.revoke_tokens(CLIENT_ID);
+    let mounts: Vec<_> = (0..20)
+        .map(|_| {
+            let provider = provider.clone();
+            let request = request();
+            tokio::spawn(async move { provider.mount(request).await })
+        })
+        .collect();
+    for mount in mounts {
+        mount.await.unwrap().expect("Mount after revocation");
+    }
+    assert_eq!(emu.entra().requests_for(CLIENT_ID), 2);
+    let metrics = provider.metrics().await;
+    assert_eq!(token_cache_line(&metrics, "replaced"), Some(1), "{metrics}");
+}
+
+/// Continuous access evaluation: the 401's `insufficient_claims` challenge is answered by a token
+/// request that carries its claims.
+#[tokio::test]
+async fn a_claims_challenge_is_answered_with_its_claims() {
+    let emu = seeded().await;
+    let provider = Provider::start(&emu, |_| {}).await;
+    let request = || MountBuilder::workload(&one_secret()).build();
+    provider.mount(request()).await.expect("first Mount");
+    emu.vault(VAULT).require_claims(CLAIMS);
+    provider
+        .mount(request())
+        .await
+        .expect("Mount after the challenge");
+    let form = emu.entra().last_form().expect("a token request");
+    assert_eq!(form.get("claims").map(String::as_str), Some(CLAIMS));
+    assert_eq!(emu.entra().requests_for(CLIENT_ID), 2);
+}
+
+/// A second 401, for the new token, fails the Mount with UNAUTHENTICATED naming the vault, the
+/// object, the identity and what to check; the next Mount uses the new token.
+#[tokio::test]
+async fn a_token_refused_twice_fails_naming_vault_and_identity() {
+    let emu = seeded().await;
+    let provider = Provider::start(&emu, |_| {}).await;
+    let request = || MountBuilder::workload(&one_secret()).build();
+    provider.mount(request()).await.expect("first Mount");
+    emu.vault(VAULT).fail_next(2, 401);
+    provider
+        .mount_fails(
+            request(),
+            Code::Unauthenticated,
+            &[
+                "\"db-password\" from vault kv-main",
+                &format!("workload identity with client ID {CLIENT_ID}"),
+                "twice",
+                "tenantID",
+            ],
+        )
+        .await;
+    assert_eq!(emu.entra().requests_for(CLIENT_ID), 2);
+    provider.mount(request()).await.expect("Mount afterwards");
+    assert_eq!(emu.entra().requests_for(CLIENT_ID), 2);
+}
+
+/// Only the refused identity's token is dropped: another identity's stays cached.
+#[tokio::test]
+async fn only_the_refused_identitys_token_is_dropped() {
+    let emu = seeded().await;
+    emu.entra()
+        .add_client_secret(TENANT, APP, "sp-secret-not-for-others");
+    emu.vault(VAULT).grant(APP);
+    let provider = Provider::start(&emu, |_| {}).await;
+    let workload = || MountBuilder::workload(&one_secret()).build();
+    let principal = || {
+        let mut b = MountBuilder::workload(&one_secret()).without("clientID");
+        b.token = None;
+        b.secrets = format!(r#"{{"clientid":"{APP}","clientsecret":"sp-secret-not-for-others"}}"#);
+        b.build()
+    };
+    provider.mount(workload()).await.expect("workload");
+    provider
+        .mount(principal())
+        .await
+        .expect("service principal");
+    emu.revoke_tokens(CLIENT_ID);
+    provider
+        .mount(principal())
+        .await
+        .expect("service principal");
+    provider
+        .mount(workload())
+        .await
+        .expect("workload, replaced");
+    assert_eq!(emu.entra().requests_for(APP), 1);
+    assert_eq!(emu.entra().requests_for(CLIENT_ID), 2);
+}
+
+/// A managed identity's token refused by Key Vault is asked of IMDS once more (IMDS takes no
+/// claims; a token it still caches is refused again and the Mount fails as above).
+#[tokio::test]
+async fn a_refused_managed_identity_token_is_asked_of_imds_again() {
+    let emu = seeded().await;
+    emu.node().assign_user_identity(NODE_MI);
+    emu.vault(VAULT).grant(NODE_MI);
+    let imds = emu.local_url();
+    let provider = Provider::start(&emu, |c| c.imds_endpoint = imds).await;
+    let request = || {
+        let mut b = MountBuilder::workload(&one_secret())
+            .without("clientID")
+            .param("useVMManagedIdentity", "true")
+            .param("userAssignedIdentityID", NODE_MI);
+        b.token = None;
+        b.build()
+    };
+    provider.mount(request()).await.expect("first Mount");
+    let asked = emu.node().requests();
+    emu.revoke_tokens(NODE_MI);
+    provider
+        .mount(request())
+        .await
+        .expect("Mount after revocation");
+    assert_eq!(emu.node().requests(), asked + 1);
+}
+
+/// Identity binding: the replacement goes through the token proxy, with the claims.
+#[tokio::test]
+async fn the_token_proxy_gets_the_claims_challenge() {
+    const BINDING_AUDIENCE: &str = "api://AKSIdentityBinding";
+    let emu = seeded().await;
+    let pod = Pod::default();
+    emu.entra().add_federated_credential(
+        TENANT,
+        CLIENT_ID,
+        ISSUER,
+        &pod.subject(),
+        BINDING_AUDIENCE,
+    );
+    let provider = Provider::start(&emu, |c| {
+        c.token_proxy = Some(
+            akv_csi_provider::config::TokenProxy::new(
+                "https://kubernetes.default.svc",
+                "tokenproxy.aks.example",
+            )
+            .expect("token proxy"),
+        );
+        c.token_proxy_ca_file = "/nonexistent/ca.crt".into();
+    })
+    .await;
+    let mut b = MountBuilder::workload(&one_secret()).param("useAzureTokenProxy", "true");
+    b.token = None;
+    let b = b.param(
+        "csi.storage.k8s.io/serviceAccount.tokens",
+        &akv_emulator::tokens_attribute(
+            BINDING_AUDIENCE,
+            &pod.token(BINDING_AUDIENCE),
+            "2099-01-01T00:00:00Z",
+        ),
+    );
+    provider.mount(b.build()).await.expect("first Mount");
+    emu.vault(VAULT).require_claims(CLAIMS);
+    provider
+        .mount(b.build())
+        .await
+        .expect("Mount after the challenge");
+    assert_eq!(
+        emu.entra().last_host().as_deref(),
+        Some("tokenproxy.aks.example")
+    );
+    let form = emu.entra().last_form().expect("a token request");
+    assert_eq!(form.get("claims").map(String::as_str), Some(CLAIMS));
+}
