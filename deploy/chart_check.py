@@ -463,6 +463,13 @@ class Checker:
              ["--object-cache-max-bytes=1Gi", "--max-response-bytes=64Ki"]),
             ({"objectCacheMaxBytes": 0, "maxResponseBytes": "0"}, []),
             ({"objectCacheMaxBytes": "", "maxResponseBytes": None}, []),
+            # The driver's limit is followed when maxResponseBytes is not set (a raised driver limit
+            # must not leave the provider refusing what the driver accepts); its default passes nothing.
+            ({"secrets-store-csi-driver": {"maxCallRecvMsgSize": 8388608}}, ["--max-response-bytes=8388608"]),
+            ({"secrets-store-csi-driver": {"maxCallRecvMsgSize": "16Mi"}}, ["--max-response-bytes=16Mi"]),
+            ({"secrets-store-csi-driver": {"maxCallRecvMsgSize": 4194304}}, []),
+            ({"maxResponseBytes": "2Mi", "secrets-store-csi-driver": {"maxCallRecvMsgSize": 8388608}},
+             ["--max-response-bytes=2Mi"]),
         ]
         for values, expected in sizes:
             docs = own(documents(render(values, STATIC_RELEASE, STATIC_NAMESPACE)))
@@ -495,6 +502,8 @@ class Checker:
             ("maxResponseBytes=63Ki", {"maxResponseBytes": "63Ki"},
              'maxResponseBytes must be at least 64Ki, got "63Ki"'),
             ("maxResponseBytes=65535", {"maxResponseBytes": 65535}, "maxResponseBytes must be at least 64Ki"),
+            ("driver maxCallRecvMsgSize=1000", {"secrets-store-csi-driver": {"maxCallRecvMsgSize": 1000}},
+             "secrets-store-csi-driver.maxCallRecvMsgSize must be at least 64Ki"),
         ]
         for label, values, expected in cases:
             error = render_error(values)

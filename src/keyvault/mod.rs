@@ -338,7 +338,11 @@ impl KeyVaultClient {
                 Some(next) if next.starts_with(&format!("{vault_url}/")) => url = next,
                 Some(next) => {
                     return Err(Arc::new(KeyVaultError::Decode {
-                        reason: format!("nextLink {next:?} points outside {vault_url}"),
+                        // The host only: the rest of a foreign URL may carry anything.
+                        reason: format!(
+                            "nextLink points outside {vault_url}, to {}",
+                            crate::http::host_of(&next)
+                        ),
                     }));
                 }
                 None => return Ok(items),

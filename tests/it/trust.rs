@@ -578,3 +578,34 @@ async fn the_token_proxy_gets_the_claims_challenge() {
     let form = emu.entra().last_form().expect("a token request");
     assert_eq!(form.get("claims").map(String::as_str), Some(CLAIMS));
 }
+
+/// The bearer token goes only to the vault's host: a version listing whose `nextLink` points at
+/// another host is refused, and that host gets no request.
+#[tokio::test]
+async fn a_next_link_to_another_host_is_not_followed() {
+    let emu = seeded().await;
+    let counter = Counter::start().await;
+    emu.vault(VAULT).put_raw_json(
+        "/secrets/db-password/versions",
+        200,
+        serde_json::json!({"value": [], "nextLink": counter.location()}),
+    );
+    let provider = Provider::start(&emu, |c| {
+        c.resolve_overrides
+            .push(format!("{ELSEWHERE}={}", counter.addr).parse().unwrap());
+    })
+    .await;
+    let request = MountBuilder::workload(&objects(&[
+        "objectName: db-password\nobjectType: secret\nobjectVersionHistory: 2",
+    ]))
+    .build();
+    let (_, message) = provider
+        .mount_fails(
+            request,
+            Code::Internal,
+            &["db-password", "kv-main", "points outside", ELSEWHERE],
+        )
+        .await;
+    assert!(!message.contains("do-not-echo"), "{message}");
+    assert_eq!(counter.accepted(), 0);
+}

@@ -99,7 +99,21 @@ would refuse fails the render here instead of in a crash-looping pod.
 {{- include "akv.byteSize" (dict "key" "objectCacheMaxBytes" "value" .Values.objectCacheMaxBytes "min" 0 "minText" "0") -}}
 {{- end -}}
 
-{{/* --max-response-bytes from maxResponseBytes ("" when not set); the daemon refuses less than 64Ki. */}}
+{{/*
+--max-response-bytes from maxResponseBytes; when that is not set, from the driver's own limit
+(secrets-store-csi-driver.maxCallRecvMsgSize, its --max-call-recv-msg-size), so that an operator who
+raised the driver's limit does not get failing Mounts from the provider only. "" when neither is set or
+the driver's is its default, 4Mi (the daemon's default too). The daemon refuses less than 64Ki.
+*/}}
 {{- define "akv.maxResponseBytes" -}}
-{{- include "akv.byteSize" (dict "key" "maxResponseBytes" "value" .Values.maxResponseBytes "min" 65536 "minText" "64Ki") -}}
+{{- $own := include "akv.byteSize" (dict "key" "maxResponseBytes" "value" .Values.maxResponseBytes "min" 65536 "minText" "64Ki") -}}
+{{- if $own -}}
+{{- $own -}}
+{{- else -}}
+{{- $driver := index .Values "secrets-store-csi-driver" | default dict -}}
+{{- $limit := include "akv.byteSize" (dict "key" "secrets-store-csi-driver.maxCallRecvMsgSize" "value" $driver.maxCallRecvMsgSize "min" 65536 "minText" "64Ki") -}}
+{{- if and $limit (ne $limit "4194304") (ne $limit "4Mi") -}}
+{{- $limit -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
