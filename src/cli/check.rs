@@ -5,9 +5,8 @@
 //! provider is `azure`, and runs on its parameters exactly the validation a Mount runs (the same
 //! code, [`crate::mount::request::validate_parameters`]), without network. What a Mount would
 //! refuse is an error; what a Mount would silently ignore or what needs a cluster-side setting is a
-//! warning or a note. Each finding is located in the file: the Mount's messages start with the
-//! field they are about (`objects.array[2] (tls-cert): filePermission …`, `tenantID: …`), and that
-//! field is looked up in the document.
+//! warning or a note. Each finding is located in the file from its location (a parameter, an
+//! object's field: [`crate::mount::findings::Location`]), never from its wording.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,34 +16,15 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::cloud::CloudName;
+pub use crate::mount::findings::Severity;
+use crate::mount::findings::{Finding as Problem, Location};
 use crate::mount::identity::Mode;
 use crate::mount::objects::FIELDS;
 use crate::mount::request::{
     LEGACY_PARAMETERS, PARAMETERS, ParseContext, RawAttributes, validate_parameters,
 };
 
-/// How serious a finding is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
-    /// A Mount would fail.
-    Error,
-    /// A Mount would work, probably not as intended.
-    Warning,
-    /// Something the cluster must provide for this class to work.
-    Note,
-}
-
-impl Severity {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Error => "error",
-            Self::Warning => "warning",
-            Self::Note => "note",
-        }
-    }
-}
-
-/// One finding.
+/// One finding, placed in its file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
     /// The file as given (`-` for standard input).
@@ -196,6 +176,62 @@ fn documents(text: &str) -> Vec<(u64, &str)> {
     docs
 }
 
+/// One SecretProviderClass being checked: where its findings go and how they are placed.
+struct Class<'a> {
+    file: &'a str,
+    /// The class's first line; findings without a place of their own go there.
+    line: u64,
+    /// Added to a document line to get the file line.
+    offset: u64,
+    name: String,
+    parameters: &'a BTreeMap<String, Spanned<serde_json::Value>>,
+    objects: ObjectsLayout,
+    out: &'a mut Vec<Finding>,
+}
+
+impl Class<'_> {
+    fn push(&mut self, line: u64, severity: Severity, message: String) {
+        self.out.push(Finding {
+            file: self.file.to_owned(),
+            line,
+            class: self.name.clone(),
+            severity,
+            message,
+        });
+    }
+
+    /// The file line of a parameter (the class's line when it is not written).
+    fn line_of(&self, key: &str) -> u64 {
+        self.parameters
+            .get(key)
+            .map_or(self.line, |v| self.offset + v.referenced.line())
+    }
+
+    /// The file line a validation finding's location points at.
+    fn locate(&self, location: &Location) -> u64 {
+        match location {
+            Location::Parameter(key) => self.line_of(key),
+            Location::Objects => self.line_of("objects"),
+            Location::Object { index, field } => {
+                let line = match field {
+                    Some("objectAlias") => self.objects.path_line(*index),
+                    Some(field) => self.objects.field_line(*index, field),
+                    None => self.objects.entries.get(*index).map(|e| e.line),
+                };
+                line.unwrap_or_else(|| self.line_of("objects"))
+            }
+            Location::Request(_) => self.line,
+        }
+    }
+
+    fn report(&mut self, problems: Vec<Problem>) {
+        for problem in problems {
+            let line = self.locate(&problem.location);
+            self.push(line, problem.severity, problem.message);
+        }
+    }
+}
+
 fn check_class(
     file: &str,
     line: u64,
@@ -210,29 +246,50 @@ fn check_class(
     if spec.provider.as_deref().map(str::trim) != Some("azure") {
         return;
     }
-    let name = format!(
-        "{}/{}",
-        class.metadata.namespace.as_deref().unwrap_or("default"),
-        class.metadata.name.as_deref().unwrap_or("")
-    );
-    let mut push = |line: u64, severity: Severity, message: String| {
-        findings.push(Finding {
-            file: file.to_owned(),
-            line,
-            class: name.clone(),
-            severity,
-            message,
-        });
-    };
     let empty = BTreeMap::new();
     let parameters = spec.parameters.as_ref().unwrap_or(&empty);
-    let line_of = |key: &str| {
-        parameters
-            .get(key)
-            .map_or(line, |v| offset + v.referenced.line())
+    let mut class = Class {
+        file,
+        line,
+        offset,
+        name: format!(
+            "{}/{}",
+            class.metadata.namespace.as_deref().unwrap_or("default"),
+            class.metadata.name.as_deref().unwrap_or("")
+        ),
+        parameters,
+        objects: objects_layout(parameters, offset),
+        out: findings,
     };
+    let mut problems = Vec::new();
+    let Some(attributes) = string_parameters(parameters, &mut problems) else {
+        class.report(problems);
+        return;
+    };
+    let ctx = ParseContext {
+        default_cloud: options.default_cloud,
+        split_files: options.split_files,
+        now: crate::auth::assertion::unix_now(),
+    };
+    let validated = validate_parameters(&attributes, None, &ctx, &mut problems);
+    // A key that already has an error (a near miss of a required parameter) is not warned about
+    // again on the same line.
+    let reported: Vec<Location> = problems.iter().map(|p| p.location.clone()).collect();
+    class.report(problems);
+    unknown_parameters(&mut class, &reported);
+    unknown_fields(&mut class);
+    key_history(&mut class, &validated.objects);
+    if let Some(mode) = &validated.mode {
+        mode_note(&mut class, mode);
+    }
+}
 
-    // Kubernetes stores parameters as strings; an unquoted `true` or number is refused by the API.
+/// The parameters as the Mount receives them (strings). Kubernetes stores parameters as strings;
+/// an unquoted `true` or number is refused by the API.
+fn string_parameters(
+    parameters: &BTreeMap<String, Spanned<serde_json::Value>>,
+    problems: &mut Vec<Problem>,
+) -> Option<RawAttributes> {
     let mut strings = BTreeMap::new();
     for (key, value) in parameters {
         match &value.value {
@@ -240,62 +297,47 @@ fn check_class(
                 strings.insert(key.clone(), s.clone());
             }
             other => {
-                push(
-                    offset + value.referenced.line(),
-                    Severity::Error,
+                problems.push(Problem::parameter(
+                    key,
                     format!(
                         "parameters.{key}: {other} is not a string; SecretProviderClass parameters are \
                          strings: quote it, e.g. {key}: \"{}\"",
                         other.to_string().trim_matches('"')
                     ),
-                );
+                ));
                 strings.insert(key.clone(), other.to_string());
             }
         }
     }
-    let attributes = match serde_json::to_value(&strings)
+    serde_json::to_value(&strings)
         .ok()
         .and_then(|v| serde_json::from_value::<RawAttributes>(v).ok())
-    {
-        Some(a) => a,
-        None => return,
-    };
+}
 
-    let ctx = ParseContext {
-        default_cloud: options.default_cloud,
-        split_files: options.split_files,
-        now: crate::auth::assertion::unix_now(),
-    };
-    let mut errors = Vec::new();
-    let validated = validate_parameters(&attributes, None, &ctx, &mut errors);
-    let objects = objects_layout(parameters, offset);
-    for error in errors {
-        let at = locate(&error, &line_of, &objects).unwrap_or(line);
-        push(at, Severity::Error, error);
-    }
-
-    for key in parameters.keys() {
-        if PARAMETERS.contains(&key.as_str()) || LEGACY_PARAMETERS.contains(&key.as_str()) {
+fn unknown_parameters(class: &mut Class<'_>, reported: &[Location]) {
+    let keys: Vec<String> = class.parameters.keys().cloned().collect();
+    for key in keys {
+        if PARAMETERS.contains(&key.as_str())
+            || LEGACY_PARAMETERS.contains(&key.as_str())
+            || reported.contains(&Location::Parameter(key.clone()))
+        {
             continue;
         }
-        match PARAMETERS.iter().find(|p| p.eq_ignore_ascii_case(key)) {
-            Some(wanted) => push(
-                line_of(key),
-                Severity::Warning,
-                format!(
-                    "{key} is not a parameter of this provider and is ignored; parameter names are \
-                     case-sensitive: write {wanted}"
-                ),
+        let message = match PARAMETERS.iter().find(|p| p.eq_ignore_ascii_case(&key)) {
+            Some(wanted) => format!(
+                "{key} is not a parameter of this provider and is ignored; parameter names are \
+                 case-sensitive: write {wanted}"
             ),
-            None => push(
-                line_of(key),
-                Severity::Warning,
-                format!("{key} is not a parameter of this provider and is ignored"),
-            ),
-        }
+            None => format!("{key} is not a parameter of this provider and is ignored"),
+        };
+        let line = class.line_of(&key);
+        class.push(line, Severity::Warning, message);
     }
+}
 
-    for (index, entry) in objects.entries.iter().enumerate() {
+fn unknown_fields(class: &mut Class<'_>) {
+    let mut warnings = Vec::new();
+    for (index, entry) in class.objects.entries.iter().enumerate() {
         for (field, field_line) in &entry.fields {
             if FIELDS.contains(&field.as_str()) {
                 continue;
@@ -305,54 +347,64 @@ fn check_class(
                 .find(|f| f.eq_ignore_ascii_case(field))
                 .map(|f| format!("; field names are case-sensitive: write {f}"))
                 .unwrap_or_default();
-            push(
+            warnings.push((
                 *field_line,
-                Severity::Warning,
                 format!(
                     "objects.array[{index}]: {field} is not an object field and is ignored{hint}"
                 ),
-            );
+            ));
         }
     }
-    for (index, spec) in validated.objects.iter().enumerate() {
-        if spec.kind == crate::keyvault::ObjectKind::Key && spec.history > 1 {
-            let at = objects
-                .field_line(index, "objectVersionHistory")
-                .unwrap_or(line);
-            push(
-                at,
-                Severity::Warning,
-                format!(
-                    "objects.array[{index}] ({}): objectVersionHistory on a key writes a directory of \
-                     public keys ({}/0 … {}/{}); make sure the workload reads that directory",
-                    spec.name,
-                    spec.alias,
-                    spec.alias,
-                    spec.history - 1
-                ),
-            );
-        }
+    for (line, message) in warnings {
+        class.push(line, Severity::Warning, message);
     }
-    match &validated.mode {
-        Some(Mode::Workload { client_id }) => push(
-            line_of("clientID"),
+}
+
+/// History on a key writes a directory of public keys, which a workload may not expect.
+fn key_history(class: &mut Class<'_>, objects: &[crate::mount::objects::ObjectSpec]) {
+    for spec in objects {
+        if spec.kind != crate::keyvault::ObjectKind::Key || spec.history <= 1 {
+            continue;
+        }
+        let line = class.locate(&Location::Object {
+            index: spec.index,
+            field: Some("objectVersionHistory"),
+        });
+        let message = format!(
+            "objects.array[{}] ({}): objectVersionHistory on a key writes a directory of public keys \
+             ({}/0 … {}/{}); make sure the workload reads that directory",
+            spec.index,
+            spec.name,
+            spec.alias,
+            spec.alias,
+            spec.history - 1
+        );
+        class.push(line, Severity::Warning, message);
+    }
+}
+
+/// What the cluster must provide for the identity mode the class selects.
+fn mode_note(class: &mut Class<'_>, mode: &Mode) {
+    let (key, severity, message) = match mode {
+        Mode::Workload { client_id } => (
+            "clientID",
             Severity::Note,
             format!(
-                "workload identity with client ID {client_id}: the CSIDriver secrets-store.csi.k8s.io needs \
-                 tokenRequests: [{{audience: api://AzureADTokenExchange}}], and the identity a federated \
-                 credential for system:serviceaccount:<namespace>:<service account> of every pod that \
-                 mounts this class"
+                "workload identity with client ID {client_id}: the CSIDriver secrets-store.csi.k8s.io \
+                 needs tokenRequests: [{{audience: api://AzureADTokenExchange}}], and the identity a \
+                 federated credential for system:serviceaccount:<namespace>:<service account> of every \
+                 pod that mounts this class"
             ),
         ),
-        Some(Mode::TokenProxy { .. }) => push(
-            line_of("useAzureTokenProxy"),
+        Mode::TokenProxy { .. } => (
+            "useAzureTokenProxy",
             Severity::Note,
             "identity binding: the provider needs --token-proxy-url (and --sni-name), and the CSIDriver \
              tokenRequests with audience api://AKSIdentityBinding"
                 .to_owned(),
         ),
-        Some(Mode::VmManagedIdentity { client_id }) => push(
-            line_of("useVMManagedIdentity"),
+        Mode::VmManagedIdentity { client_id } => (
+            "useVMManagedIdentity",
             Severity::Note,
             match client_id {
                 Some(id) => format!(
@@ -364,22 +416,23 @@ fn check_class(
                     .to_owned(),
             },
         ),
-        Some(Mode::PodIdentity) => push(
-            line_of("usePodIdentity"),
+        Mode::PodIdentity => (
+            "usePodIdentity",
             Severity::Warning,
             "usePodIdentity selects aad-pod-identity, which is deprecated and unsupported since 2022: \
              migrate to workload identity (clientID)"
                 .to_owned(),
         ),
-        Some(Mode::ServicePrincipal) => push(
-            line,
+        Mode::ServicePrincipal => (
+            "",
             Severity::Note,
             "no clientID and no identity flag: a service principal; every pod volume using this class \
              needs nodePublishSecretRef naming a Secret with clientid and clientsecret"
                 .to_owned(),
         ),
-        None => {}
-    }
+    };
+    let line = class.line_of(key);
+    class.push(line, severity, message);
 }
 
 /// Where the `objects` entries and their fields are in the file.
@@ -454,46 +507,6 @@ fn objects_layout(
         })
         .collect();
     ObjectsLayout { entries }
-}
-
-/// The file line a Mount error is about: its leading `objects.array[i]` (and the field named after
-/// it), or its leading parameter name.
-fn locate(error: &str, line_of: &dyn Fn(&str) -> u64, objects: &ObjectsLayout) -> Option<u64> {
-    // A collision is reported with both objects; the later one in the array is the one to change.
-    // Its place in the message is not a guide: "inside a directory" names the file's owner first,
-    // whichever of the two comes first in the array.
-    if error.contains("both write the file") || error.contains("inside a directory") {
-        let index = error
-            .split("objects.array[")
-            .skip(1)
-            .filter_map(|rest| rest.split(']').next()?.parse::<usize>().ok())
-            .max()?;
-        return objects.path_line(index);
-    }
-    if let Some(rest) = error.strip_prefix("objects.array[") {
-        let (index, rest) = rest.split_once(']')?;
-        let index: usize = index.parse().ok()?;
-        let after = rest.split_once(": ").map_or("", |(_, m)| m);
-        let field = FIELDS.iter().find(|f| after.starts_with(*f)).copied();
-        return match field {
-            Some(f) => objects.field_line(index, f),
-            None => objects.entries.get(index).map(|e| e.line),
-        };
-    }
-    if error.starts_with("objects") {
-        return Some(line_of("objects"));
-    }
-    // "keyvaultName is required … (found \"keyVaultName\": …)": the near miss is where to look.
-    if let Some((_, rest)) = error.split_once("(found \"")
-        && let Some((key, _)) = rest.split_once('"')
-    {
-        return Some(line_of(key));
-    }
-    let first = error
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .next()
-        .unwrap_or_default();
-    PARAMETERS.iter().find(|p| **p == first).map(|p| line_of(p))
 }
 
 /// Runs `check` with its command line (after `check`). Exit status: 0 clean, 1 errors, 2 usage.
@@ -714,6 +727,134 @@ spec:
           objectType: secret
 ";
 
+    /// GOOD with these object entries (each a block of `key: value` lines).
+    fn with_objects(entries: &[&str]) -> String {
+        let mut text = GOOD[..GOOD.find("        - |").unwrap()].to_owned();
+        for entry in entries {
+            text.push_str("        - |\n");
+            for line in entry.lines() {
+                text.push_str(&format!("          {line}\n"));
+            }
+        }
+        text
+    }
+
+    /// The 1-based line of the `nth` line of `text` equal to `needle` once trimmed.
+    fn line_of(text: &str, needle: &str, nth: usize) -> u64 {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| l.trim() == needle)
+            .nth(nth)
+            .map(|(i, _)| i as u64 + 1)
+            .unwrap_or_else(|| panic!("{needle:?} #{nth} not in {text}"))
+    }
+
+    /// Regression: validation skipped invalid entries, so findings about later entries named
+    /// the wrong index and `check` put them at the wrong line (a collision between entries 1 and 2
+    /// was reported as `objects.array[0] … and objects.array[1]`, `objectVersionHistory on a key` in
+    /// entry 1 at entry 0's line). Every kind of object finding, after a broken entry 0.
+    #[test]
+    fn a_broken_entry_before_the_one_at_fault_never_moves_its_index_or_line() {
+        const BROKEN: &str = "objectName: d\nobjectType: bogus";
+        // (the faulty entry, what the finding says, the line it must be at: (text, nth))
+        let cases: &[(&str, Severity, &str, (&str, usize))] = &[
+            (
+                "objectName: a\nobjectType: secret\nfilePermission: \"999\"",
+                Severity::Error,
+                "objects.array[1] (a): filePermission",
+                ("filePermission: \"999\"", 0),
+            ),
+            (
+                "objectName: a\nobjectType: nope",
+                Severity::Error,
+                "objects.array[1] (a): objectType",
+                ("objectType: nope", 0),
+            ),
+            (
+                "objectName: a\nobjectType: secret\nobjectVersion: ../x",
+                Severity::Error,
+                "objects.array[1] (a): objectVersion",
+                ("objectVersion: ../x", 0),
+            ),
+            (
+                "objectName: a\nobjectType: secret\nobjectVersionHistory: many",
+                Severity::Error,
+                "objects.array[1] (a): objectVersionHistory",
+                ("objectVersionHistory: many", 0),
+            ),
+            (
+                "objectName: a\nobjectType: key\nobjectFormat: pfx",
+                Severity::Error,
+                "objects.array[1] (a): objectFormat",
+                ("objectFormat: pfx", 0),
+            ),
+            (
+                "objectName: a\nobjectType: cert\nobjectEncoding: hex",
+                Severity::Error,
+                "objects.array[1] (a): objectEncoding",
+                ("objectEncoding: hex", 0),
+            ),
+            (
+                "objectName: a\nobjectType: secret\nobjectAlias: /abs",
+                Severity::Error,
+                "objects.array[1] (a): objectAlias",
+                ("objectAlias: /abs", 0),
+            ),
+            (
+                "objectName: a_b\nobjectType: secret",
+                Severity::Error,
+                "objects.array[1] (a_b): objectName",
+                ("objectName: a_b", 0),
+            ),
+            (
+                "objectName: k\nobjectType: key\nobjectVersionHistory: 2",
+                Severity::Warning,
+                "objects.array[1] (k): objectVersionHistory on a key",
+                ("objectVersionHistory: 2", 0),
+            ),
+            (
+                "objectName: a\nobjectType: secret\nobjectAlais: x",
+                Severity::Warning,
+                "objects.array[1]: objectAlais is not an object field",
+                ("objectAlais: x", 0),
+            ),
+        ];
+        for (entry, severity, says, (needle, nth)) in cases {
+            let text = with_objects(&[BROKEN, entry]);
+            let findings = check(&text);
+            assert_eq!(
+                at(&findings, *severity, says),
+                line_of(&text, needle, *nth),
+                "{says}: {findings:#?}"
+            );
+        }
+        // Collisions, between entries 1 and 2: named by their own indices, at entry 2's alias.
+        let text = with_objects(&[
+            BROKEN,
+            "objectName: a\nobjectType: secret\nobjectAlias: shared",
+            "objectName: b\nobjectType: secret\nobjectAlias: shared",
+        ]);
+        let findings = check(&text);
+        let line = at(
+            &findings,
+            Severity::Error,
+            "objects.array[1] (a) and objects.array[2] (b) both write",
+        );
+        assert_eq!(line, line_of(&text, "objectAlias: shared", 1));
+        let text = with_objects(&[
+            BROKEN,
+            "objectName: a\nobjectType: secret\nobjectAlias: api",
+            "objectName: b\nobjectType: secret\nobjectAlias: api\nobjectVersionHistory: 2",
+        ]);
+        let findings = check(&text);
+        let line = at(
+            &findings,
+            Severity::Error,
+            "objects.array[1] (a) writes the file \"api\" but objects.array[2] (b)",
+        );
+        assert_eq!(line, line_of(&text, "objectAlias: api", 1));
+    }
+
     #[test]
     fn a_good_class_has_only_its_note() {
         let findings = check(GOOD);
@@ -750,13 +891,16 @@ spec:
             .replace("keyvaultName: my-vault", "keyVaultName: my-vault")
             .replace("clientID:", "clientId:");
         let findings = check(&text);
-        assert_eq!(at(&findings, Severity::Warning, "write keyvaultName"), 9);
         assert_eq!(at(&findings, Severity::Warning, "write clientID"), 11);
-        // keyvaultName is missing: reported at its near miss.
+        // keyvaultName is missing: reported at its near miss, once (regression: the near miss was
+        // also warned about as an unknown parameter on the same line).
         assert_eq!(
             at(&findings, Severity::Error, "keyvaultName is required"),
             9
         );
+        let on_line_9: Vec<_> = findings.iter().filter(|f| f.line == 9).collect();
+        assert_eq!(on_line_9.len(), 1, "{on_line_9:?}");
+        assert!(on_line_9[0].message.contains("write keyvaultName"));
         let without = GOOD.replace("    keyvaultName: my-vault\n", "");
         assert_eq!(
             at(

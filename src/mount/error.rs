@@ -20,8 +20,8 @@ use crate::metrics::ErrorClass;
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
     /// The request breaks one or more rules; each entry names its field.
-    #[error("invalid SecretProviderClass or request: {}", .0.join("; "))]
-    Invalid(Vec<String>),
+    #[error("invalid SecretProviderClass or request: {}", super::findings::messages(.0))]
+    Invalid(Vec<super::findings::Finding>),
     /// The cloud's environment file could not be used.
     #[error(transparent)]
     Cloud(#[from] CloudError),
@@ -263,7 +263,7 @@ mod tests {
             Code::PermissionDenied
         );
         assert_eq!(
-            MountError::Invalid(vec!["x".into()]).code(),
+            MountError::Invalid(vec![crate::mount::findings::Finding::objects("x".into())]).code(),
             Code::InvalidArgument
         );
     }

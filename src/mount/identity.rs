@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use super::findings::Finding;
 use super::request::{PodInfo, RawAttributes, near_miss};
 use super::trimmed;
 use crate::auth::Identity;
@@ -63,17 +64,21 @@ impl Mode {
     }
 }
 
+/// The request part service-account token findings are about.
+const TOKENS_PART: &str = "serviceAccount.tokens";
+
 const MODES_HELP: &str = "set clientID to the client ID of the managed identity or app registration \
     federated with the pod's service account (workload identity), or useVMManagedIdentity: \"true\" \
     (plus userAssignedIdentityID) to use the node's managed identity, or reference a Secret with \
     clientid and clientsecret in nodePublishSecretRef (service principal)";
 
-fn flag(attrs_value: &Option<String>, name: &str, errors: &mut Vec<String>) -> bool {
+fn flag(attrs_value: &Option<String>, name: &str, errors: &mut Vec<Finding>) -> bool {
     match trimmed(attrs_value) {
         None => false,
         Some(v) => parse_bool(v).unwrap_or_else(|_| {
-            errors.push(format!(
-                "{name}: {v:?} is not a boolean; use \"true\" or \"false\""
+            errors.push(Finding::parameter(
+                name,
+                format!("{name}: {v:?} is not a boolean; use \"true\" or \"false\""),
             ));
             false
         }),
@@ -85,7 +90,7 @@ fn flag(attrs_value: &Option<String>, name: &str, errors: &mut Vec<String>) -> b
 pub fn select(
     attrs: &RawAttributes,
     has_secret_keys: Option<bool>,
-    errors: &mut Vec<String>,
+    errors: &mut Vec<Finding>,
 ) -> Option<Mode> {
     let pod_identity = flag(&attrs.use_pod_identity, "usePodIdentity", errors);
     let vm_identity = flag(
@@ -101,11 +106,21 @@ pub fn select(
         .count()
         > 1
     {
-        errors.push(
-            "usePodIdentity, useVMManagedIdentity and useAzureTokenProxy are mutually exclusive: set only \
-             one of them to \"true\""
+        // Located at the last flag set: the one that turned a valid choice into two.
+        let last = [
+            (token_proxy, "useAzureTokenProxy"),
+            (vm_identity, "useVMManagedIdentity"),
+            (pod_identity, "usePodIdentity"),
+        ]
+        .into_iter()
+        .find_map(|(set, name)| set.then_some(name))
+        .unwrap_or("usePodIdentity");
+        errors.push(Finding::parameter(
+            last,
+            "usePodIdentity, useVMManagedIdentity and useAzureTokenProxy are mutually exclusive: set \
+             only one of them to \"true\""
                 .to_owned(),
-        );
+        ));
         return None;
     }
     if vm_identity {
@@ -118,11 +133,12 @@ pub fn select(
     }
     if token_proxy {
         let Some(client_id) = client_id else {
-            errors.push(
-                "useAzureTokenProxy requires clientID: the client ID of the identity bound to the pod's \
-                 service account"
+            errors.push(Finding::parameter(
+                "useAzureTokenProxy",
+                "useAzureTokenProxy requires clientID: the client ID of the identity bound to the \
+                 pod's service account"
                     .to_owned(),
-            );
+            ));
             return None;
         };
         return Some(Mode::TokenProxy { client_id });
@@ -139,7 +155,14 @@ pub fn select(
                 " (userAssignedIdentityID is set but useVMManagedIdentity is not \"true\")",
             );
         }
-        errors.push(msg);
+        // At the near miss of clientID if there is one; else the class as a whole (`clientID`,
+        // which `check` places at the class when it is absent).
+        let key = attrs
+            .other
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case("clientID"))
+            .map_or("clientID", String::as_str);
+        errors.push(Finding::parameter(key, msg));
         return None;
     }
     Some(Mode::ServicePrincipal)
@@ -163,7 +186,7 @@ pub fn credential(
     secrets: &BTreeMap<String, SecretString>,
     pod: &PodInfo,
     now: i64,
-    errors: &mut Vec<String>,
+    errors: &mut Vec<Finding>,
 ) -> Option<Identity> {
     match mode {
         Mode::VmManagedIdentity { client_id } => Some(Identity::VmManagedIdentity { client_id }),
@@ -205,7 +228,7 @@ pub fn credential(
 
 fn service_principal(
     secrets: &BTreeMap<String, SecretString>,
-    errors: &mut Vec<String>,
+    errors: &mut Vec<Finding>,
 ) -> Option<Identity> {
     match (
         secret_value(secrets, "clientid"),
@@ -214,10 +237,11 @@ fn service_principal(
         (Some(id), Some(secret)) => {
             let id = id.expose_secret().trim();
             if id.is_empty() || secret.expose_secret().is_empty() {
-                errors.push(
+                errors.push(Finding::request(
+                    "secrets",
                     "the nodePublishSecretRef Secret has an empty clientid or clientsecret"
                         .to_owned(),
-                );
+                ));
                 return None;
             }
             Some(Identity::ServicePrincipal {
@@ -226,11 +250,12 @@ fn service_principal(
             })
         }
         _ => {
-            errors.push(
+            errors.push(Finding::request(
+                "secrets",
                 "the nodePublishSecretRef Secret must have both clientid and clientsecret keys for a \
                  service principal; one is missing"
                     .to_owned(),
-            );
+            ));
             None
         }
     }
@@ -249,7 +274,7 @@ fn service_account_assertion(
     pod: &PodInfo,
     audience: &str,
     now: i64,
-    errors: &mut Vec<String>,
+    errors: &mut Vec<Finding>,
 ) -> Option<Assertion> {
     let tokens_json = attrs
         .service_account_tokens
@@ -257,22 +282,24 @@ fn service_account_assertion(
         .filter(|t| !t.expose_secret().trim().is_empty())
         .or_else(|| secret_value(secrets, TOKENS_KEY));
     let missing = || {
-        format!(
+        let message = format!(
             "clientID is set but the request has no service-account token for audience {audience}: the \
              CSIDriver object secrets-store.csi.k8s.io needs tokenRequests: [{{audience: {audience}}}] \
              (Helm: tokenRequests with that audience; then restart the pod)"
-        )
+        );
+        Finding::request(TOKENS_PART, message)
     };
+    let token_error = |message: String| Finding::request(TOKENS_PART, message);
     let Some(tokens_json) = tokens_json else {
         errors.push(missing());
         return None;
     };
     if tokens_json.expose_secret().len() > MAX_TOKENS_ATTRIBUTE {
-        errors.push(format!(
+        errors.push(token_error(format!(
             "{TOKENS_KEY}: {} bytes, more than the {MAX_TOKENS_ATTRIBUTE} a few service-account tokens \
              take; check the CSIDriver tokenRequests",
             tokens_json.expose_secret().len()
-        ));
+        )));
         return None;
     }
     let tokens: BTreeMap<String, TokenEntry> = match serde_json::from_str(
@@ -280,9 +307,9 @@ fn service_account_assertion(
     ) {
         Ok(t) => t,
         Err(_) => {
-            errors.push(format!(
-                    "{TOKENS_KEY}: not the JSON the driver sends ({{\"<audience>\":{{\"token\":\"…\"}}}})"
-                ));
+            errors.push(token_error(format!(
+                "{TOKENS_KEY}: not the JSON the driver sends ({{\"<audience>\":{{\"token\":\"…\"}}}})"
+            )));
             return None;
         }
     };
@@ -293,16 +320,19 @@ fn service_account_assertion(
     let assertion = match Assertion::parse(entry.token.expose_secret()) {
         Ok(a) => a,
         Err(e) => {
-            errors.push(format!("the service-account token for {audience} {e}"));
+            errors.push(token_error(format!(
+                "the service-account token for {audience} {e}"
+            )));
             return None;
         }
     };
     if pod.namespace.is_empty() || pod.service_account.is_empty() {
-        errors.push(
-            "the request lacks csi.storage.k8s.io/pod.namespace or csi.storage.k8s.io/serviceAccount.name: \
-             set podInfoOnMount: true on the CSIDriver object"
+        errors.push(Finding::request(
+            "podInfo",
+            "the request lacks csi.storage.k8s.io/pod.namespace or \
+             csi.storage.k8s.io/serviceAccount.name: set podInfoOnMount: true on the CSIDriver object"
                 .to_owned(),
-        );
+        ));
         return None;
     }
     let subject = format!(
@@ -310,7 +340,9 @@ fn service_account_assertion(
         pod.namespace, pod.service_account
     );
     if let Err(e) = assertion.check(now, audience, &subject) {
-        errors.push(format!("the service-account token for {audience} {e}"));
+        errors.push(token_error(format!(
+            "the service-account token for {audience} {e}"
+        )));
         return None;
     }
     Some(assertion)

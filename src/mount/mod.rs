@@ -4,7 +4,9 @@
 
 pub mod error;
 mod fetch;
+pub mod findings;
 pub(crate) mod identity;
+pub(crate) mod layout;
 pub mod objects;
 pub(crate) mod paths;
 pub mod request;
@@ -124,7 +126,7 @@ impl MountService {
         let mut summary = Summary::new(&self.metrics, started);
         let span = tracing::Span::current();
         let plan = RawAttributes::from_json(&request.attributes)
-            .map_err(|e| vec![e])
+            .map_err(|e| vec![findings::Finding::request("attributes", e)])
             .and_then(|raw| {
                 span.record("pod", raw.pod_label());
                 span.record("spc", trimmed(&raw.secret_provider_class).unwrap_or(""));
@@ -137,7 +139,7 @@ impl MountService {
                 request::validate(raw, &request.secrets, &request.permission, &ctx)
             });
         let result = match plan {
-            Err(errors) => Err(MountError::Invalid(errors)),
+            Err(findings) => Err(MountError::Invalid(findings)),
             Ok(plan) => {
                 span.record("mode", plan.identity.mode());
                 summary.objects = plan.objects.len();

@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 
+use super::findings::Finding;
 use super::{paths, trimmed};
 use crate::convert::{ObjectEncoding, ObjectFormat};
 use crate::keyvault::ObjectKind;
@@ -65,6 +66,8 @@ pub struct RawObject {
 /// A validated object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectSpec {
+    /// Its index in `objects.array` as written (counting invalid entries too), for findings.
+    pub index: usize,
     /// `objectName`.
     pub name: String,
     /// `objectType`.
@@ -97,28 +100,28 @@ const EXAMPLE: &str =
     "objects: |\n  array:\n    - |\n      objectName: db-password\n      objectType: secret";
 
 /// Parses and validates the `objects` parameter. Errors are collected, not stopped at the first.
-pub fn parse(yaml: &str, errors: &mut Vec<String>) -> Vec<ObjectSpec> {
+pub fn parse(yaml: &str, errors: &mut Vec<Finding>) -> Vec<ObjectSpec> {
     let doc: ObjectsDoc = match serde_saphyr::from_str(yaml) {
         Ok(doc) => doc,
         Err(e) => {
-            errors.push(format!(
+            errors.push(Finding::objects(format!(
                 "objects: not valid YAML ({}); expected the form\n{EXAMPLE}",
                 one_line(&e.to_string())
-            ));
+            )));
             return Vec::new();
         }
     };
     let Some(entries) = doc.array.filter(|a| !a.is_empty()) else {
-        errors.push(format!(
+        errors.push(Finding::objects(format!(
             "objects: the array is empty or missing; list at least one object, e.g.\n{EXAMPLE}"
-        ));
+        )));
         return Vec::new();
     };
     if entries.len() > MAX_OBJECTS {
-        errors.push(format!(
+        errors.push(Finding::objects(format!(
             "objects: {} entries; at most {MAX_OBJECTS} objects per SecretProviderClass",
             entries.len()
-        ));
+        )));
         return Vec::new();
     }
     let mut specs = Vec::with_capacity(entries.len());
@@ -126,9 +129,13 @@ pub fn parse(yaml: &str, errors: &mut Vec<String>) -> Vec<ObjectSpec> {
         let text = match entry {
             ArrayEntry::Text(t) => t,
             ArrayEntry::Other(_) => {
-                errors.push(format!(
-                    "objects.array[{index}]: is a mapping, but each entry must be a string holding YAML; \
-                     write `- |` and indent the object's fields below it"
+                errors.push(Finding::object(
+                    index,
+                    None,
+                    format!(
+                        "objects.array[{index}]: is a mapping, but each entry must be a string holding \
+                         YAML; write `- |` and indent the object's fields below it"
+                    ),
                 ));
                 continue;
             }
@@ -136,10 +143,14 @@ pub fn parse(yaml: &str, errors: &mut Vec<String>) -> Vec<ObjectSpec> {
         let raw: RawObject = match serde_saphyr::from_str(&text) {
             Ok(raw) => raw,
             Err(e) => {
-                errors.push(format!(
-                    "objects.array[{index}]: not a YAML mapping of object fields ({}); e.g. \
-                     \"objectName: db-password\\nobjectType: secret\"",
-                    one_line(&e.to_string())
+                errors.push(Finding::object(
+                    index,
+                    None,
+                    format!(
+                        "objects.array[{index}]: not a YAML mapping of object fields ({}); e.g. \
+                         \"objectName: db-password\\nobjectType: secret\"",
+                        one_line(&e.to_string())
+                    ),
                 ));
                 continue;
             }
@@ -160,151 +171,41 @@ fn valid_object_name(name: &str) -> bool {
     (1..=127).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-/// Validates one object; pushes every problem found.
-pub fn validate(index: usize, raw: RawObject, errors: &mut Vec<String>) -> Option<ObjectSpec> {
+/// Validates one object; pushes every problem found, each located at the entry's field.
+pub fn validate(index: usize, raw: RawObject, errors: &mut Vec<Finding>) -> Option<ObjectSpec> {
     let before = errors.len();
     let name = trimmed(&raw.object_name).unwrap_or_default().to_owned();
-    // Escaped: a name may hold characters that would garble the message (bidirectional controls).
-    let at = if name.is_empty() {
-        format!("objects.array[{index}]")
-    } else {
-        format!("objects.array[{index}] ({})", name.escape_debug())
+    let mut entry = Entry {
+        index,
+        // Escaped: a name may hold characters that would garble the message (bidirectional
+        // controls).
+        at: if name.is_empty() {
+            format!("objects.array[{index}]")
+        } else {
+            format!("objects.array[{index}] ({})", name.escape_debug())
+        },
+        errors,
     };
-    if name.is_empty() {
-        errors.push(format!(
-            "{at}: objectName is required, e.g. objectName: db-password"
-        ));
-    } else if let Some(found) = paths::suspicious_char(&name) {
-        errors.push(format!(
-            "{at}: objectName contains {}; Key Vault object names are 1-127 letters, digits and '-'",
-            paths::name_char(found)
-        ));
-    } else if !valid_object_name(&name) {
-        errors.push(format!(
-            "{at}: objectName {name:?} is not a Key Vault object name (1-127 letters, digits and '-')"
-        ));
-    }
-    let kind = match trimmed(&raw.object_type)
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("secret") => Some(ObjectKind::Secret),
-        Some("key") => Some(ObjectKind::Key),
-        Some("cert") => Some(ObjectKind::Cert),
-        None => {
-            errors.push(format!("{at}: objectType is required: secret, key or cert"));
-            None
-        }
-        Some(other) => {
-            errors.push(format!(
-                "{at}: objectType {other:?} is not valid; use secret, key or cert (a certificate's \
-                 private key is objectType: secret)"
-            ));
-            None
-        }
-    };
+    entry.check_name(&name);
+    let kind = entry.kind(&raw);
     let alias = trimmed(&raw.object_alias).unwrap_or(&name).to_owned();
     if !alias.is_empty()
         && let Err(problem) = paths::check(&alias)
     {
-        errors.push(format!(
-            "{at}: objectAlias {alias:?} {problem}; it becomes the file name inside the volume"
-        ));
+        let message =
+            format!("objectAlias {alias:?} {problem}; it becomes the file name inside the volume");
+        entry.push("objectAlias", message);
     }
-    let version = match trimmed(&raw.object_version) {
-        None => None,
-        Some(v) if v.eq_ignore_ascii_case("latest") => None,
-        Some(v) if v.bytes().all(|b| b.is_ascii_alphanumeric()) && v.len() <= 64 => {
-            Some(v.to_owned())
-        }
-        Some(v) => {
-            errors.push(format!(
-                "{at}: objectVersion {v:?} is not a Key Vault version id (32 hex digits, e.g. \
-                 c35fc1a31f9144c2877aa67b6ad4c31a); leave it empty for the latest version"
-            ));
-            None
-        }
-    };
-    let history = match trimmed(&raw.object_version_history) {
-        None => 1,
-        Some(h) => match h.parse::<i64>() {
-            Ok(n) if n <= 1 => 1,
-            Ok(n) if n <= i64::from(MAX_VERSION_HISTORY) => n as u32,
-            Ok(_) => {
-                errors.push(format!(
-                    "{at}: objectVersionHistory {h} is too large; at most {MAX_VERSION_HISTORY}"
-                ));
-                1
-            }
-            Err(_) => {
-                errors.push(format!(
-                    "{at}: objectVersionHistory {h:?} is not a whole number, e.g. objectVersionHistory: 5"
-                ));
-                1
-            }
-        },
-    };
-    let format = match trimmed(&raw.object_format)
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None | Some("pem") => ObjectFormat::Pem,
-        Some("pfx") => {
-            if kind.is_some_and(|k| k != ObjectKind::Secret) {
-                errors.push(format!(
-                    "{at}: objectFormat pfx is only valid with objectType: secret (the PFX with the \
-                     private key is stored in the certificate's secret)"
-                ));
-            }
-            ObjectFormat::Pfx
-        }
-        Some(other) => {
-            errors.push(format!(
-                "{at}: objectFormat {other:?} is not valid; use pem or pfx"
-            ));
-            ObjectFormat::Pem
-        }
-    };
-    let encoding = match trimmed(&raw.object_encoding)
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None | Some("utf-8") => ObjectEncoding::Utf8,
-        Some(enc @ ("base64" | "hex")) => {
-            if kind.is_some_and(|k| k != ObjectKind::Secret) {
-                errors.push(format!(
-                    "{at}: objectEncoding {enc} is only valid with objectType: secret"
-                ));
-            }
-            if enc == "base64" {
-                ObjectEncoding::Base64
-            } else {
-                ObjectEncoding::Hex
-            }
-        }
-        Some(other) => {
-            errors.push(format!(
-                "{at}: objectEncoding {other:?} is not valid; use utf-8, base64 or hex"
-            ));
-            ObjectEncoding::Utf8
-        }
-    };
-    let mode = match trimmed(&raw.file_permission) {
-        None => None,
-        Some(p) => match u32::from_str_radix(p, 8) {
-            Ok(m) if m <= 0o777 => Some(m),
-            _ => {
-                errors.push(format!(
-                    "{at}: filePermission {p:?} is not an octal file mode up to 0777, e.g. \"0600\" or \"644\""
-                ));
-                None
-            }
-        },
-    };
-    if errors.len() > before {
+    let version = entry.version(&raw);
+    let history = entry.history(&raw);
+    let format = entry.format(&raw, kind);
+    let encoding = entry.encoding(&raw, kind);
+    let mode = entry.mode(&raw);
+    if entry.errors.len() > before {
         return None;
     }
     Some(ObjectSpec {
+        index,
         name,
         kind: kind?,
         alias,
@@ -314,6 +215,161 @@ pub fn validate(index: usize, raw: RawObject, errors: &mut Vec<String>) -> Optio
         encoding,
         mode,
     })
+}
+
+/// One entry being validated: where its findings go and how they name it.
+struct Entry<'a> {
+    index: usize,
+    /// `objects.array[i] (name)`, the start of every message.
+    at: String,
+    errors: &'a mut Vec<Finding>,
+}
+
+impl Entry<'_> {
+    fn push(&mut self, field: &'static str, message: String) {
+        let message = format!("{}: {message}", self.at);
+        self.errors
+            .push(Finding::object(self.index, Some(field), message));
+    }
+
+    fn check_name(&mut self, name: &str) {
+        if name.is_empty() {
+            self.push(
+                "objectName",
+                "objectName is required, e.g. objectName: db-password".to_owned(),
+            );
+        } else if let Some(found) = paths::suspicious_char(name) {
+            let message = format!(
+                "objectName contains {}; Key Vault object names are 1-127 letters, digits and '-'",
+                paths::name_char(found)
+            );
+            self.push("objectName", message);
+        } else if !valid_object_name(name) {
+            let message = format!(
+                "objectName {name:?} is not a Key Vault object name (1-127 letters, digits and '-')"
+            );
+            self.push("objectName", message);
+        }
+    }
+
+    fn kind(&mut self, raw: &RawObject) -> Option<ObjectKind> {
+        let value = trimmed(&raw.object_type).map(str::to_ascii_lowercase);
+        match value.as_deref() {
+            Some("secret") => Some(ObjectKind::Secret),
+            Some("key") => Some(ObjectKind::Key),
+            Some("cert") => Some(ObjectKind::Cert),
+            None => {
+                let message = "objectType is required: secret, key or cert".to_owned();
+                self.push("objectType", message);
+                None
+            }
+            Some(other) => {
+                let message = format!(
+                    "objectType {other:?} is not valid; use secret, key or cert (a certificate's \
+                     private key is objectType: secret)"
+                );
+                self.push("objectType", message);
+                None
+            }
+        }
+    }
+
+    fn version(&mut self, raw: &RawObject) -> Option<String> {
+        match trimmed(&raw.object_version) {
+            None => None,
+            Some(v) if v.eq_ignore_ascii_case("latest") => None,
+            Some(v) if v.bytes().all(|b| b.is_ascii_alphanumeric()) && v.len() <= 64 => {
+                Some(v.to_owned())
+            }
+            Some(v) => {
+                let message = format!(
+                    "objectVersion {v:?} is not a Key Vault version id (32 hex digits, e.g. \
+                     c35fc1a31f9144c2877aa67b6ad4c31a); leave it empty for the latest version"
+                );
+                self.push("objectVersion", message);
+                None
+            }
+        }
+    }
+
+    fn history(&mut self, raw: &RawObject) -> u32 {
+        let Some(h) = trimmed(&raw.object_version_history) else {
+            return 1;
+        };
+        let message = match h.parse::<i64>() {
+            Ok(n) if n <= 1 => return 1,
+            Ok(n) if n <= i64::from(MAX_VERSION_HISTORY) => return n as u32,
+            Ok(_) => {
+                format!("objectVersionHistory {h} is too large; at most {MAX_VERSION_HISTORY}")
+            }
+            Err(_) => format!(
+                "objectVersionHistory {h:?} is not a whole number, e.g. objectVersionHistory: 5"
+            ),
+        };
+        self.push("objectVersionHistory", message);
+        1
+    }
+
+    fn format(&mut self, raw: &RawObject, kind: Option<ObjectKind>) -> ObjectFormat {
+        let value = trimmed(&raw.object_format).map(str::to_ascii_lowercase);
+        match value.as_deref() {
+            None | Some("pem") => ObjectFormat::Pem,
+            Some("pfx") => {
+                if kind.is_some_and(|k| k != ObjectKind::Secret) {
+                    let message =
+                        "objectFormat pfx is only valid with objectType: secret (the PFX \
+                                   with the private key is stored in the certificate's secret)"
+                            .to_owned();
+                    self.push("objectFormat", message);
+                }
+                ObjectFormat::Pfx
+            }
+            Some(other) => {
+                let message = format!("objectFormat {other:?} is not valid; use pem or pfx");
+                self.push("objectFormat", message);
+                ObjectFormat::Pem
+            }
+        }
+    }
+
+    fn encoding(&mut self, raw: &RawObject, kind: Option<ObjectKind>) -> ObjectEncoding {
+        let value = trimmed(&raw.object_encoding).map(str::to_ascii_lowercase);
+        match value.as_deref() {
+            None | Some("utf-8") => ObjectEncoding::Utf8,
+            Some(enc @ ("base64" | "hex")) => {
+                if kind.is_some_and(|k| k != ObjectKind::Secret) {
+                    let message =
+                        format!("objectEncoding {enc} is only valid with objectType: secret");
+                    self.push("objectEncoding", message);
+                }
+                if enc == "base64" {
+                    ObjectEncoding::Base64
+                } else {
+                    ObjectEncoding::Hex
+                }
+            }
+            Some(other) => {
+                let message =
+                    format!("objectEncoding {other:?} is not valid; use utf-8, base64 or hex");
+                self.push("objectEncoding", message);
+                ObjectEncoding::Utf8
+            }
+        }
+    }
+
+    fn mode(&mut self, raw: &RawObject) -> Option<u32> {
+        let p = trimmed(&raw.file_permission)?;
+        match u32::from_str_radix(p, 8) {
+            Ok(m) if m <= 0o777 => Some(m),
+            _ => {
+                let message = format!(
+                    "filePermission {p:?} is not an octal file mode up to 0777, e.g. \"0600\" or \"644\""
+                );
+                self.push("filePermission", message);
+                None
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -331,7 +387,7 @@ mod tests {
         let mut errors = Vec::new();
         parse(yaml, &mut errors);
         assert!(!errors.is_empty());
-        errors.join("; ")
+        crate::mount::findings::messages(&errors)
     }
 
     #[test]

@@ -1,17 +1,6 @@
-//! The paths of returned files: the driver's rules for each path (its AtomicWriter validation,
-//! spec 1.4), and collisions between the files of different objects. Checking both at validation
-//! turns a volume that would fail inside the driver with a terse message (or silently lose a file)
-//! into an error that names the objects.
-
-use std::collections::BTreeMap;
-
-use super::objects::ObjectSpec;
-use crate::convert::ObjectFormat;
-use crate::keyvault::ObjectKind;
-
-/// Files one Mount may write (objects × history × split files): far above real volumes, low enough
-/// that a response stays a reasonable size for the driver to write.
-pub const MAX_FILES: usize = 1024;
+//! The driver's rules for one returned file path (its AtomicWriter validation), and the characters
+//! no file name may carry. Checking them at validation turns a volume that would fail inside the
+//! driver with a terse message into an error that names the object and the field.
 
 /// A character that no file name should carry: one the kubelet cannot write, or one that makes a
 /// name look like another (a path that only looks like `tls/cert.pem`). Returns the first one and
@@ -110,170 +99,9 @@ pub fn check(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Every path an object may write: its alias (or `alias/i` in history mode), plus `.crt` and
-/// `.key` beside each when the split-files flag is on and the object is a PEM secret (whether it is
-/// certificate-backed is only known after the fetch, so the split files are reserved either way).
-pub fn planned(spec: &ObjectSpec, split_files: bool) -> Vec<String> {
-    let bases: Vec<String> = if spec.history > 1 {
-        (0..spec.history)
-            .map(|i| format!("{}/{i}", spec.alias))
-            .collect()
-    } else {
-        vec![spec.alias.clone()]
-    };
-    let split = split_files && spec.kind == ObjectKind::Secret && spec.format == ObjectFormat::Pem;
-    bases
-        .into_iter()
-        .flat_map(|base| {
-            let extra = if split {
-                vec![format!("{base}.crt"), format!("{base}.key")]
-            } else {
-                Vec::new()
-            };
-            std::iter::once(base).chain(extra)
-        })
-        .collect()
-}
-
-/// Refuses two objects writing the same file, and one object's file standing where another needs a
-/// directory (`tls` beside `tls/0`).
-pub fn check_collisions(objects: &[ObjectSpec], split_files: bool, errors: &mut Vec<String>) {
-    // Each alias passed; what history mode and split files add to it may still be too long.
-    for (i, spec) in objects.iter().enumerate() {
-        if let Some((path, problem)) = planned(spec, split_files)
-            .into_iter()
-            .find_map(|path| check(&path).err().map(|problem| (path, problem)))
-        {
-            errors.push(format!(
-                "objects.array[{i}] ({}): objectAlias {:?} gives the file {path:?}, which {problem}",
-                spec.name, spec.alias
-            ));
-        }
-    }
-    let mut owners: BTreeMap<String, usize> = BTreeMap::new();
-    let mut reported = std::collections::BTreeSet::new();
-    let mut report = |a: usize, b: usize, message: String| {
-        if reported.insert((a.min(b), a.max(b))) {
-            errors.push(message);
-        }
-    };
-    let name = |i: usize| format!("objects.array[{i}] ({})", objects[i].name);
-    for (i, spec) in objects.iter().enumerate() {
-        for path in planned(spec, split_files) {
-            if let Some(&j) = owners.get(&path) {
-                report(
-                    j,
-                    i,
-                    format!(
-                        "{} and {} both write the file {path:?}; give one of them another objectAlias",
-                        name(j),
-                        name(i)
-                    ),
-                );
-                continue;
-            }
-            owners.insert(path, i);
-        }
-    }
-    // A file that is also a directory: `a` and `a/…`. Sorted keys put `a/…` right after `a` or
-    // after siblings such as `a.crt`, so look each file up as a prefix.
-    for (path, &i) in &owners {
-        let dir = format!("{path}/");
-        if let Some((other, &j)) = owners.range(dir.clone()..).next()
-            && other.starts_with(&dir)
-        {
-            report(
-                i,
-                j,
-                format!(
-                    "{} writes the file {path:?} but {} writes {other:?} inside a directory of that name; \
-                     give one of them another objectAlias",
-                    name(i),
-                    name(j)
-                ),
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn objects(yaml_objects: &[&str]) -> Vec<ObjectSpec> {
-        let mut yaml = String::from("array:\n");
-        for o in yaml_objects {
-            yaml.push_str("  - |\n");
-            for line in o.lines() {
-                yaml.push_str(&format!("    {line}\n"));
-            }
-        }
-        let mut errors = Vec::new();
-        let specs = super::super::objects::parse(&yaml, &mut errors);
-        assert!(errors.is_empty(), "{errors:?}");
-        specs
-    }
-
-    fn collisions(specs: &[ObjectSpec], split: bool) -> Vec<String> {
-        let mut errors = Vec::new();
-        check_collisions(specs, split, &mut errors);
-        errors
-    }
-
-    #[test]
-    fn split_files_and_history_paths_are_planned() {
-        let specs = objects(&[
-            "objectName: tls\nobjectType: secret",
-            "objectName: k\nobjectType: key\nobjectVersionHistory: 2",
-            "objectName: p\nobjectType: secret\nobjectFormat: pfx",
-        ]);
-        assert_eq!(planned(&specs[0], true), ["tls", "tls.crt", "tls.key"]);
-        assert_eq!(planned(&specs[0], false), ["tls"]);
-        assert_eq!(planned(&specs[1], true), ["k/0", "k/1"]);
-        assert_eq!(planned(&specs[2], true), ["p"]);
-    }
-
-    #[test]
-    fn a_split_file_colliding_with_an_alias_is_refused_only_when_splitting() {
-        let specs = objects(&[
-            "objectName: tls\nobjectType: secret",
-            "objectName: ca\nobjectType: cert\nobjectAlias: tls.crt",
-        ]);
-        assert!(collisions(&specs, false).is_empty());
-        let errors = collisions(&specs, true);
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(
-            errors[0].contains("objects.array[0] (tls)")
-                && errors[0].contains("objects.array[1] (ca)")
-                && errors[0].contains("\"tls.crt\""),
-            "{errors:?}"
-        );
-    }
-
-    #[test]
-    fn a_file_where_a_history_directory_goes_is_refused() {
-        let specs = objects(&[
-            "objectName: a\nobjectType: secret\nobjectAlias: api",
-            "objectName: b\nobjectType: secret\nobjectAlias: api\nobjectVersionHistory: 3",
-        ]);
-        let errors = collisions(&specs, false);
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(errors[0].contains("inside a directory"), "{errors:?}");
-        let specs = objects(&[
-            "objectName: a\nobjectType: secret\nobjectAlias: api/1",
-            "objectName: b\nobjectType: secret\nobjectAlias: api\nobjectVersionHistory: 3",
-        ]);
-        let errors = collisions(&specs, false);
-        assert!(
-            errors.len() == 1 && errors[0].contains("both write the file \"api/1\""),
-            "{errors:?}"
-        );
-        let fine = objects(&[
-            "objectName: a\nobjectType: secret\nobjectAlias: api.txt",
-            "objectName: b\nobjectType: secret\nobjectAlias: api\nobjectVersionHistory: 3",
-        ]);
-        assert!(collisions(&fine, true).is_empty());
-    }
 
     /// Regression: an alias with a NUL byte was accepted (the driver then failed to write the file
     /// with an error nobody could relate to the SecretProviderClass), and so were characters that
@@ -326,22 +154,6 @@ mod tests {
         assert_eq!(check(&"ä".repeat(127)), Ok(()));
         let path = vec!["a".repeat(200); 21].join("/");
         assert!(check(&path).unwrap_err().contains("4220 bytes long"));
-    }
-
-    #[test]
-    fn a_history_or_split_path_over_the_limit_is_refused() {
-        let alias = vec!["a".repeat(200); 20].join("/") + "/" + &"b".repeat(76);
-        assert!(alias.len() == 4096 && check(&alias).is_ok());
-        let specs = objects(&[&format!(
-            "objectName: s\nobjectType: secret\nobjectAlias: {alias}\nobjectVersionHistory: 10"
-        )]);
-        let errors = collisions(&specs, false);
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(
-            errors[0].starts_with("objects.array[0] (s): objectAlias")
-                && errors[0].contains("bytes long; the limit is 4096"),
-            "{errors:?}"
-        );
     }
 
     #[test]

@@ -11,9 +11,10 @@ use std::collections::BTreeMap;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use super::findings::Finding;
 use super::identity::{self, Mode, secret_value};
+use super::layout;
 use super::objects::{self, ObjectSpec};
-use super::paths;
 use super::trimmed;
 use crate::auth::Identity;
 use crate::cloud::CloudName;
@@ -132,11 +133,31 @@ pub struct MountPlan {
 
 /// Hints for keys that are the known key `wanted` but for case.
 pub(super) fn near_miss(other: &BTreeMap<String, serde_json::Value>, wanted: &str) -> String {
-    other
-        .keys()
-        .filter(|k| k.eq_ignore_ascii_case(wanted) && k.as_str() != wanted)
+    near_misses(other, wanted)
         .map(|k| format!(" (found {k:?}: parameter names are case-sensitive, write {wanted})"))
         .collect()
+}
+
+fn near_misses<'a>(
+    other: &'a BTreeMap<String, serde_json::Value>,
+    wanted: &'a str,
+) -> impl Iterator<Item = &'a String> {
+    other
+        .keys()
+        .filter(move |k| k.eq_ignore_ascii_case(wanted) && k.as_str() != wanted)
+}
+
+/// A required parameter is missing: the finding is located at the near miss written instead, if
+/// any (that is where the reader must look), else at the parameter itself.
+pub(super) fn missing(
+    other: &BTreeMap<String, serde_json::Value>,
+    wanted: &str,
+    message: String,
+) -> Finding {
+    let key = near_misses(other, wanted)
+        .next()
+        .map_or(wanted, String::as_str);
+    Finding::parameter(key, format!("{message}{}", near_miss(other, wanted)))
 }
 
 fn valid_tenant(t: &str) -> bool {
@@ -187,8 +208,9 @@ pub fn parse(
     secrets: &str,
     permission: &str,
     ctx: &ParseContext,
-) -> Result<MountPlan, Vec<String>> {
-    let attrs = RawAttributes::from_json(attributes).map_err(|e| vec![e])?;
+) -> Result<MountPlan, Vec<Finding>> {
+    let attrs = RawAttributes::from_json(attributes)
+        .map_err(|e| vec![Finding::request("attributes", e)])?;
     validate(attrs, secrets, permission, ctx)
 }
 
@@ -216,86 +238,96 @@ pub fn validate_parameters(
     attrs: &RawAttributes,
     has_secret_keys: Option<bool>,
     ctx: &ParseContext,
-    errors: &mut Vec<String>,
+    errors: &mut Vec<Finding>,
 ) -> SpcParameters {
-    let vault_name = match trimmed(&attrs.keyvault_name) {
-        Some(v) if valid_vault_name(v) => v.to_owned(),
-        Some(v) => {
-            errors.push(format!(
-                "keyvaultName: {v:?} is not a Key Vault name (3-24 letters, digits and '-'), e.g. \
-                 keyvaultName: my-vault"
-            ));
-            String::new()
-        }
-        None => {
-            errors.push(format!(
-                "keyvaultName is required, e.g. keyvaultName: my-vault{}",
-                near_miss(&attrs.other, "keyvaultName")
-            ));
-            String::new()
-        }
-    };
-
-    let tenant = match trimmed(&attrs.tenant_id).or(trimmed(&attrs.tenant_id_legacy)) {
-        Some(t) if valid_tenant(t) => t.to_owned(),
-        Some(t) => {
-            errors.push(format!(
-                "tenantID: {t:?} is not a tenant ID (a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47 \
-                 or a domain such as contoso.onmicrosoft.com)"
-            ));
-            String::new()
-        }
-        None => {
-            errors.push(format!(
-                "tenantID is required: the Entra tenant of the identity and the vault, e.g. tenantID: \
-                 72f988bf-86f1-41af-91ab-2d7cd011db47{}",
-                near_miss(&attrs.other, "tenantID")
-            ));
-            String::new()
-        }
-    };
-
     let cloud = match trimmed(&attrs.cloud_name) {
         None => ctx.default_cloud,
         Some(c) => c.parse().unwrap_or_else(|e: String| {
-            errors.push(format!("cloudName: {e}"));
+            errors.push(Finding::parameter("cloudName", format!("cloudName: {e}")));
             ctx.default_cloud
         }),
     };
-
-    let mode = identity::select(attrs, has_secret_keys, errors);
-
-    let objects = match trimmed(&attrs.objects) {
-        Some(yaml) => objects::parse(yaml, errors),
-        None => {
-            errors.push(format!(
-                "objects is required: a YAML list of the Key Vault objects to mount{}",
-                near_miss(&attrs.other, "objects")
-            ));
-            Vec::new()
-        }
-    };
-    paths::check_collisions(&objects, ctx.split_files, errors);
-    let files: usize = objects
-        .iter()
-        .map(|o| paths::planned(o, ctx.split_files).len())
-        .sum();
-    if files > paths::MAX_FILES {
-        errors.push(format!(
-            "objects: these objects write {files} files, more than the {} one volume may hold; lower \
-             objectVersionHistory or split the objects over several SecretProviderClasses",
-            paths::MAX_FILES
-        ));
-    }
-
     SpcParameters {
-        vault_name,
-        tenant,
+        vault_name: vault_name(attrs, errors),
+        tenant: tenant(attrs, errors),
         cloud,
         cloud_env_file: trimmed(&attrs.cloud_env_file_name).map(str::to_owned),
-        mode,
-        objects,
+        mode: identity::select(attrs, has_secret_keys, errors),
+        objects: objects(attrs, ctx.split_files, errors),
     }
+}
+
+fn vault_name(attrs: &RawAttributes, errors: &mut Vec<Finding>) -> String {
+    match trimmed(&attrs.keyvault_name) {
+        Some(v) if valid_vault_name(v) => return v.to_owned(),
+        Some(v) => errors.push(Finding::parameter(
+            "keyvaultName",
+            format!(
+                "keyvaultName: {v:?} is not a Key Vault name (3-24 letters, digits and '-'), e.g. \
+                 keyvaultName: my-vault"
+            ),
+        )),
+        None => errors.push(missing(
+            &attrs.other,
+            "keyvaultName",
+            "keyvaultName is required, e.g. keyvaultName: my-vault".to_owned(),
+        )),
+    }
+    String::new()
+}
+
+fn tenant(attrs: &RawAttributes, errors: &mut Vec<Finding>) -> String {
+    let (key, value) = match (trimmed(&attrs.tenant_id), trimmed(&attrs.tenant_id_legacy)) {
+        (Some(t), _) => ("tenantID", t),
+        (None, Some(t)) => ("tenantId", t),
+        (None, None) => {
+            errors.push(missing(
+                &attrs.other,
+                "tenantID",
+                "tenantID is required: the Entra tenant of the identity and the vault, e.g. tenantID: \
+                 72f988bf-86f1-41af-91ab-2d7cd011db47"
+                    .to_owned(),
+            ));
+            return String::new();
+        }
+    };
+    if valid_tenant(value) {
+        return value.to_owned();
+    }
+    errors.push(Finding::parameter(
+        key,
+        format!(
+            "tenantID: {value:?} is not a tenant ID (a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47 \
+             or a domain such as contoso.onmicrosoft.com)"
+        ),
+    ));
+    String::new()
+}
+
+/// The objects, their paths checked together: collisions and the volume's file count.
+fn objects(attrs: &RawAttributes, split_files: bool, errors: &mut Vec<Finding>) -> Vec<ObjectSpec> {
+    let Some(yaml) = trimmed(&attrs.objects) else {
+        errors.push(missing(
+            &attrs.other,
+            "objects",
+            "objects is required: a YAML list of the Key Vault objects to mount".to_owned(),
+        ));
+        return Vec::new();
+    };
+    let objects = objects::parse(yaml, errors);
+    layout::check_collisions(&objects, split_files, errors);
+    let files: usize = objects
+        .iter()
+        .map(|o| layout::planned(o, split_files).len())
+        .sum();
+    if files > layout::MAX_FILES {
+        errors.push(Finding::objects(format!(
+            "objects: these objects write {files} files, more than the {} one volume may hold; lower \
+             objectVersionHistory or split the objects over several SecretProviderClasses",
+            layout::MAX_FILES
+        )));
+    }
+    objects
 }
 
 /// Validates deserialized attributes together with the request's `secrets` and `permission`.
@@ -304,7 +336,7 @@ pub fn validate(
     secrets: &str,
     permission: &str,
     ctx: &ParseContext,
-) -> Result<MountPlan, Vec<String>> {
+) -> Result<MountPlan, Vec<Finding>> {
     let mut errors = Vec::new();
     let secrets = parse_secrets(secrets, &mut errors);
 
@@ -313,8 +345,12 @@ pub fn validate(
         p => match p.parse::<u32>() {
             Ok(m) if m <= 0o777 => m,
             _ => {
-                errors.push(format!(
-                    "permission: {p:?} is not a file mode in decimal up to 511 (e.g. \"420\" for 0644)"
+                errors.push(Finding::request(
+                    "permission",
+                    format!(
+                        "permission: {p:?} is not a file mode in decimal up to 511 (e.g. \"420\" for \
+                         0644)"
+                    ),
                 ));
                 0o644
             }
@@ -357,7 +393,7 @@ pub fn validate(
 }
 
 /// `secrets`: `null`, empty, `{}` or an object of strings. Keys stay as sent; lookups ignore case.
-fn parse_secrets(secrets: &str, errors: &mut Vec<String>) -> BTreeMap<String, SecretString> {
+fn parse_secrets(secrets: &str, errors: &mut Vec<Finding>) -> BTreeMap<String, SecretString> {
     let text = secrets.trim();
     if text.is_empty() || text == "null" {
         return BTreeMap::new();
@@ -366,11 +402,12 @@ fn parse_secrets(secrets: &str, errors: &mut Vec<String>) -> BTreeMap<String, Se
         Ok(map) => map,
         Err(_) => {
             // serde_json's message could quote part of a secret value: say only what is wrong.
-            errors.push(
-                "secrets: the nodePublishSecretRef data is not a JSON object of string values; check the \
-                 Secret referenced by nodePublishSecretRef"
+            errors.push(Finding::request(
+                "secrets",
+                "secrets: the nodePublishSecretRef data is not a JSON object of string values; check \
+                 the Secret referenced by nodePublishSecretRef"
                     .to_owned(),
-            );
+            ));
             BTreeMap::new()
         }
     }
@@ -430,7 +467,12 @@ mod tests {
     };
 
     fn errors_of(a: &str, secrets: &str) -> String {
-        parse(a, secrets, "420", &CTX).unwrap_err().join("\n")
+        let findings = parse(a, secrets, "420", &CTX).unwrap_err();
+        findings
+            .iter()
+            .map(|f| f.message.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     #[test]
@@ -552,7 +594,9 @@ mod tests {
         let sp = r#"{"clientid":"a","clientsecret":"b"}"#;
         let e = parse(&attrs(serde_json::json!({})), sp, "0x1", &CTX)
             .unwrap_err()
-            .join("");
+            .iter()
+            .map(|f| f.message.as_str())
+            .collect::<String>();
         assert!(e.contains("permission"), "{e}");
         let e = errors_of(&attrs(serde_json::json!({})), r#"{"clientsecret": 5}"#);
         assert!(e.contains("secrets:"), "{e}");
