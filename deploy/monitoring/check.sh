@@ -55,8 +55,12 @@ fi
 live=("$venv/bin/python" "$here/live.py" --binary "$binary" --rules "$tmp/live-rules.yaml")
 if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && command -v ip >/dev/null && unshare -n true 2>/dev/null; then
   # The daemons serve /metrics on all interfaces: here that is loopback alone.
+  live_start=$SECONDS
   unshare -n -- sh -c 'ip link set lo up && exec "$@"' sh "${live[@]}"
+  echo "live: $((SECONDS - live_start)) s with start-up and teardown (loopback-only network namespace)"
 else
   echo "note: not root or no unshare/ip: live.py runs in the machine's network namespace (its servers bind 127.0.0.1, the daemons' /metrics all interfaces)"
+  live_start=$SECONDS
   "${live[@]}"
+  echo "live: $((SECONDS - live_start)) s with start-up and teardown"
 fi
