@@ -379,9 +379,10 @@ class Checker:
 
     def step_lint(self) -> str:
         self.lint(None, "defaults")
+        self.lint(MONITORING_ON, "metrics.* on")
         go_values = yaml.safe_load(GO_USER_VALUES.read_text())
         line = self.lint(go_values, GO_USER_VALUES.name)
-        return line.replace(f"lint {GO_USER_VALUES.name}", f"lint defaults and {GO_USER_VALUES.name}")
+        return line.replace(f"lint {GO_USER_VALUES.name}", f"lint defaults, metrics.* on and {GO_USER_VALUES.name}")
 
     def step_defaults(self) -> str:
         docs = documents(render(None, STATIC_RELEASE, STATIC_NAMESPACE))
