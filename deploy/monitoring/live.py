@@ -21,7 +21,7 @@ at most --max-seconds, in streams that make the emulator throttle and fail:
   node-c  no provider at all                                        -> AkvProviderAbsent{node="node-c"}
 
 It passes when every one of these alerts fires with those labels and no others of these alerts fire (e.g.
-AkvProviderAbsent for node-a, throttling for kv-ok), when every dashboard panel query returns data, and when
+AkvProviderAbsent for node-a, throttling for kv-ok; a moment pending is reported, not failed), when every dashboard panel query returns data, and when
 every metric the panels and rules read is one the daemons' /metrics export (kube_pod_info excepted: it is
 kube-state-metrics'). Tokens the emulator prints stay in its log in the temporary directory, never on screen.
 
@@ -428,6 +428,12 @@ def run(args: argparse.Namespace) -> int:
         api = bed.prometheus(args.rules.resolve(), {"node-a": a["port"], "node-b": b["port"]}, ksm)
         log(f"prometheus ({subprocess.run(['prometheus', '--version'], capture_output=True, text=True).stdout.split(chr(10))[0]}) "
             f"on {api}, scrape and evaluation every 1 s, rules' for: {RULE_FOR}")
+        # Start from a scraped steady state: every target up and both providers' series in Prometheus, and one
+        # more evaluation, so that the absence of node-a's and node-b's series before their first scrape does not
+        # count as the provider being absent.
+        wait_for("Prometheus's first scrapes", lambda: len(query(api, "up == 1")) == 3
+                 and len(query(api, "akv_build_info")) == 2, timeout=30)
+        time.sleep(2)
         driver = Driver(emu["token"])
         driver.start(a["socket"], b["socket"])
         drive_start = time.monotonic()
@@ -459,10 +465,18 @@ def run(args: argparse.Namespace) -> int:
             if "firing" not in first.get(k, {}):
                 failures.append(f"{k[0]} {dict(zip(EXPECTED[k[0]][0], k[1]))} did not fire "
                                 f"(states seen: {sorted(first.get(k, {})) or 'none'})")
+        notes = []
         for k in sorted(first):
             allowed = wanted | {("AkvMountsFailing", extra) for extra in MOUNTS_FAILING_ALSO}
-            if k not in allowed:
-                failures.append(f"{k[0]} {dict(zip(EXPECTED[k[0]][0], k[1]))} went {sorted(first[k])}: it must not")
+            if k in allowed:
+                continue
+            what = f"{k[0]} {dict(zip(EXPECTED[k[0]][0], k[1]))}"
+            if "firing" in first[k]:
+                failures.append(f"{what} fired: it must not")
+            else:
+                # A scrape that failed once under load makes a series absent for an evaluation; with the test's
+                # 5 s for: that is pending, not an alert.
+                notes.append(f"{what} was pending for a moment (it never fired)")
 
         # Every dashboard panel's query returns data (Grafana's $__rate_interval for a 1 s scrape is 4 s;
         # 30 s leaves the rate functions enough samples).
@@ -500,6 +514,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{k[0]:28} {labels:42} {fmt('pending')} {fmt('firing')}")
         print()
         total = time.monotonic() - START
+        for note in notes:
+            print(f"note live: {note}")
         for failure in failures:
             print(f"FAIL live: {failure}")
         fired = sum(1 for k in wanted if "firing" in first.get(k, {}))
