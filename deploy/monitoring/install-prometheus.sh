@@ -18,8 +18,14 @@ if [ ! -e "$policy" ]; then
 fi
 trap '[ "$own_policy" = true ] && rm -f "$policy"' EXIT
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null
-apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+log=$(mktemp)
+if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; } >"$log" 2>&1; then
+  echo "FAIL install-prometheus: apt-get could not install prometheus:" >&2
+  tail -n 15 "$log" >&2
+  rm -f "$log"
+  exit 1
+fi
+rm -f "$log"
 # Where the package's service did start anyway (a machine with systemd and no policy), stop and disable it:
 # nothing of it may listen while the check runs.
 if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
