@@ -1,5 +1,6 @@
 """Offline lint, render and validation of the akv-csi-provider Helm chart, and the generator of the static
-manifest deploy/provider-azure-installer.yaml.
+manifest deploy/provider-azure-installer.yaml and of the plain rules file deploy/monitoring/akv-csi-provider.rules.yaml
+(the chart's PrometheusRule; `rules OUT [VALUES]` renders it with other values, for deploy/monitoring/live.py).
 
 Run through deploy/check.sh (`check`) and deploy/generate-manifest.sh (`generate`): they provide the
 virtualenv with helm-python-sdk (the Helm v4 engine as a library; no helm binary) and kubernetes-validate.
