@@ -79,7 +79,7 @@ EXPECTED: dict[str, tuple[tuple[str, ...], set[tuple[str, ...]]]] = {
 }
 # Classes AkvMountsFailing may also report besides the expected one (the streams above fail with them too,
 # at ratios that depend on timing); "ok" and "cancelled" never.
-MOUNTS_FAILING_ALSO = {("unauthenticated",), ("transport",), ("throttled",)}
+MOUNTS_FAILING_ALSO = {("unauthenticated",), ("transport",), ("throttled",), ("timeout",)}
 
 
 def log(message: str) -> None:
