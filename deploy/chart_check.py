@@ -1,5 +1,6 @@
 """Offline lint, render and validation of the akv-csi-provider Helm chart, and the generator of the static
-manifest deploy/provider-azure-installer.yaml.
+manifest deploy/provider-azure-installer.yaml and of the plain rules file deploy/monitoring/akv-csi-provider.rules.yaml
+(the chart's PrometheusRule; `rules OUT [VALUES]` renders it with other values, for deploy/monitoring/live.py).
 
 Run through deploy/check.sh (`check`) and deploy/generate-manifest.sh (`generate`): they provide the
 virtualenv with helm-python-sdk (the Helm v4 engine as a library; no helm binary) and kubernetes-validate.
@@ -8,6 +9,7 @@ No network and no cluster are used here.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import tempfile
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import helm_python as helm
+import jsonschema
 import kubernetes_validate
 import yaml
 
@@ -24,6 +27,21 @@ ROOT = DEPLOY.parent
 CHART = DEPLOY / "chart" / "akv-csi-provider"
 STATIC_MANIFEST = DEPLOY / "provider-azure-installer.yaml"
 GO_USER_VALUES = DEPLOY / "testdata" / "go-chart-user-values.yaml"
+# The alerts for Prometheus without the operator: the chart's PrometheusRule with default values.
+RULES_FILE = DEPLOY / "monitoring" / "akv-csi-provider.rules.yaml"
+DASHBOARD = CHART / "dashboards" / "akv-csi-provider.json"
+# prometheus-operator's CRDs (v0.93.0, see deploy/testdata/prometheus-operator-crds/README.md).
+OPERATOR_VERSION = "0.93.0"
+OPERATOR_CRDS = DEPLOY / "testdata" / "prometheus-operator-crds"
+OPERATOR_GROUP = "monitoring.coreos.com"
+ALERTS = [
+    "AkvMountsFailing", "AkvKeyVaultThrottling", "AkvTokenFederationFailing", "AkvTokenImdsFailing",
+    "AkvTokenAuthorityFailing", "AkvMountLatencyHigh", "AkvMountsQueueing", "AkvObjectCacheFull",
+    "AkvProviderAbsent",
+]
+MONITORING_ON: dict[str, Any] = {"metrics": {"scrapeAnnotations": True, "podMonitor": {"enabled": True},
+                                             "prometheusRule": {"enabled": True},
+                                             "grafanaDashboard": {"enabled": True}}}
 
 # Kubernetes minor the rendered objects are validated against (strict schemas): the newest one that the
 # pinned kubernetes-validate ships. Raise both together.
@@ -44,7 +62,7 @@ WINDOWS_MESSAGE = "Windows nodes are not supported by this provider"
 OWN_KEYS = [
     "metricsBackend", "otlp", "cloudName", "tokenProxyURL", "sniName", "resolve", "mountTimeout",
     "maxConcurrentFetches", "maxConcurrentMounts", "shutdownGracePeriod", "objectCacheTTL",
-    "objectCacheMaxBytes", "maxResponseBytes", "terminationGracePeriodSeconds", "extraArgs",
+    "objectCacheMaxBytes", "maxResponseBytes", "terminationGracePeriodSeconds", "extraArgs", "metrics",
 ]
 
 DEFAULT_ARGS = [
@@ -135,6 +153,57 @@ def static_manifest_text() -> str:
     return "\n".join(parts) + "\n"
 
 
+RULES_HEADER = """\
+# akv-csi-provider alerts for Prometheus without prometheus-operator: add this file to rule_files.
+# Runbooks: the repository README, "Alerts and dashboard".
+#
+# GENERATED from deploy/chart/akv-csi-provider/templates/prometheusrule.yaml with the chart's default values
+# (release csi-secrets-store-provider-azure, namespace kube-system). Do not edit by hand: change the template,
+# run `bash deploy/generate-manifest.sh` and commit both (deploy/check.sh fails while they differ).
+# Defaults baked in: AkvObjectCacheFull assumes --object-cache-max-bytes 16Mi (16777216) and AkvProviderAbsent
+# the driver DaemonSet secrets-store-csi-driver; both need a `node` label on the provider's series.
+"""
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings (PromQL) as literal blocks."""
+
+
+def _str_block(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _str_block)
+
+RULE_KEY_ORDER = ["alert", "record", "expr", "for", "labels", "annotations"]
+
+
+def rules_groups(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """spec.groups of the chart's PrometheusRule, rendered with `values` plus prometheusRule.enabled."""
+    merged = yaml.safe_load(yaml.safe_dump(values or {}))
+    merged.setdefault("metrics", {}).setdefault("prometheusRule", {})["enabled"] = True
+    merged.setdefault(DRIVER, {}).setdefault("install", False)
+    docs = own(documents(render(merged, STATIC_RELEASE, STATIC_NAMESPACE)))
+    return only(docs, "PrometheusRule")["spec"]["groups"]
+
+
+def rules_file_text(values: dict[str, Any] | None = None, header: str = RULES_HEADER) -> str:
+    """A Prometheus rules file (rule_files) with the chart's alerts, keys in the usual order."""
+    groups = []
+    for group in rules_groups(values):
+        rules = []
+        for rule in group["rules"]:
+            rule = {k: rule[k] for k in RULE_KEY_ORDER if k in rule}
+            notes = rule.get("annotations", {})
+            order = ["summary", "description", "runbook_url"]
+            rule["annotations"] = {k: notes[k] for k in sorted(notes, key=lambda k: (order + [k]).index(k))}
+            rules.append(rule)
+        groups.append({**{k: v for k, v in group.items() if k != "rules"}, "rules": rules})
+    body = yaml.dump({"groups": groups}, Dumper=_BlockDumper, sort_keys=False, width=4096, allow_unicode=True)
+    return header + body
+
+
 def render_error(values: dict[str, Any], chart: Path = CHART) -> str | None:
     try:
         render(values, "csi", "kube-system", chart)
@@ -201,6 +270,66 @@ def provider_volume(ds: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# prometheus-operator custom resources
+
+
+def _closed(schema: Any) -> Any:
+    """The CRD schema made strict: objects with properties accept no other fields unless they say so."""
+    if isinstance(schema, list):
+        return [_closed(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _closed(v) for k, v in schema.items()}
+    if ("properties" in out and "additionalProperties" not in out
+            and not out.get("x-kubernetes-preserve-unknown-fields")):
+        out["additionalProperties"] = False
+    if out.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+        out.setdefault("anyOf", [{"type": "integer"}, {"type": "string"}])
+    return out
+
+
+def operator_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """(apiVersion, kind) -> strict JSON schema of each served version of the CRDs in the test data."""
+    schemas: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in sorted(OPERATOR_CRDS.glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        require_eq(crd["metadata"]["annotations"].get("operator.prometheus.io/version"), OPERATOR_VERSION,
+                   f"{path.name}: operator version")
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for version in crd["spec"]["versions"]:
+            if version.get("served"):
+                schema = _closed(version["schema"]["openAPIV3Schema"])
+                # metadata is an ObjectMeta, which the CRD leaves open: check what this chart sets.
+                schema["properties"]["metadata"] = {
+                    "type": "object",
+                    "required": ["name", "namespace"],
+                    "properties": {
+                        "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "maxLength": 253},
+                        "namespace": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
+                        "labels": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 63}},
+                        "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+                    },
+                    "additionalProperties": False,
+                }
+                schema["required"] = sorted(set(schema.get("required", [])) | {"apiVersion", "kind", "metadata", "spec"})
+                schemas[(f"{group}/{version['name']}", kind)] = schema
+    require(len(schemas) >= 2, f"no CRD schemas in {OPERATOR_CRDS.relative_to(ROOT)}")
+    return schemas
+
+
+def validate_custom_resource(obj: dict[str, Any], schemas: dict[tuple[str, str], dict[str, Any]]) -> None:
+    key = (obj.get("apiVersion"), obj.get("kind"))
+    require(key in schemas, f"no CRD schema for {key} in {OPERATOR_CRDS.relative_to(ROOT)}")
+    validator = jsonschema.Draft7Validator(schemas[key])
+    errors = sorted(validator.iter_errors(obj), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        where = "/".join(str(p) for p in err.absolute_path)
+        raise CheckFailed(f"{err.message} (at {where}; {len(errors)} error(s))")
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Steps. Each returns the one line it prints; rendered objects to validate are collected in `validated`.
 
 
@@ -251,9 +380,10 @@ class Checker:
 
     def step_lint(self) -> str:
         self.lint(None, "defaults")
+        self.lint(MONITORING_ON, "metrics.* on")
         go_values = yaml.safe_load(GO_USER_VALUES.read_text())
         line = self.lint(go_values, GO_USER_VALUES.name)
-        return line.replace(f"lint {GO_USER_VALUES.name}", f"lint defaults and {GO_USER_VALUES.name}")
+        return line.replace(f"lint {GO_USER_VALUES.name}", f"lint defaults, metrics.* on and {GO_USER_VALUES.name}")
 
     def step_defaults(self) -> str:
         docs = documents(render(None, STATIC_RELEASE, STATIC_NAMESPACE))
@@ -485,6 +615,10 @@ class Checker:
             ("providersDir mismatch", {"linux": {"providersDir": "/x"}}, "the driver would not find"),
             ("metricsBackend=statsd", {"metricsBackend": "statsd"}, "metricsBackend must be"),
             ("metricsAddr=abc", {"metricsAddr": "abc"}, "metricsAddr must be a port number"),
+            ("podMonitor with otlp", {"metricsBackend": "otlp", "metrics": {"podMonitor": {"enabled": True}}},
+             "need metricsBackend Prometheus"),
+            ("scrapeAnnotations with otlp", {"metricsBackend": "otlp", "metrics": {"scrapeAnnotations": True}},
+             "need metricsBackend Prometheus"),
             # The daemon's own refusals (src/config/flags.rs parse_size), made at render time instead.
             ("objectCacheMaxBytes=16MB", {"objectCacheMaxBytes": "16MB"},
              'objectCacheMaxBytes must be a size such as 16Mi, 512Ki or 1048576 (at most 4Gi), got "16MB"'),
@@ -516,10 +650,164 @@ class Checker:
         return (f"refusals: {len(cases)} cases fail to render with their message; "
                 f"windows.enabled=true -> \"{WINDOWS_MESSAGE} ...\"")
 
+    def step_monitoring(self) -> str:
+        """Everything of metrics.* on: the PodMonitor finds the DaemonSet's pods and port, the annotations name
+        the port, the PrometheusRule has every alert, the ConfigMap carries the dashboard for the sidecar."""
+        for values, port in ((MONITORING_ON, 8898), ({**MONITORING_ON, "metricsAddr": ":9102"}, 9102)):
+            docs = documents(render(values, STATIC_RELEASE, STATIC_NAMESPACE))
+            self.keep(f"monitoring on, port {port}", docs)
+            docs = own(docs)
+            require_eq(kinds(docs), "ServiceAccount, ConfigMap, DaemonSet, PodMonitor, PrometheusRule",
+                       "objects with monitoring on")
+            ds = only(docs, "DaemonSet")
+            assert_go_shape(ds, "kube-system")
+            pod_labels = ds["spec"]["template"]["metadata"]["labels"]
+            require_eq(ds["spec"]["template"]["metadata"].get("annotations"),
+                       {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics"},
+                       "scrape annotations")
+            pm = only(docs, "PodMonitor")
+            require_eq(pm["metadata"]["namespace"], "kube-system", "PodMonitor namespace")
+            require_eq(pm["spec"]["namespaceSelector"], {"matchNames": ["kube-system"]}, "PodMonitor namespaceSelector")
+            selector = pm["spec"]["selector"]["matchLabels"]
+            require(all(pod_labels.get(k) == v for k, v in selector.items()),
+                    f"PodMonitor selector {selector} does not select the pods ({pod_labels})")
+            (endpoint,) = pm["spec"]["podMetricsEndpoints"]
+            ports = {p["name"]: p["containerPort"] for p in container(ds)["ports"]}
+            require_eq(ports.get(endpoint["port"]), port, "the PodMonitor's port in the container")
+            require_eq((endpoint["path"], endpoint["interval"]), ("/metrics", "30s"), "PodMonitor path, interval")
+            require_eq(endpoint["relabelings"], [{"action": "replace", "sourceLabels": ["__meta_kubernetes_pod_node_name"],
+                                                  "targetLabel": "node"}], "PodMonitor relabelings")
+            rule = only(docs, "PrometheusRule")
+            (group,) = rule["spec"]["groups"]
+            require_eq([r["alert"] for r in group["rules"]], ALERTS, "alerts")
+            for r in group["rules"]:
+                require(r["labels"].get("severity") in ("warning", "critical"), f"{r['alert']}: severity")
+                require(r["annotations"].get("summary") and r["annotations"].get("description"),
+                        f"{r['alert']}: summary and description")
+                require("runbook_url" not in r["annotations"], f"{r['alert']}: runbook_url without runbookBaseURL")
+            cache = next(r for r in group["rules"] if r["alert"] == "AkvObjectCacheFull")
+            require_eq(cache["expr"], "akv_object_cache_bytes >= 0.9 * 16777216", "AkvObjectCacheFull with the default bound")
+            absent = next(r for r in group["rules"] if r["alert"] == "AkvProviderAbsent")
+            require('created_by_name="secrets-store-csi-driver"' in absent["expr"], "AkvProviderAbsent driver name")
+            cm = only(docs, "ConfigMap")
+            require_eq(cm["metadata"]["labels"].get("grafana_dashboard"), "1", "dashboard ConfigMap sidecar label")
+            require_eq(list(cm["data"]), ["akv-csi-provider.json"], "dashboard ConfigMap keys")
+            require_eq(json.loads(cm["data"]["akv-csi-provider.json"]), json.loads(DASHBOARD.read_text()),
+                       "dashboard in the ConfigMap")
+        # Off by default, and off with everything but one switch.
+        for key in ("podMonitor", "prometheusRule", "grafanaDashboard"):
+            docs = own(documents(render({"metrics": {key: {"enabled": True}}}, STATIC_RELEASE, STATIC_NAMESPACE)))
+            kind = {"podMonitor": "PodMonitor", "prometheusRule": "PrometheusRule", "grafanaDashboard": "ConfigMap"}[key]
+            require_eq(kinds(docs), ", ".join(k for k in ("ServiceAccount", "ConfigMap", "DaemonSet", "PodMonitor",
+                                                              "PrometheusRule") if k in ("ServiceAccount", "DaemonSet", kind)),
+                       f"objects with only metrics.{key}.enabled")
+            require("annotations" not in only(docs, "DaemonSet")["spec"]["template"]["metadata"],
+                    f"scrape annotations with only metrics.{key}.enabled")
+        return (f"render monitoring: PodMonitor selects the pods and their metrics port (8898, 9102) with a node "
+                f"label, scrape annotations, PrometheusRule with {len(ALERTS)} alerts, dashboard ConfigMap "
+                f"for the Grafana sidecar; each off unless enabled")
+
+    def step_monitoring_options(self) -> str:
+        values = {
+            "linux": {"podAnnotations": {"prometheus.io/scrape": "false", "team": "a"}},
+            "objectCacheMaxBytes": "64Mi",
+            "secrets-store-csi-driver": {"fullnameOverride": "csi-driver"},
+            "metrics": {
+                "scrapeAnnotations": True,
+                "podMonitor": {"enabled": True, "namespace": "monitoring",
+                               "labels": {"release": "kube-prometheus-stack", "app": "not-replaced"},
+                               "annotations": {"a": "b"}, "interval": "15s", "scrapeTimeout": "10s",
+                               "honorLabels": True,
+                               "relabelings": [{"action": "replace", "targetLabel": "cluster", "replacement": "c1"}],
+                               "metricRelabelings": [{"action": "drop", "sourceLabels": ["__name__"],
+                                                      "regex": "keyvault_request_bucket"}]},
+                "prometheusRule": {"enabled": True, "namespace": "monitoring",
+                                   "labels": {"release": "kube-prometheus-stack"},
+                                   "additionalRuleLabels": {"team": "platform", "severity": "ignored"},
+                                   "disabled": {"AkvObjectCacheFull": True, "AkvMountsQueueing": True},
+                                   "severity": {"AkvMountsFailing": "warning"},
+                                   "runbookBaseURL": "https://git.example.com/akv/blob/main/README.md"},
+                "grafanaDashboard": {"enabled": True, "namespace": "grafana", "labels": {"grafana_dashboard": "yes"},
+                                     "annotations": {"grafana_folder": "Secrets"}},
+            },
+        }
+        docs = documents(render(values, "csi", "kube-system"))
+        self.keep("monitoring options", docs)
+        docs = own(docs)
+        ds = only(docs, "DaemonSet")
+        require_eq(ds["spec"]["template"]["metadata"]["annotations"],
+                   {"prometheus.io/scrape": "false", "team": "a", "prometheus.io/port": "8898",
+                    "prometheus.io/path": "/metrics"}, "podAnnotations win over the scrape annotations")
+        pm = only(docs, "PodMonitor")
+        require_eq(pm["metadata"]["namespace"], "monitoring", "PodMonitor namespace")
+        require_eq(pm["metadata"]["labels"]["release"], "kube-prometheus-stack", "PodMonitor label")
+        require_eq(pm["metadata"]["labels"]["app"], "csi-secrets-store-provider-azure", "chart label kept")
+        require_eq(pm["metadata"]["annotations"], {"a": "b"}, "PodMonitor annotations")
+        require_eq(pm["spec"]["namespaceSelector"], {"matchNames": ["kube-system"]}, "pods' namespace selected")
+        (endpoint,) = pm["spec"]["podMetricsEndpoints"]
+        require_eq((endpoint["interval"], endpoint["scrapeTimeout"], endpoint["honorLabels"]), ("15s", "10s", True),
+                   "interval, scrapeTimeout, honorLabels")
+        require_eq([r["targetLabel"] for r in endpoint["relabelings"]], ["node", "cluster"], "relabelings appended")
+        require_eq(endpoint["metricRelabelings"], values["metrics"]["podMonitor"]["metricRelabelings"], "metricRelabelings")
+        rule = only(docs, "PrometheusRule")
+        require_eq(rule["metadata"]["namespace"], "monitoring", "PrometheusRule namespace")
+        (group,) = rule["spec"]["groups"]
+        names = [r["alert"] for r in group["rules"]]
+        require_eq(names, [a for a in ALERTS if a not in ("AkvObjectCacheFull", "AkvMountsQueueing")], "disabled alerts")
+        for r in group["rules"]:
+            require_eq(r["labels"]["team"], "platform", f"{r['alert']}: additionalRuleLabels")
+            require(r["labels"]["severity"] in ("warning", "critical"), f"{r['alert']}: severity replaced by additionalRuleLabels")
+            require_eq(r["annotations"]["runbook_url"],
+                       f"https://git.example.com/akv/blob/main/README.md#{r['alert'].lower()}", "runbook_url")
+        failing = next(r for r in group["rules"] if r["alert"] == "AkvMountsFailing")
+        require_eq(failing["labels"]["severity"], "warning", "severity override")
+        absent = next(r for r in group["rules"] if r["alert"] == "AkvProviderAbsent")
+        require('created_by_name="csi-driver"' in absent["expr"], "driver DaemonSet from the driver's fullnameOverride")
+        values["metrics"]["prometheusRule"]["disabled"] = {}
+        values["metrics"]["prometheusRule"]["driverDaemonSet"] = "my-driver"
+        group = only(own(documents(render(values, "csi", "kube-system"))), "PrometheusRule")["spec"]["groups"][0]
+        cache = next(r for r in group["rules"] if r["alert"] == "AkvObjectCacheFull")
+        require_eq(cache["expr"], "akv_object_cache_bytes >= 0.9 * 67108864", "AkvObjectCacheFull with objectCacheMaxBytes 64Mi")
+        absent = next(r for r in group["rules"] if r["alert"] == "AkvProviderAbsent")
+        require('created_by_name="my-driver"' in absent["expr"], "driverDaemonSet")
+        cm = only(docs, "ConfigMap")
+        require_eq((cm["metadata"]["namespace"], cm["metadata"]["name"]), ("grafana", "csi-csi-secrets-store-provider-azure-dashboard"),
+                   "dashboard ConfigMap namespace, name")
+        require_eq(cm["metadata"]["labels"]["grafana_dashboard"], "yes", "dashboard label")
+        require_eq(cm["metadata"]["annotations"], {"grafana_folder": "Secrets"}, "dashboard annotations")
+        return ("render monitoring options: namespaces, labels (chart's kept), interval/timeout/honorLabels, "
+                "relabelings appended, disabled alerts, severity, additionalRuleLabels, runbook_url, cache bound "
+                "and driver name in the rules, sidecar label and folder")
+
+    def step_rules_file(self) -> str:
+        expected = rules_file_text()
+        actual = RULES_FILE.read_text() if RULES_FILE.exists() else ""
+        if actual != expected:
+            import difflib
+
+            diff = "".join(list(difflib.unified_diff(
+                actual.splitlines(keepends=True), expected.splitlines(keepends=True),
+                f"{RULES_FILE.relative_to(ROOT)} (committed)", "chart output"))[:40])
+            raise CheckFailed(
+                f"{RULES_FILE.relative_to(ROOT)} differs from the chart's PrometheusRule; regenerate it with "
+                f"`bash deploy/generate-manifest.sh` and commit both.\n{diff}")
+        alerts = [r["alert"] for g in yaml.safe_load(actual)["groups"] for r in g["rules"]]
+        require_eq(alerts, ALERTS, "alerts in the rules file")
+        return f"rules file: {RULES_FILE.relative_to(ROOT)} matches the chart's PrometheusRule ({len(alerts)} alerts)"
+
     def step_validate(self) -> str:
         count = 0
+        custom = 0
+        schemas = operator_schemas()
         for label, obj in self.to_validate:
             name = f"{label} {obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+            if str(obj.get("apiVersion", "")).startswith(OPERATOR_GROUP + "/"):
+                try:
+                    validate_custom_resource(obj, schemas)
+                except CheckFailed as err:
+                    raise CheckFailed(f"{name}: prometheus-operator {OPERATOR_VERSION} CRD schema: {err}") from None
+                custom += 1
+                continue
             try:
                 version = kubernetes_validate.validate(obj, KUBE_MINOR, strict=True)
             except kubernetes_validate.ValidationError as err:
@@ -533,7 +821,26 @@ class Checker:
         latest = kubernetes_validate.latest_version()
         require(latest.startswith(KUBE_MINOR + "."), f"kubernetes-validate's newest schemas are {latest}, "
                 f"KUBE_MINOR is {KUBE_MINOR}: raise KUBE_MINOR")
-        return f"validate: {count} rendered objects valid for Kubernetes {KUBE_MINOR} (kubernetes-validate, strict)"
+        require(custom > 0, "no PodMonitor or PrometheusRule was validated")
+        # The schemas reject what the API server would prune or refuse: a misspelt field, a bad duration.
+        docs = own(documents(render(MONITORING_ON, STATIC_RELEASE, STATIC_NAMESPACE)))
+        pm, rule = only(docs, "PodMonitor"), only(docs, "PrometheusRule")
+        bad = [
+            ("misspelt podMetricsEndpoints field", pm, lambda o: o["spec"]["podMetricsEndpoints"][0].update(intervall="30s")),
+            ("interval not a duration", pm, lambda o: o["spec"]["podMetricsEndpoints"][0].update(interval="30 seconds")),
+            ("rule for: not a duration", rule, lambda o: o["spec"]["groups"][0]["rules"][0].update({"for": "5 min"})),
+            ("rule without expr", rule, lambda o: o["spec"]["groups"][0]["rules"][0].pop("expr")),
+        ]
+        for what, obj, mutate in bad:
+            broken = json.loads(json.dumps(obj))
+            mutate(broken)
+            try:
+                validate_custom_resource(broken, schemas)
+            except CheckFailed:
+                continue
+            raise CheckFailed(f"the CRD schema accepted a {obj['kind']} with a {what}")
+        return (f"validate: {count} rendered objects valid for Kubernetes {KUBE_MINOR} (kubernetes-validate, strict), "
+                f"{custom} against prometheus-operator {OPERATOR_VERSION}'s CRD schemas (jsonschema, closed objects)")
 
     def step_static(self) -> str:
         expected = static_manifest_text()
@@ -562,8 +869,11 @@ def check() -> int:
         checker.step_names,
         checker.step_own_flags,
         checker.step_refusals,
+        checker.step_monitoring,
+        checker.step_monitoring_options,
         checker.step_validate,
         checker.step_static,
+        checker.step_rules_file,
     ]
     failed = 0
     for step in steps:
@@ -587,17 +897,27 @@ def check() -> int:
 
 
 def generate() -> int:
-    text = static_manifest_text()
-    old = STATIC_MANIFEST.read_text() if STATIC_MANIFEST.exists() else None
-    STATIC_MANIFEST.write_text(text)
-    state = "unchanged" if old == text else "written"
-    print(f"{STATIC_MANIFEST.relative_to(ROOT)}: {state}")
+    for path, text in ((STATIC_MANIFEST, static_manifest_text()), (RULES_FILE, rules_file_text())):
+        old = path.read_text() if path.exists() else None
+        path.write_text(text)
+        state = "unchanged" if old == text else "written"
+        print(f"{path.relative_to(ROOT)}: {state}")
+    return 0
+
+
+def rules(values_file: str | None, out: str) -> int:
+    """The chart's alerts as a rules file, with a values file (deploy/monitoring/live.py renders the bound of
+    its test daemon in)."""
+    values = yaml.safe_load(Path(values_file).read_text()) if values_file else None
+    Path(out).write_text(rules_file_text(values, header=f"# rendered from the chart with {values_file}\n"))
     return 0
 
 
 if __name__ == "__main__":
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "rules":
+        sys.exit(rules(sys.argv[3] if len(sys.argv) == 4 else None, sys.argv[2]))
     commands = {"check": check, "generate": generate}
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
-        print(f"usage: {sys.argv[0]} check|generate", file=sys.stderr)
+        print(f"usage: {sys.argv[0]} check|generate|rules OUT [VALUES]", file=sys.stderr)
         sys.exit(2)
     sys.exit(commands[sys.argv[1]]())

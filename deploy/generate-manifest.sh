@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates deploy/provider-azure-installer.yaml from the chart (default values, release
-# csi-secrets-store-provider-azure, namespace kube-system, driver not installed). Run it after changing
-# the chart and commit both; deploy/check.sh fails while they differ.
+# csi-secrets-store-provider-azure, namespace kube-system, driver not installed), and
+# deploy/monitoring/akv-csi-provider.rules.yaml from its PrometheusRule template. Run it after changing
+# the chart and commit them; deploy/check.sh fails while they differ.
 # Usage: bash deploy/generate-manifest.sh
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"

@@ -117,3 +117,17 @@ the driver's is its default, 4Mi (the daemon's default too). The daemon refuses 
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The object cache's byte bound as a number of bytes (objectCacheMaxBytes, else the daemon's 16Mi). */}}
+{{- define "akv.objectCacheMaxBytesNumber" -}}
+{{- $raw := include "akv.objectCacheMaxBytes" . | default "16Mi" -}}
+{{- $digits := regexReplaceAll "(Ki|Mi|Gi)$" $raw "" -}}
+{{- $scale := get (dict "Ki" 1024 "Mi" 1048576 "Gi" 1073741824) (trimPrefix $digits $raw) | default 1 -}}
+{{- mul (atoi $digits) $scale -}}
+{{- end -}}
+
+{{/* Labels of the monitoring objects: the chart's, then the user's (which cannot replace the chart's). */}}
+{{- define "akv.monitoringLabels" -}}
+{{- $own := include "akv.labels" .root | fromYaml -}}
+{{- merge $own (.extra | default dict) | toYaml -}}
+{{- end -}}
