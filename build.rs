@@ -33,7 +33,9 @@ fn git_commit() -> String {
         // Only what a commit name can contain, so that the JSON and log lines stay plain.
         if !commit.is_empty()
             && commit.len() <= 64
-            && commit.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && commit
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
         {
             return commit.to_owned();
         }
@@ -61,15 +63,28 @@ fn from_git() -> Option<String> {
     // sources rebuild the crate anyway, and re-running this script then re-reads the dirty state.
     for what in ["HEAD", "index", "packed-refs"] {
         if let Some(path) = git(&["-C", &manifest_dir, "rev-parse", "--git-path", what]) {
-            println!("cargo:rerun-if-changed={}", Path::new(&manifest_dir).join(path).display());
+            println!(
+                "cargo:rerun-if-changed={}",
+                Path::new(&manifest_dir).join(path).display()
+            );
         }
     }
     if let Some(branch) = git(&["-C", &manifest_dir, "symbolic-ref", "-q", "HEAD"])
         && let Some(path) = git(&["-C", &manifest_dir, "rev-parse", "--git-path", &branch])
     {
-        println!("cargo:rerun-if-changed={}", Path::new(&manifest_dir).join(path).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            Path::new(&manifest_dir).join(path).display()
+        );
     }
-    for dir in ["src", "Cargo.toml", "Cargo.lock", "build.rs", "proto", "emulator/src"] {
+    for dir in [
+        "src",
+        "Cargo.toml",
+        "Cargo.lock",
+        "build.rs",
+        "proto",
+        "emulator/src",
+    ] {
         println!("cargo:rerun-if-changed={dir}");
     }
     let status = git(&[

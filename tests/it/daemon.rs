@@ -78,7 +78,9 @@ async fn the_binary_starts_serves_and_stops_on_sigterm() {
     assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
     // The commit this test was built from: the binary's build script and this test read the same
     // checkout (or GIT_COMMIT), so they must agree.
-    let commit = version["gitCommit"].as_str().expect("gitCommit is a string");
+    let commit = version["gitCommit"]
+        .as_str()
+        .expect("gitCommit is a string");
     match expected_commit() {
         Expected::Exact(want) => assert_eq!(commit, want, "gitCommit of --version"),
         // Files outside what build.rs watches (tests/, docs) may have been edited since the binary
