@@ -223,7 +223,8 @@ emu_ip=127.0.0.44
 dns_ip=127.0.0.153
 cp emulator/examples/seed.yaml "$work/check/seed.yaml"
 # Its output holds service-account tokens: kept in a file only the owner reads, never printed.
-(umask 077 && "$host_bin" emulator --config "$work/check/seed.yaml" --listen "$emu_ip:443" \
+# exec: $! is then the emulator itself, which cleanup stops.
+(umask 077 && exec "$host_bin" emulator --config "$work/check/seed.yaml" --listen "$emu_ip:443" \
   --local-listen "$emu_ip:2579" --ca-file "$work/ca/emulator-ca.pem" >"$work/check/emulator.log" 2>&1) &
 pids+=($!)
 python3 deploy/image/dns.py --listen "$dns_ip" --port 53 --answer "$emu_ip" \
@@ -368,12 +369,13 @@ else
   fail "DNS and SSL_CERT_FILE in the image" "$(echo "$result" | tail -n 3 | tr '\n' ' ')"
 fi
 # Without SSL_CERT_FILE: the image's own bundle is loaded, and it does not trust the emulator.
-result=$(run_image "$image" "${mount_args[@]}" -v=1 2>&1 || true)
-loaded=$(echo "$result" | sed -n 's/.*loaded trusted CA certificates.*system=\([0-9]*\).*/\1/p' | head -n 1)
-if [ "${loaded:-0}" -ge 100 ] && echo "$result" | grep -q -i 'certificate'; then
-  pass "image CA bundle" "$loaded CA certificates loaded from /etc/ssl/certs/ca-certificates.crt; the emulator's CA is not among them (refused)"
+result=$(run_image "$image" "${mount_args[@]}" -v=1 --log-format-json 2>&1 || true)
+loaded=$(echo "$result" | sed -n 's/.*"message":"loaded trusted CA certificates","system":\([0-9]*\).*/\1/p' | head -n 1)
+refusal=$(echo "$result" | grep -A1 '^the Mount failed' | tail -n 1 | sed 's/^ *//')
+if [ "${loaded:-0}" -ge 100 ] && echo "$refusal" | grep -q -i -E 'certificate|tls'; then
+  pass "image CA bundle" "$loaded CA certificates loaded from /etc/ssl/certs/ca-certificates.crt; the emulator's CA is not among them: $refusal"
 else
-  fail "image CA bundle" "${loaded:-no} system CA certificates loaded (log: $(echo "$result" | grep -i -m 2 -E 'CA cert|certificate' | tr '\n' ' '))"
+  fail "image CA bundle" "${loaded:-no} system CA certificates loaded; the Mount without SSL_CERT_FILE: ${refusal:-$(echo "$result" | tail -n 2 | tr '\n' ' ')}"
 fi
 
 # Stop as the kubelet does: the stop signal, then up to terminationGracePeriodSeconds. podman 4.3 does not
