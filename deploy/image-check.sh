@@ -106,7 +106,8 @@ fail() { echo "FAIL $1: $2"; failures=$((failures + 1)); }
 pids=()
 cleanup() {
   pm pod rm --force --time 0 --all >/dev/null 2>&1 || true
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # Waited for: the next run (the self-test's) binds the same addresses at once.
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 
