@@ -1,15 +1,45 @@
-# Build: docker build -t akv-csi-provider:0.1.0 .
-# Untested on the project's build machines (no container engine there). Pin both base images by digest in
-# your own build; they are referenced by tag here because digests cannot be looked up offline.
-FROM rust:1.95-bookworm AS build
+# The akv-csi-provider image. Build (one command, from the repository root):
+#   docker build --build-arg GIT_COMMIT=$(git rev-parse HEAD) -t akv-csi-provider:0.1.0 .
+# The binary is built without the default `emulator` feature (the daemon, `check` and `mount`; not the
+# emulator) and linked statically against glibc (static-pie, `+crt-static`): the runtime base then needs no
+# C library, only what distroless/static has (CA bundle, /etc/nsswitch.conf, /etc/passwd, netbase's
+# /etc/services), and DNS still goes through glibc's resolver (resolv.conf search, ndots, options as
+# Kubernetes writes them). deploy/image-check.sh builds this file in CI and runs the chart's pod with it.
+#
+# Base images are build arguments: pin them by digest in your own build (they cannot be looked up by
+# digest offline, where CI builds), e.g. --build-arg RUNTIME_IMAGE=gcr.io/distroless/static-debian12@sha256:...
+ARG RUST_IMAGE=rust:1.95-bookworm
+ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12
+
+FROM ${RUST_IMAGE} AS build
+# The commit --version reports: the context has no .git (.dockerignore), so build.rs cannot read it.
+ARG GIT_COMMIT=unknown
 WORKDIR /src
 # The context is what .dockerignore allows (an allowlist; deploy/docker_context_check.py checks it).
 COPY . .
-# Without the default `emulator` feature: the image carries the daemon, `check` and `mount`, not the emulator.
-RUN cargo build --release --locked --no-default-features -p akv-csi-provider \
- && cp target/release/akv-csi-provider /akv-csi-provider
+# --target: RUSTFLAGS then apply to the binary only, not to build scripts and proc-macros (which must
+# stay dynamic). The host's own triple, so that an arm64 build (release workflow) builds for arm64.
+RUN TARGET=$(rustc -vV | sed -n 's/^host: //p') \
+ && GIT_COMMIT="$GIT_COMMIT" RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --no-default-features -p akv-csi-provider --target "$TARGET" \
+ && cp "target/$TARGET/release/akv-csi-provider" /akv-csi-provider
 
-# distroless/cc: glibc and the CA bundle (/etc/ssl/certs), no shell.
-FROM gcr.io/distroless/cc-debian12
-COPY --from=build /akv-csi-provider /bin/akv-csi-provider
+# What both runtime stages below share.
+FROM ${RUNTIME_IMAGE} AS runtime-base
+ARG GIT_COMMIT=unknown
+LABEL org.opencontainers.image.title="akv-csi-provider" \
+      org.opencontainers.image.description="Azure Key Vault provider for the Secrets Store CSI Driver" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.revision="${GIT_COMMIT}"
+# The chart runs it as UID 0 with every capability dropped and a read-only root filesystem; it only
+# needs to create its socket in the host directory mounted at /provider.
 ENTRYPOINT ["/bin/akv-csi-provider"]
+
+# `--target prebuilt`: the runtime stage from a binary built beforehand, built the same way as above, in
+# a context directory that holds it as prebuilt/akv-csi-provider (CI: deploy/image-check.sh builds it
+# once on the host instead of compiling again inside a container). Not the repository's context.
+FROM runtime-base AS prebuilt
+COPY --chmod=0755 prebuilt/akv-csi-provider /bin/akv-csi-provider
+
+# The default (last) stage: the binary compiled in `build`.
+FROM runtime-base AS runtime
+COPY --from=build --chmod=0755 /akv-csi-provider /bin/akv-csi-provider

@@ -1,5 +1,9 @@
 //! Generates the v1alpha1 provider service from `proto/` with a pure-Rust protobuf compiler
-//! (protox), so building needs no `protoc` on the machine.
+//! (protox), so building needs no `protoc` on the machine; and records the git commit the binary is
+//! built from (`--version`), so that an operator can tell which build runs on a node.
+
+use std::path::Path;
+use std::process::Command;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/service.proto");
@@ -15,5 +19,84 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".v1alpha1.File",
         ])
         .compile_fds(fds)?;
+    println!("cargo:rustc-env=AKV_GIT_COMMIT={}", git_commit());
     Ok(())
+}
+
+/// The commit, with `-dirty` when tracked files differ from it; `GIT_COMMIT` when set (a build
+/// without `.git`, such as the Docker build context: `--build-arg GIT_COMMIT=$(git rev-parse HEAD)`);
+/// otherwise "unknown". Never fails the build: a version string is not worth a broken build.
+fn git_commit() -> String {
+    println!("cargo:rerun-if-env-changed=GIT_COMMIT");
+    if let Ok(commit) = std::env::var("GIT_COMMIT") {
+        let commit = commit.trim();
+        // Only what a commit name can contain, so that the JSON and log lines stay plain.
+        if !commit.is_empty()
+            && commit.len() <= 64
+            && commit
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return commit.to_owned();
+        }
+    }
+    from_git().unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn from_git() -> Option<String> {
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").ok()?;
+    // Only this repository's own checkout: a copy of the sources inside another checkout (such as
+    // deploy/docker_context_check.py's target/docker-context) must not report that checkout's commit.
+    let top = git(&["-C", &manifest_dir, "rev-parse", "--show-toplevel"])?;
+    if Path::new(&top).canonicalize().ok()? != Path::new(&manifest_dir).canonicalize().ok()? {
+        return None;
+    }
+    let commit = git(&["-C", &manifest_dir, "rev-parse", "HEAD"])?;
+    // Rebuild when HEAD moves (checkout, commit) or the index changes (add, commit); edits to the
+    // sources rebuild the crate anyway, and re-running this script then re-reads the dirty state.
+    for what in ["HEAD", "index", "packed-refs"] {
+        if let Some(path) = git(&["-C", &manifest_dir, "rev-parse", "--git-path", what]) {
+            println!(
+                "cargo:rerun-if-changed={}",
+                Path::new(&manifest_dir).join(path).display()
+            );
+        }
+    }
+    if let Some(branch) = git(&["-C", &manifest_dir, "symbolic-ref", "-q", "HEAD"])
+        && let Some(path) = git(&["-C", &manifest_dir, "rev-parse", "--git-path", &branch])
+    {
+        println!(
+            "cargo:rerun-if-changed={}",
+            Path::new(&manifest_dir).join(path).display()
+        );
+    }
+    for dir in [
+        "src",
+        "Cargo.toml",
+        "Cargo.lock",
+        "build.rs",
+        "proto",
+        "emulator/src",
+    ] {
+        println!("cargo:rerun-if-changed={dir}");
+    }
+    let status = git(&[
+        "-C",
+        &manifest_dir,
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+    ])?;
+    Some(if status.is_empty() {
+        commit
+    } else {
+        format!("{commit}-dirty")
+    })
 }

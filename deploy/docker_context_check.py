@@ -4,14 +4,15 @@ Applies .dockerignore to the repository's tracked files with Docker's rules (mob
 cleaned like Go's filepath.Clean, `*`/`?`/`[...]` within one path element, `**` across elements, a pattern
 also matches every path under a matching directory, `!` re-includes, the last matching pattern wins), then:
 
-- every source of every COPY/ADD in the Dockerfile (other than `--from` a stage) has files in the context;
+- every source of every COPY/ADD in the Dockerfile (other than `--from` a stage, and other than in the stages of
+  OTHER_CONTEXT_STAGES, which are built from another context directory) has files in the context;
 - the files the image's cargo build reads are in it: the workspace manifests and Cargo.lock, build.rs and
   the .proto files it compiles, each member's lib/bin targets, the [[bench]] files Cargo.toml declares, and
   every file a non-test source includes with include_str!/include_bytes! (a literal path);
 - what must stay out is out: .git, target/, rust-toolchain.toml (the image's toolchain builds).
 
 With --build it also copies the context to target/docker-context and runs the Dockerfile's cargo command
-there as `cargo check` (offline, dev profile, otherwise the same flags; RUSTUP_TOOLCHAIN set to rust-toolchain.toml's channel, the
+there as `cargo check` (offline, dev profile, no --target, otherwise the same flags; RUSTUP_TOOLCHAIN set to rust-toolchain.toml's channel, the
 image's Rust), sharing target/ so that dependencies already built are reused: a file the build needs but
 .dockerignore drops fails that build.
 
@@ -37,6 +38,9 @@ except ImportError:  # Python 3.10
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
+# `--target prebuilt` copies a binary built beforehand from a context directory of its own
+# (deploy/image-check.sh makes it), not from the repository's.
+OTHER_CONTEXT_STAGES = {"prebuilt"}
 MUST_BE_OUT = [".git/HEAD", "target/debug", "rust-toolchain.toml", "fuzz/Cargo.toml", "deploy/check.sh"]
 
 
@@ -140,6 +144,7 @@ def dockerfile_copy_sources() -> list[tuple[int, str]]:
     sources = []
     logical = ""
     start = 0
+    stage = ""
     for number, line in enumerate(DOCKERFILE.read_text().splitlines(), 1):
         if not logical:
             start = number
@@ -151,7 +156,11 @@ def dockerfile_copy_sources() -> list[tuple[int, str]]:
         logical += line
         words = shlex.split(logical, comments=False) if logical.strip() else []
         logical = ""
-        if not words or words[0].upper() not in ("COPY", "ADD"):
+        if words and words[0].upper() == "FROM":
+            lowered = [w.lower() for w in words]
+            stage = words[lowered.index("as") + 1] if "as" in lowered[:-1] else ""
+            continue
+        if not words or words[0].upper() not in ("COPY", "ADD") or stage in OTHER_CONTEXT_STAGES:
             continue
         args = words[1:]
         if any(a.startswith("--from") for a in args):
@@ -306,7 +315,7 @@ def build_context(context: set[str]) -> int:
     """The Dockerfile's cargo command (as `cargo check`) in a copy of the context."""
     command = None
     for line in DOCKERFILE.read_text().replace("\\\n", " ").splitlines():
-        m = re.match(r"\s*RUN\s+(cargo build[^&]*)", line)
+        m = re.match(r"\s*RUN\s.*?\b(cargo build[^&]*)", line)
         if m:
             command = shlex.split(m.group(1))
     if command is None:
@@ -316,6 +325,10 @@ def build_context(context: set[str]) -> int:
     # that CI's clippy step built are reused.
     command[1] = "check"
     command = [a for a in command if a != "--release"]
+    # `--target "$TARGET"` (the static link's triple) is the host's: the same files are read without it.
+    if "--target" in command:
+        i = command.index("--target")
+        del command[i:i + 2]
     command.insert(2, "--offline")
     channel = tomllib.loads((ROOT / "rust-toolchain.toml").read_text())["toolchain"]["channel"]
     env = dict(os.environ, RUSTUP_TOOLCHAIN=channel, CARGO_TARGET_DIR=str(ROOT / "target"))

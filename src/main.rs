@@ -41,6 +41,8 @@ fn main() -> ExitCode {
         Command::Version => {
             let version = serde_json::json!({
                 "version": env!("CARGO_PKG_VERSION"),
+                // The commit built from (build.rs): "<sha>", "<sha>-dirty" or "unknown".
+                "gitCommit": env!("AKV_GIT_COMMIT"),
                 "runtimeName": server::RUNTIME_NAME,
                 "apiVersion": server::API_VERSION,
             });
@@ -70,6 +72,7 @@ fn serve(config: akv_csi_provider::Config) -> anyhow::Result<()> {
         tracing::info!(
             socket = %config.socket_path.display(),
             version = env!("CARGO_PKG_VERSION"),
+            commit = env!("AKV_GIT_COMMIT"),
             "akv-csi-provider listening"
         );
         server::run(config, listener, server::shutdown_signal()).await?;

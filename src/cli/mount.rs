@@ -3,6 +3,9 @@
 //! pod attributes, and the service-account token (from `kubectl create token SA --audience
 //! api://AzureADTokenExchange`) or a service principal's client secret. The files are written with
 //! their modes into a directory and listed; a failure prints the exact message the pod would get.
+//! With `--socket` the request goes instead to a running daemon through its socket, as the driver
+//! sends it (v1.6, or v1.5 with the socket path as HTTP/2 `:authority`): a node's provider can be
+//! checked from the node, and deploy/image-check.sh checks the image's pod that way.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -30,6 +33,10 @@ struct Args {
     client_secret_file: Option<PathBuf>,
     out: Option<PathBuf>,
     dry_run: bool,
+    /// Send the Mount to the daemon listening on this socket instead of performing it here.
+    socket: Option<PathBuf>,
+    /// With `--socket`: call as driver v1.5 does (socket path as `:authority`) instead of v1.6.
+    driver_v15: bool,
     /// Daemon flags (`--resolve`, `--cloud-name`, …), passed to the daemon's own parser.
     daemon_flags: Vec<String>,
 }
@@ -38,10 +45,15 @@ fn usage() -> &'static str {
     "Usage: akv-csi-provider mount -f SPC.yaml [--name NAME] --namespace NS [--pod NAME]\n\
      \x20   (--service-account SA --token-file FILE | --client-id ID --client-secret-file FILE)\n\
      \x20   (--out DIR | --dry-run) [daemon flags such as --resolve, --cloud-name, -v]\n\
+     \x20   [--socket PATH [--driver v1.6|v1.5]]\n\
      Performs the Mount the daemon would for a pod of NS running as SA, against Azure (or the\n\
      emulator with --resolve), and writes the files with their modes into DIR. The token comes from\n\
      `kubectl create token SA -n NS --audience api://AzureADTokenExchange > FILE`.\n\
      --dry-run performs the Mount in memory and lists the files without writing them.\n\
+     --socket sends the Mount to the daemon listening on PATH (e.g. a node's\n\
+     /var/run/secrets-store-csi-providers/azure.sock) as the CSI driver does, instead of performing\n\
+     it here; daemon flags then belong to that daemon and are refused. --driver v1.5 calls as driver\n\
+     v1.5 does (the socket path as HTTP/2 :authority); the default is v1.6.\n\
      Exit status: 0 mounted, 1 the Mount failed, 2 usage.\n"
 }
 
@@ -57,6 +69,8 @@ fn parse(args: &[String]) -> Result<Args, String> {
         client_secret_file: None,
         out: None,
         dry_run: false,
+        socket: None,
+        driver_v15: false,
         daemon_flags: Vec::new(),
     };
     let mut iter = args.iter();
@@ -84,6 +98,12 @@ fn parse(args: &[String]) -> Result<Args, String> {
             }
             "out" => parsed.out = Some(value("out")?.into()),
             "dry-run" => parsed.dry_run = inline.as_deref().is_none_or(|v| v == "true"),
+            "socket" => parsed.socket = Some(value("socket")?.into()),
+            "driver" => match value("driver")?.as_str() {
+                "v1.5" | "1.5" => parsed.driver_v15 = true,
+                "v1.6" | "1.6" => parsed.driver_v15 = false,
+                other => return Err(format!("--driver {other:?}: v1.6 or v1.5")),
+            },
             _ if arg.starts_with('-') => {
                 parsed.daemon_flags.push(arg.clone());
                 // `--resolve H=A:P` as well as `--resolve=H=A:P`: a daemon value flag without `=`
@@ -100,6 +120,12 @@ fn parse(args: &[String]) -> Result<Args, String> {
     }
     if parsed.out.is_none() && !parsed.dry_run {
         return Err("--out DIR (or --dry-run) is required".to_owned());
+    }
+    if parsed.socket.is_some() && !parsed.daemon_flags.is_empty() {
+        return Err(format!(
+            "--socket: {} would not reach the daemon behind the socket (give them to that daemon)",
+            parsed.daemon_flags.join(" ")
+        ));
     }
     if parsed.client_id.is_some() != parsed.client_secret_file.is_some() {
         return Err("--client-id and --client-secret-file go together".to_owned());
@@ -154,16 +180,26 @@ async fn run(args: Args, config: crate::Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (http, local_http) = match crate::http::clients(&config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("mount: {e}");
-            return ExitCode::FAILURE;
+    let started = std::time::Instant::now();
+    let result = match &args.socket {
+        Some(socket) => through_socket(socket, args.driver_v15, request).await,
+        None => {
+            let (http, local_http) = match crate::http::clients(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("mount: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let service =
+                MountService::new(Arc::new(config), http, local_http, Metrics::disabled());
+            service
+                .mount(request, None)
+                .await
+                .map_err(|e| rpc_error(&tonic::Status::from(e)))
         }
     };
-    let service = MountService::new(Arc::new(config), http, local_http, Metrics::disabled());
-    let started = std::time::Instant::now();
-    match service.mount(request, None).await {
+    match result {
         Ok(response) => {
             let elapsed = started.elapsed();
             if let Some(dir) = args.out.as_deref().filter(|_| !args.dry_run)
@@ -185,16 +221,45 @@ async fn run(args: Args, config: crate::Config) -> ExitCode {
             ));
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            let status = tonic::Status::from(e);
+        Err(message) => {
             super::print(&format!(
-                "the Mount failed; the pod would get:\n  rpc error: code = {} desc = {}\n",
-                crate::metrics::go_code_name(status.code()),
-                status.message()
+                "the Mount failed; the pod would get:\n  {message}\n"
             ));
             ExitCode::FAILURE
         }
     }
+}
+
+/// A failed call as the driver reports it to the pod.
+fn rpc_error(status: &tonic::Status) -> String {
+    format!(
+        "rpc error: code = {} desc = {}",
+        crate::metrics::go_code_name(status.code()),
+        status.message()
+    )
+}
+
+/// The Mount sent to the daemon behind `socket`, as driver v1.6 (tonic, `:authority` localhost) or
+/// v1.5 (the socket path as `:authority`) sends it.
+async fn through_socket(
+    socket: &Path,
+    driver_v15: bool,
+    request: MountRequest,
+) -> Result<MountResponse, String> {
+    use crate::proto::csi_driver_provider_client::CsiDriverProviderClient;
+    if driver_v15 {
+        return super::grpc_v15::mount(socket, &request)
+            .await
+            .map_err(|e| e.to_string());
+    }
+    let channel = crate::server::socket::connect(socket)
+        .await
+        .map_err(|e| format!("connecting to {}: {e}", socket.display()))?;
+    CsiDriverProviderClient::new(channel)
+        .mount(request)
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|status| rpc_error(&status))
 }
 
 fn read_secret_file(path: &Path, what: &str) -> Result<SecretString, String> {

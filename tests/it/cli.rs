@@ -588,3 +588,61 @@ fn emulator_on_port_0_prints_the_ports_it_bound() {
         child.wait().unwrap();
     }
 }
+
+/// `mount --socket`: the request goes to a running daemon through its socket, as driver v1.6 sends it
+/// and as driver v1.5 does (the socket path as `:authority`), and the files are those the daemon
+/// returned; daemon flags are refused, since they would not reach that daemon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mount_through_a_running_daemons_socket() {
+    let emu = seeded().await;
+    let provider = Provider::start(&emu, |_| {}).await;
+    let w = Workdir::new(&emu, SPC, &Pod::default().token(WI_AUDIENCE));
+    for driver in ["v1.6", "v1.5"] {
+        let out = w.path(&format!("out-{driver}"));
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
+            .arg("mount")
+            .arg("-f")
+            .arg(w.path("spc.yaml"))
+            .args(["--service-account", "web", "--token-file"])
+            .arg(w.path("token"))
+            .arg("--socket")
+            .arg(&provider.socket)
+            .args(["--driver", driver, "--out"])
+            .arg(&out)
+            // No SSL_CERT_FILE and no --resolve here: only the daemon talks to the emulator.
+            .env_remove("SSL_CERT_FILE")
+            .output()
+            .expect("run mount --socket");
+        assert!(
+            o.status.success(),
+            "{driver}: {}{}",
+            stdout(&o),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(std::fs::read(out.join("db-password")).unwrap(), b"s3cr3t");
+        assert_eq!(mode(&out.join("db-password")), 0o600);
+    }
+    let metrics = provider.metrics().await;
+    assert!(
+        metrics.contains("akv_authority_rewritten_connections_total 1"),
+        "the v1.5 call reached the daemon with the socket path as :authority: {metrics}"
+    );
+
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
+        .arg("mount")
+        .arg("-f")
+        .arg(w.path("spc.yaml"))
+        .arg("--dry-run")
+        .arg("--socket")
+        .arg(&provider.socket)
+        .arg("--resolve=kv-main.vault.azure.net=127.0.0.1:1")
+        .output()
+        .expect("run mount --socket --resolve");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("would not reach the daemon"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    provider.stop().await;
+}

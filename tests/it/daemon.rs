@@ -76,6 +76,20 @@ async fn the_binary_starts_serves_and_stops_on_sigterm() {
     assert!(out.status.success());
     let version: serde_json::Value = serde_json::from_slice(&out.stdout).expect("version is JSON");
     assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
+    // The commit this test was built from: the binary's build script and this test read the same
+    // checkout (or GIT_COMMIT), so they must agree.
+    let commit = version["gitCommit"]
+        .as_str()
+        .expect("gitCommit is a string");
+    match expected_commit() {
+        Expected::Exact(want) => assert_eq!(commit, want, "gitCommit of --version"),
+        // Files outside what build.rs watches (tests/, docs) may have been edited since the binary
+        // was built, so it may or may not say "-dirty"; the commit must still be HEAD.
+        Expected::DirtyTree(head) => assert!(
+            commit == head || commit == format!("{head}-dirty"),
+            "gitCommit of --version: {commit:?}, HEAD is {head}"
+        ),
+    }
 
     let out = std::process::Command::new(bin)
         .arg("--no-such-flag")
@@ -295,4 +309,38 @@ async fn with_liveness_endpoint(emu: &Emulator) -> Provider {
         })
     })
     .await
+}
+
+enum Expected {
+    Exact(String),
+    DirtyTree(String),
+}
+
+/// What `--version` must report as gitCommit: `GIT_COMMIT` when set at build time, else the
+/// checkout's HEAD (a full commit name; "-dirty" when tracked files differ), else "unknown".
+fn expected_commit() -> Expected {
+    if let Some(commit) = option_env!("GIT_COMMIT").filter(|c| !c.trim().is_empty()) {
+        return Expected::Exact(commit.trim().to_owned());
+    }
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    match git(&["rev-parse", "HEAD"]) {
+        Some(head) => {
+            assert_eq!(head.len(), 40, "HEAD {head:?} is a full commit name");
+            match git(&["status", "--porcelain", "--untracked-files=no"]) {
+                Some(status) if status.is_empty() => Expected::Exact(head),
+                _ => Expected::DirtyTree(head),
+            }
+        }
+        None => Expected::Exact("unknown".to_owned()),
+    }
 }
