@@ -30,13 +30,21 @@ pub fn filter(verbosity: u32) -> tracing_subscriber::EnvFilter {
     })
 }
 
-/// Installs the global subscriber writing to `writer` (the daemon passes stderr).
-pub fn init<W>(json: bool, verbosity: u32, writer: W)
+/// Installs the global subscriber writing to standard error. Colours only when standard error is
+/// a terminal: escape codes in a file, a pipe or a container log are noise to whoever reads it.
+pub fn init(json: bool, verbosity: u32) {
+    use std::io::IsTerminal as _;
+    init_with(json, verbosity, std::io::stderr, std::io::stderr().is_terminal());
+}
+
+/// Installs the global subscriber writing to `writer`, with ANSI colours when `ansi`.
+fn init_with<W>(json: bool, verbosity: u32, writer: W, ansi: bool)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter(verbosity))
+        .with_ansi(ansi)
         .with_writer(writer);
     let result = if json {
         builder

@@ -51,7 +51,7 @@ fn main() -> ExitCode {
         }
         Command::Run(config) => *config,
     };
-    akv_csi_provider::logging::init(config.log_format_json, config.verbosity, std::io::stderr);
+    akv_csi_provider::logging::init(config.log_format_json, config.verbosity);
     match serve(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

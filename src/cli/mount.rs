@@ -157,7 +157,7 @@ pub fn main(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    crate::logging::init(config.log_format_json, config.verbosity, std::io::stderr);
+    crate::logging::init(config.log_format_json, config.verbosity);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

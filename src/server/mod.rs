@@ -255,7 +255,11 @@ impl Daemon {
             )));
         }
         if let Some(listener) = metrics_listener {
-            tracing::info!(addr = ?endpoints::local_addr(&listener), "metrics endpoint listening");
+            // The address itself, not `Some(…)`: log fields show values.
+            match endpoints::local_addr(&listener) {
+                Some(addr) => tracing::info!(%addr, "metrics endpoint listening"),
+                None => tracing::info!("metrics endpoint listening"),
+            }
             let metrics = metrics.clone();
             background.push(tokio::spawn(endpoints::serve(listener, move |req| {
                 let metrics = metrics.clone();

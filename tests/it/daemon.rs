@@ -112,7 +112,7 @@ async fn the_binary_starts_serves_and_stops_on_sigterm() {
             "--construct-pem-chain",
             "--logtostderr",
         ])
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn daemon");
     wait_for_socket(&socket).await;
@@ -127,12 +127,19 @@ async fn the_binary_starts_serves_and_stops_on_sigterm() {
         .status()
         .expect("kill");
     assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || child.wait())
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()
         .unwrap();
-    assert!(exit.success(), "exit status {exit:?}");
+    assert!(out.status.success(), "exit status {:?}", out.status);
     assert!(!socket.exists(), "socket removed");
+    // Regression: fields printed Rust's Debug of an Option (`addr=Some(0.0.0.0:8898)`).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("metrics endpoint listening addr=0.0.0.0:"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Some("), "{stderr}");
 }
 
 /// Regression: a second daemon on the same `--endpoint` replaced the first one's socket (and
@@ -176,6 +183,8 @@ async fn a_missing_socket_directory_is_refused_not_created() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("providers does not exist"), "{stderr}");
+    // Regression: log lines carried ANSI colour codes when standard error was not a terminal.
+    assert!(!stderr.contains('\x1b'), "colour codes in piped logs: {stderr:?}");
     assert!(!dir.path().join("providers").exists());
 }
 
