@@ -34,7 +34,12 @@ pub fn filter(verbosity: u32) -> tracing_subscriber::EnvFilter {
 /// a terminal: escape codes in a file, a pipe or a container log are noise to whoever reads it.
 pub fn init(json: bool, verbosity: u32) {
     use std::io::IsTerminal as _;
-    init_with(json, verbosity, std::io::stderr, std::io::stderr().is_terminal());
+    init_with(
+        json,
+        verbosity,
+        std::io::stderr,
+        std::io::stderr().is_terminal(),
+    );
 }
 
 /// Installs the global subscriber writing to `writer`, with ANSI colours when `ansi`.

@@ -16,15 +16,11 @@ const SUBCOMMANDS: &str = "\nSubcommands (each has --help):\n  \
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    // Go's flag syntax puts every daemon argument after a dash, so a bare first word is a subcommand.
-    match args.first().map(String::as_str) {
-        Some("check") => return akv_csi_provider::cli::check::main(&args[1..]),
-        Some("mount") => return akv_csi_provider::cli::mount::main(&args[1..]),
-        #[cfg(feature = "emulator")]
-        Some("demo") => return akv_csi_provider::cli::demo::main(&args[1..]),
-        #[cfg(feature = "emulator")]
-        Some("emulator") => return akv_csi_provider::cli::emulator::main(&args[1..]),
-        _ => {}
+    // Go's flag syntax puts every daemon argument after a dash, so a bare first word is a
+    // subcommand; the subcommands' parser answers a mistyped one with the nearest name (a typo must
+    // never start the daemon on the default socket and ports).
+    if args.first().is_some_and(|a| !a.starts_with('-')) {
+        return akv_csi_provider::cli::main(&args);
     }
     let command = match config::parse_args(args, &config::Env::from_process()) {
         Ok(c) => c,

@@ -509,60 +509,55 @@ fn objects_layout(
     ObjectsLayout { entries }
 }
 
-/// Runs `check` with its command line (after `check`). Exit status: 0 clean, 1 errors, 2 usage.
-pub fn main(args: &[String]) -> ExitCode {
-    let mut files = Vec::new();
-    let mut json = false;
-    let mut options = CheckOptions::default();
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = || inline.clone().or_else(|| iter.next().cloned());
-        match flag {
-            "-h" | "--help" => {
-                eprint!("{}", usage());
-                return ExitCode::SUCCESS;
-            }
-            "--format" => match value().as_deref() {
-                Some("json") => json = true,
-                Some("text") => json = false,
-                other => return usage_error(&format!("--format {other:?}: use text or json")),
-            },
-            "--cloud-name" => match value().map(|v| v.parse::<CloudName>()) {
-                Some(Ok(cloud)) => options.default_cloud = cloud,
-                Some(Err(e)) => return usage_error(&format!("--cloud-name: {e}")),
-                None => return usage_error("--cloud-name needs a value"),
-            },
-            "--write-cert-and-key-in-separate-files" => {
-                options.split_files = inline.as_deref().is_none_or(|v| v == "true")
-            }
-            "-" => files.push("-".to_owned()),
-            f if f.starts_with('-') => return usage_error(&format!("unknown flag {f}")),
-            f => files.push(f.to_owned()),
-        }
-    }
-    if files.is_empty() {
-        return usage_error("no file given");
-    }
+/// `check`'s command line.
+#[derive(clap::Args)]
+#[command(
+    about = "Validate SecretProviderClasses offline, with the Mount's own rules",
+    long_about = "Validates every SecretProviderClass with provider azure in the files offline, with the \
+                  Mount's own rules. Exit status: 0 no errors, 1 errors found or no SecretProviderClass \
+                  with provider azure in the files, 2 usage."
+)]
+pub struct CheckArgs {
+    /// How to print the findings.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// The daemon's --cloud-name (the cloud of classes that set none).
+    #[arg(long, value_name = "NAME", default_value = "AzurePublicCloud")]
+    cloud_name: CloudName,
+    /// The daemon's --write-cert-and-key-in-separate-files (split files may collide).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    write_cert_and_key_in_separate_files: bool,
+    /// YAML files (any number of documents; - for standard input).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<String>,
+}
+
+/// `--format`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    /// `FILE:LINE: CLASS: SEVERITY: MESSAGE` lines and a summary.
+    Text,
+    /// One JSON array of findings.
+    Json,
+}
+
+/// Runs `check`.
+pub fn main(args: CheckArgs) -> ExitCode {
+    let options = CheckOptions {
+        default_cloud: args.cloud_name,
+        split_files: args.write_cert_and_key_in_separate_files,
+    };
     let mut findings: Vec<Finding> = Vec::new();
-    let mut classes = 0usize;
-    for file in &files {
-        let text = if file == "-" {
-            let mut s = String::new();
-            match std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
-                Ok(_) => s,
-                Err(e) => return usage_error(&format!("reading standard input: {e}")),
-            }
-        } else {
-            match std::fs::read_to_string(file) {
-                Ok(s) => s,
-                Err(e) => return usage_error(&format!("reading {file}: {e}")),
+    let mut survey = Survey::default();
+    for file in &args.files {
+        let text = match read(file) {
+            Ok(text) => text,
+            Err(e) => {
+                eprintln!("check: {e}");
+                return ExitCode::from(2);
             }
         };
-        classes += count_classes(&text);
+        survey.add(file, &text);
         let mut found = check_text(file, &text, options);
         found.sort_by_key(|f| f.line);
         findings.extend(found);
@@ -571,46 +566,161 @@ pub fn main(args: &[String]) -> ExitCode {
         .iter()
         .filter(|f| f.severity == Severity::Error)
         .count();
-    if json {
-        let items: Vec<serde_json::Value> = findings
-            .iter()
-            .map(|f| {
-                serde_json::json!({
-                    "file": f.file, "line": f.line, "secretProviderClass": f.class,
-                    "severity": f.severity.as_str(), "message": f.message,
-                })
-            })
-            .collect();
-        super::print(&format!("{}\n", serde_json::Value::Array(items)));
-    } else {
-        let mut out = String::new();
-        for f in &findings {
-            let _ = writeln!(
-                out,
-                "{}:{}: {}: {}: {}",
-                f.file,
-                f.line,
-                f.class,
-                f.severity.as_str(),
-                f.message
-            );
-        }
-        let warnings = findings
-            .iter()
-            .filter(|f| f.severity == Severity::Warning)
-            .count();
-        let _ = writeln!(
-            out,
-            "checked {classes} SecretProviderClass(es) with provider azure: {errors} error(s), {warnings} \
-             warning(s)"
-        );
-        super::print(&out);
+    match args.format {
+        Format::Json => print_json(&findings),
+        Format::Text => print_text(&findings, survey.classes, errors),
+    }
+    if survey.classes == 0 {
+        // A CI gate must not pass on a typo that makes it check nothing.
+        eprintln!("{}", survey.nothing_checked());
+        return ExitCode::FAILURE;
     }
     if errors > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     }
+}
+
+fn read(file: &str) -> Result<String, String> {
+    if file == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| format!("reading standard input: {e}"))?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(file).map_err(|e| format!("reading {file}: {e}"))
+}
+
+fn print_json(findings: &[Finding]) {
+    let items: Vec<serde_json::Value> = findings
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "file": f.file, "line": f.line, "secretProviderClass": f.class,
+                "severity": f.severity.as_str(), "message": f.message,
+            })
+        })
+        .collect();
+    super::print(&format!("{}\n", serde_json::Value::Array(items)));
+}
+
+fn print_text(findings: &[Finding], classes: usize, errors: usize) {
+    let mut out = String::new();
+    for f in findings {
+        let (file, line, class, severity) = (&f.file, f.line, &f.class, f.severity.as_str());
+        // A message may span lines (a YAML snippet): its later lines are indented under it.
+        let message = f.message.replace('\n', "\n    ");
+        let _ = writeln!(out, "{file}:{line}: {class}: {severity}: {message}");
+    }
+    let warnings = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warning)
+        .count();
+    let _ = writeln!(
+        out,
+        "checked {classes} SecretProviderClass(es) with provider azure: {errors} error(s), {warnings} \
+         warning(s)"
+    );
+    super::print(&out);
+}
+
+/// What the files hold besides the classes checked: the documents skipped, and why.
+#[derive(Default)]
+pub(crate) struct Survey {
+    classes: usize,
+    files: Vec<String>,
+    skipped: Vec<String>,
+}
+
+impl Survey {
+    pub(crate) fn add(&mut self, file: &str, text: &str) {
+        self.files.push(file.to_owned());
+        for (line, doc) in documents(text) {
+            let resource = match serde_saphyr::from_str::<Resource>(doc) {
+                Ok(r) => r,
+                Err(e) => {
+                    let at = line + e.location().map_or(1, |l| l.line()) - 1;
+                    let why = one_line(&e.to_string());
+                    self.skipped
+                        .push(format!("{file}:{at}: not valid YAML: {why}"));
+                    continue;
+                }
+            };
+            let items: Vec<&Resource> = match &resource.items {
+                Some(items) => items.iter().map(|i| &i.value).collect(),
+                None => vec![&resource],
+            };
+            for r in items {
+                match skip_reason(r) {
+                    None => self.classes += 1,
+                    Some(why) => self.skipped.push(format!("{file}:{line}: {why}")),
+                }
+            }
+        }
+    }
+
+    /// Why nothing was found: each skipped document, `FILE:LINE: why`.
+    pub(crate) fn skipped(&self) -> &[String] {
+        &self.skipped
+    }
+
+    fn nothing_checked(&self) -> String {
+        let mut text = format!(
+            "check: no SecretProviderClass with provider azure in {}; nothing was checked",
+            self.files.join(", ")
+        );
+        if self.skipped.is_empty() {
+            text.push_str(" (the input holds no YAML document)");
+        }
+        for why in &self.skipped {
+            let _ = write!(text, "\n  skipped {why}");
+        }
+        text
+    }
+}
+
+/// Why a document is not a class `check` checks (`None`: it is one), naming near misses.
+fn skip_reason(r: &Resource) -> Option<String> {
+    const KIND: &str = "SecretProviderClass";
+    let kind = r.kind.as_deref().unwrap_or("");
+    if kind != KIND {
+        return Some(if near(kind, KIND) {
+            format!("kind {kind:?} is not {KIND} (kinds are case-sensitive)")
+        } else {
+            format!("kind {kind:?}, not a {KIND}")
+        });
+    }
+    let provider = r.spec.as_ref().and_then(|s| s.provider.as_deref());
+    match provider.map(str::trim) {
+        Some("azure") => None,
+        Some(p) if near(p, "azure") => Some(format!(
+            "provider {p:?} is not azure (provider names are case-sensitive)"
+        )),
+        Some(p) => Some(format!("provider {p:?}, not azure")),
+        None => Some("a SecretProviderClass without spec.provider".to_owned()),
+    }
+}
+
+/// `a` is `b` but for case or one or two typed characters.
+fn near(a: &str, b: &str) -> bool {
+    let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // Levenshtein distance, two rows.
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            current.push(
+                (previous[j] + cost)
+                    .min(previous[j + 1] + 1)
+                    .min(current[j] + 1),
+            );
+        }
+        previous = current;
+    }
+    previous[b.len()] <= 2
 }
 
 /// A SecretProviderClass with provider `azure`, as read from a file.
@@ -660,36 +770,6 @@ pub fn azure_classes(text: &str) -> Vec<AzureClass> {
         }
     }
     out
-}
-
-fn count_classes(text: &str) -> usize {
-    let mut n = 0;
-    for (_, doc) in documents(text) {
-        if let Ok(r) = serde_saphyr::from_str::<Resource>(doc) {
-            let is_azure = |r: &Resource| {
-                r.kind.as_deref() == Some("SecretProviderClass")
-                    && r.spec.as_ref().and_then(|s| s.provider.as_deref()) == Some("azure")
-            };
-            n += match &r.items {
-                Some(items) => items.iter().filter(|i| is_azure(&i.value)).count(),
-                None => usize::from(is_azure(&r)),
-            };
-        }
-    }
-    n
-}
-
-fn usage() -> String {
-    "Usage: akv-csi-provider check [--format text|json] [--cloud-name NAME] \
-     [--write-cert-and-key-in-separate-files] FILE... (- for standard input)\n\
-     Validates every SecretProviderClass with provider azure offline, with the Mount's own rules.\n\
-     Exit status: 0 no errors, 1 errors found, 2 usage.\n"
-        .to_owned()
-}
-
-fn usage_error(message: &str) -> ExitCode {
-    eprintln!("check: {message}\n{}", usage());
-    ExitCode::from(2)
 }
 
 #[cfg(test)]
@@ -970,14 +1050,19 @@ spec:
         );
         let findings = check(&stream);
         assert_eq!(at(&findings, Severity::Error, "tenantID"), 8 + 10);
-        assert_eq!(count_classes(&stream), 1);
+        let mut survey = Survey::default();
+        survey.add("spc.yaml", &stream);
+        assert_eq!(survey.classes, 1);
+        assert_eq!(survey.skipped.len(), 2, "{:?}", survey.skipped);
         let list = format!(
             "apiVersion: v1\nkind: List\nitems:\n- {}",
             GOOD.lines().collect::<Vec<_>>().join("\n  ")
         );
         let findings = check(&list);
         assert_eq!(findings.len(), 1, "{findings:#?}");
-        assert_eq!(count_classes(&list), 1);
+        let mut survey = Survey::default();
+        survey.add("spc.yaml", &list);
+        assert_eq!(survey.classes, 1);
     }
 
     #[test]

@@ -400,32 +400,22 @@ fn summary(report: &Report, out: &Path) -> String {
 }
 
 /// Runs `demo` with its command line (after `demo`).
-pub fn main(args: &[String]) -> ExitCode {
-    let mut out = PathBuf::from("demo-mount");
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        match arg.split_once('=') {
-            Some(("--out", v)) => out = v.into(),
-            _ if arg == "--out" => match iter.next() {
-                Some(v) => out = v.into(),
-                None => return usage("--out needs a directory"),
-            },
-            _ if arg == "-h" || arg == "--help" => {
-                eprintln!("Usage: akv-csi-provider demo [--out DIR]   (default ./demo-mount)");
-                return ExitCode::SUCCESS;
-            }
-            _ => return usage(&format!("unexpected argument {arg:?}")),
-        }
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("demo: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+/// `demo`'s command line.
+#[derive(clap::Args)]
+#[command(
+    about = "See a Mount work end to end against an emulated Entra ID and Key Vault, offline"
+)]
+pub struct DemoArgs {
+    /// Where the mounted files are written.
+    #[arg(long, value_name = "DIR", default_value = "demo-mount")]
+    out: PathBuf,
+}
+
+/// Runs `demo`.
+pub fn main(args: DemoArgs) -> ExitCode {
+    let out = args.out;
+    let Some(runtime) = super::runtime("demo") else {
+        return ExitCode::FAILURE;
     };
     // On SIGINT or SIGTERM the demo stops where it is: dropping `run` drops its temporary socket
     // directory, which the default action of the signal (exit at once) would leave behind.
@@ -451,9 +441,4 @@ pub fn main(args: &[String]) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn usage(message: &str) -> ExitCode {
-    eprintln!("demo: {message}\nUsage: akv-csi-provider demo [--out DIR]   (default ./demo-mount)");
-    ExitCode::from(2)
 }

@@ -21,158 +21,145 @@ use crate::mount::MountService;
 use crate::mount::identity::{IDENTITY_BINDING_AUDIENCE, TOKENS_KEY};
 use crate::proto::{MountRequest, MountResponse};
 
-/// What `mount` was asked to do.
-struct Args {
+/// `mount`'s command line. The daemon's own flags (`--resolve`, `--cloud-name`, `-v`, …) may be
+/// given too: they go to the daemon's parser ([`split_daemon_flags`]).
+#[derive(clap::Args)]
+#[command(
+    about = "Perform one Mount from a workstation, as the daemon would, and write its files",
+    long_about = "Performs the Mount the daemon would for a pod of NS running as SA, against Azure (or \
+                  the emulator with --resolve), and writes the files with their modes into DIR. The token \
+                  comes from `kubectl create token SA -n NS --audience api://AzureADTokenExchange > FILE`. \
+                  Daemon flags such as --resolve, --cloud-name and -v are accepted. Exit status: 0 \
+                  mounted, 1 the Mount failed, 2 usage."
+)]
+pub struct MountArgs {
+    /// The SecretProviderClass (a YAML file; - for standard input).
+    #[arg(short = 'f', long = "file", value_name = "SPC.yaml")]
     file: PathBuf,
+    /// The class's name, when the file holds several.
+    #[arg(long)]
     name: Option<String>,
+    /// The pod's namespace.
+    #[arg(short = 'n', long, value_name = "NS")]
     namespace: Option<String>,
+    /// The pod's name.
+    #[arg(long, default_value = "akv-csi-provider-mount")]
     pod: String,
+    /// The pod's service account (workload identity).
+    #[arg(long, value_name = "SA", requires = "token_file")]
     service_account: Option<String>,
+    /// The service account's token (workload identity).
+    #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// A service principal's client id.
+    #[arg(long, value_name = "ID", requires = "client_secret_file")]
     client_id: Option<String>,
+    /// A file holding the service principal's client secret.
+    #[arg(long, value_name = "FILE", requires = "client_id")]
     client_secret_file: Option<PathBuf>,
+    /// Where to write the files.
+    #[arg(long, value_name = "DIR", required_unless_present = "dry_run")]
     out: Option<PathBuf>,
+    /// Perform the Mount in memory and list the files without writing them.
+    #[arg(long)]
     dry_run: bool,
-    /// Send the Mount to the daemon listening on this socket instead of performing it here.
+    /// Send the Mount to the daemon listening on this socket (e.g. a node's
+    /// /var/run/secrets-store-csi-providers/azure.sock) as the CSI driver does, instead of
+    /// performing it here.
+    #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
-    /// With `--socket`: call as driver v1.5 does (socket path as `:authority`) instead of v1.6.
-    driver_v15: bool,
-    /// Daemon flags (`--resolve`, `--cloud-name`, …), passed to the daemon's own parser.
-    daemon_flags: Vec<String>,
+    /// With --socket: call as this driver version does (v1.5 sends the socket path as HTTP/2
+    /// :authority).
+    #[arg(long, value_enum, default_value = "v1.6", requires = "socket")]
+    driver: Driver,
 }
 
-fn usage() -> &'static str {
-    "Usage: akv-csi-provider mount -f SPC.yaml [--name NAME] --namespace NS [--pod NAME]\n\
-     \x20   (--service-account SA --token-file FILE | --client-id ID --client-secret-file FILE)\n\
-     \x20   (--out DIR | --dry-run) [daemon flags such as --resolve, --cloud-name, -v]\n\
-     \x20   [--socket PATH [--driver v1.6|v1.5]]\n\
-     Performs the Mount the daemon would for a pod of NS running as SA, against Azure (or the\n\
-     emulator with --resolve), and writes the files with their modes into DIR. The token comes from\n\
-     `kubectl create token SA -n NS --audience api://AzureADTokenExchange > FILE`.\n\
-     --dry-run performs the Mount in memory and lists the files without writing them.\n\
-     --socket sends the Mount to the daemon listening on PATH (e.g. a node's\n\
-     /var/run/secrets-store-csi-providers/azure.sock) as the CSI driver does, instead of performing\n\
-     it here; daemon flags then belong to that daemon and are refused. --driver v1.5 calls as driver\n\
-     v1.5 does (the socket path as HTTP/2 :authority); the default is v1.6.\n\
-     Exit status: 0 mounted, 1 the Mount failed, 2 usage.\n"
+/// `--driver`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Driver {
+    #[value(name = "v1.6", alias = "1.6")]
+    V16,
+    #[value(name = "v1.5", alias = "1.5")]
+    V15,
 }
 
-fn parse(args: &[String]) -> Result<Args, String> {
-    let mut parsed = Args {
-        file: PathBuf::new(),
-        name: None,
-        namespace: None,
-        pod: "akv-csi-provider-mount".to_owned(),
-        service_account: None,
-        token_file: None,
-        client_id: None,
-        client_secret_file: None,
-        out: None,
-        dry_run: false,
-        socket: None,
-        driver_v15: false,
-        daemon_flags: Vec::new(),
-    };
-    let mut iter = args.iter();
+/// Flags of `mount` itself (the rest that the daemon knows go to the daemon's parser).
+const OWN_FLAGS: &[&str] = &[
+    "f",
+    "file",
+    "name",
+    "n",
+    "namespace",
+    "pod",
+    "service-account",
+    "token-file",
+    "client-id",
+    "client-secret-file",
+    "out",
+    "dry-run",
+    "socket",
+    "driver",
+    "h",
+    "help",
+];
+
+/// Splits `mount`'s command line (`argv[1]` is the subcommand) into its own arguments and the
+/// daemon's flags (with their values); other subcommands' lines are returned whole.
+pub(super) fn split_daemon_flags(argv: Vec<String>) -> (Vec<String>, Vec<String>) {
+    if argv.get(1).map(String::as_str) != Some("mount") {
+        return (argv, Vec::new());
+    }
+    let (mut own, mut daemon) = (Vec::new(), Vec::new());
+    let mut iter = argv.into_iter();
     while let Some(arg) = iter.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with('-') => (f.trim_start_matches('-'), Some(v.to_owned())),
-            _ => (arg.trim_start_matches('-'), None),
+        let body = arg.trim_start_matches('-');
+        let (name, inline) = match body.split_once('=') {
+            Some((n, _)) => (n, true),
+            None => (body, false),
         };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| iter.next().cloned())
-                .ok_or_else(|| format!("--{name} needs a value"))
-        };
-        match flag {
-            "f" | "file" => parsed.file = value("file")?.into(),
-            "name" => parsed.name = Some(value("name")?),
-            "n" | "namespace" => parsed.namespace = Some(value("namespace")?),
-            "pod" => parsed.pod = value("pod")?,
-            "service-account" => parsed.service_account = Some(value("service-account")?),
-            "token-file" => parsed.token_file = Some(value("token-file")?.into()),
-            "client-id" => parsed.client_id = Some(value("client-id")?),
-            "client-secret-file" => {
-                parsed.client_secret_file = Some(value("client-secret-file")?.into())
-            }
-            "out" => parsed.out = Some(value("out")?.into()),
-            "dry-run" => parsed.dry_run = inline.as_deref().is_none_or(|v| v == "true"),
-            "socket" => parsed.socket = Some(value("socket")?.into()),
-            "driver" => match value("driver")?.as_str() {
-                "v1.5" | "1.5" => parsed.driver_v15 = true,
-                "v1.6" | "1.6" => parsed.driver_v15 = false,
-                other => return Err(format!("--driver {other:?}: v1.6 or v1.5")),
-            },
-            _ if arg.starts_with('-') => {
-                parsed.daemon_flags.push(arg.clone());
-                // `--resolve H=A:P` as well as `--resolve=H=A:P`: a daemon value flag without `=`
-                // takes the next argument with it.
-                if inline.is_none() && crate::config::takes_value(flag) == Some(true) {
-                    parsed.daemon_flags.push(value(flag)?);
-                }
-            }
-            _ => return Err(format!("unexpected argument {arg:?}")),
+        let takes_value = crate::config::takes_value(name);
+        if !arg.starts_with('-') || OWN_FLAGS.contains(&name) || takes_value.is_none() {
+            own.push(arg);
+            continue;
+        }
+        daemon.push(arg.clone());
+        // `--resolve H=A:P` as well as `--resolve=H=A:P`.
+        if !inline && takes_value == Some(true) {
+            daemon.extend(iter.next());
         }
     }
-    if parsed.file.as_os_str().is_empty() {
-        return Err("-f SPC.yaml is required".to_owned());
-    }
-    if parsed.out.is_none() && !parsed.dry_run {
-        return Err("--out DIR (or --dry-run) is required".to_owned());
-    }
-    if parsed.socket.is_some() && !parsed.daemon_flags.is_empty() {
-        return Err(format!(
-            "--socket: {} would not reach the daemon behind the socket (give them to that daemon)",
-            parsed.daemon_flags.join(" ")
-        ));
-    }
-    if parsed.client_id.is_some() != parsed.client_secret_file.is_some() {
-        return Err("--client-id and --client-secret-file go together".to_owned());
-    }
-    Ok(parsed)
+    (own, daemon)
 }
 
-/// Runs `mount` with its command line (after `mount`).
-pub fn main(args: &[String]) -> ExitCode {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        eprint!("{}", usage());
-        return ExitCode::SUCCESS;
+/// Runs `mount` with the daemon flags given beside its own.
+pub fn main(args: MountArgs, daemon_flags: Vec<String>) -> ExitCode {
+    if args.socket.is_some() && !daemon_flags.is_empty() {
+        eprintln!(
+            "mount: --socket: {} would not reach the daemon behind the socket (give them to that \
+             daemon)",
+            daemon_flags.join(" ")
+        );
+        return ExitCode::from(2);
     }
-    let args = match parse(args) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("mount: {e}\n{}", usage());
-            return ExitCode::from(2);
-        }
-    };
-    let config = match config::parse_args(args.daemon_flags.iter().cloned(), &Env::from_process()) {
+    let config = match config::parse_args(daemon_flags.iter().cloned(), &Env::from_process()) {
         Ok(Command::Run(c)) => *c,
         Ok(_) => {
-            eprintln!("mount: {}", usage());
+            eprintln!("mount: --help and --version are not daemon flags here");
             return ExitCode::from(2);
         }
         Err(e) => {
-            eprintln!("mount: {e}\n{}", usage());
+            eprintln!("mount: {e}");
             return ExitCode::from(2);
         }
     };
     crate::logging::init(config.log_format_json, config.verbosity);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("mount: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = super::runtime("mount") else {
+        return ExitCode::FAILURE;
     };
     runtime.block_on(run(args, config))
 }
 
-async fn run(args: Args, config: crate::Config) -> ExitCode {
+async fn run(args: MountArgs, config: crate::Config) -> ExitCode {
     let request = match build_request(&args) {
         Ok(r) => r,
         Err(e) => {
@@ -182,7 +169,7 @@ async fn run(args: Args, config: crate::Config) -> ExitCode {
     };
     let started = std::time::Instant::now();
     let result = match &args.socket {
-        Some(socket) => through_socket(socket, args.driver_v15, request).await,
+        Some(socket) => through_socket(socket, args.driver == Driver::V15, request).await,
         None => {
             let (http, local_http) = match crate::http::clients(&config) {
                 Ok(c) => c,
@@ -278,7 +265,7 @@ fn read_secret_file(path: &Path, what: &str) -> Result<SecretString, String> {
 }
 
 /// The MountRequest the driver would send for a pod of the given namespace and service account.
-fn build_request(args: &Args) -> Result<MountRequest, String> {
+fn build_request(args: &MountArgs) -> Result<MountRequest, String> {
     let text = std::fs::read_to_string(&args.file)
         .map_err(|e| format!("reading {}: {e}", args.file.display()))?;
     let mut classes = azure_classes(&text);
@@ -288,8 +275,16 @@ fn build_request(args: &Args) -> Result<MountRequest, String> {
     let class = match classes.len() {
         1 => classes.remove(0),
         0 => {
+            // Say what was found instead: invalid YAML at its line, a near-miss kind or provider.
+            let mut survey = super::check::Survey::default();
+            survey.add(&args.file.display().to_string(), &text);
+            let skipped: String = survey
+                .skipped()
+                .iter()
+                .map(|why| format!("\n  skipped {why}"))
+                .collect();
             return Err(format!(
-                "{} has no SecretProviderClass with provider azure{}",
+                "{} has no SecretProviderClass with provider azure{}{skipped}",
                 args.file.display(),
                 args.name
                     .as_ref()
@@ -402,7 +397,9 @@ mod tests {
     /// which then failed as an unexpected argument; only the `--flag=value` form worked.
     #[test]
     fn daemon_flags_pass_through_in_both_forms() {
-        let parsed = parse(&args(&[
+        let (own, daemon) = split_daemon_flags(args(&[
+            "akv-csi-provider",
+            "mount",
             "-f",
             "spc.yaml",
             "--resolve",
@@ -412,10 +409,9 @@ mod tests {
             "--resolve=*.vault.azure.net=127.0.0.1:8443",
             "--log-format-json",
             "--dry-run",
-        ]))
-        .unwrap();
+        ]));
         assert_eq!(
-            parsed.daemon_flags,
+            daemon,
             args(&[
                 "--resolve",
                 "login.microsoftonline.com=127.0.0.1:8443",
@@ -425,15 +421,20 @@ mod tests {
                 "--log-format-json",
             ])
         );
-        assert!(parsed.dry_run);
-        let config = match config::parse_args(parsed.daemon_flags, &Env::default()) {
+        assert_eq!(
+            own,
+            args(&["akv-csi-provider", "mount", "-f", "spc.yaml", "--dry-run"])
+        );
+        let config = match config::parse_args(daemon, &Env::default()) {
             Ok(Command::Run(c)) => c,
             other => panic!("{other:?}"),
         };
         assert_eq!(config.resolve_overrides.len(), 2);
-        assert_eq!(
-            parse(&args(&["-f", "x", "--dry-run", "--resolve"])).err(),
-            Some("--resolve needs a value".to_owned())
-        );
+        // A value flag at the end keeps its name, and the daemon's parser says what is missing.
+        let (_, daemon) = split_daemon_flags(args(&["x", "mount", "--resolve"]));
+        assert!(matches!(
+            config::parse_args(daemon, &Env::default()),
+            Err(config::FlagError::MissingValue(f)) if f == "resolve"
+        ));
     }
 }

@@ -546,11 +546,16 @@ where
     let mut raw = RawFlags::defaults();
     while let Some(arg) = args.next() {
         if arg == "--" {
-            break;
+            // Go's end of flags: what follows would be positional, and the daemon takes none.
+            return match args.next() {
+                Some(extra) => Err(FlagError::Positional(extra)),
+                None => break,
+            };
         }
-        // Go stops at the first non-flag argument ("-" alone is a non-flag too).
+        // Go stops at the first non-flag argument and ignores the rest, flags included; an
+        // argument the daemon cannot use is refused instead ("-" alone is a non-flag too).
         let Some(stripped) = arg.strip_prefix('-').filter(|s| !s.is_empty()) else {
-            break;
+            return Err(FlagError::Positional(arg));
         };
         let body = stripped.strip_prefix('-').unwrap_or(stripped);
         if body.is_empty() || body.starts_with('-') || body.starts_with('=') {
@@ -799,10 +804,24 @@ mod tests {
         ));
     }
 
+    /// Regression: Go's flag package stops at the first non-flag argument and ignores the rest,
+    /// so `--endpoint=… stray --healthz-port=0` silently dropped the port; a stray argument is
+    /// now an error naming it.
     #[test]
-    fn parsing_stops_at_first_non_flag() {
-        let c = run(&["-v=2", "positional", "--bogus"]);
-        assert_eq!(c.verbosity, 2);
+    fn a_positional_argument_is_refused_not_the_end_of_flags() {
+        for args in [
+            &["-v=2", "positional", "--bogus"][..],
+            &["-v=2", "-", "--healthz-port=0"],
+            &["-v=2", "--", "extra"],
+        ] {
+            let err = parse_args(args.iter().copied(), &no_env()).unwrap_err();
+            assert!(matches!(err, FlagError::Positional(_)), "{args:?}: {err}");
+            assert!(
+                err.to_string().contains("the daemon takes flags only"),
+                "{err}"
+            );
+        }
+        assert_eq!(run(&["-v=2", "--"]).verbosity, 2);
     }
 
     #[test]

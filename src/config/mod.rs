@@ -288,6 +288,13 @@ pub enum FlagError {
         /// What is wrong and what would be right.
         reason: String,
     },
+    /// An argument that is not a flag, after the flags (the daemon takes no positional argument;
+    /// Go's flag package would silently ignore it and every flag after it).
+    #[error(
+        "unexpected argument {0:?}: the daemon takes flags only (a subcommand goes first: check, \
+         mount, demo, emulator)"
+    )]
+    Positional(String),
 }
 
 #[cfg(test)]

@@ -475,14 +475,128 @@ fn check_reads_the_manifest_from_standard_input() {
             .any(|f| f["file"] == "-" && f["line"] == 17 && f["severity"] == "error"),
         "{findings}"
     );
-    // Empty input holds no class: nothing to report, not an error.
+    // Empty input holds no class: a CI gate must not pass having checked nothing.
     let o = run_check(&["-"], Some(""));
-    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(
         stdout(&o).contains("checked 0 SecretProviderClass(es)"),
         "{}",
         stdout(&o)
     );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("nothing was checked"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Regression: `check` exited 0 after checking nothing (`provider: Azure`, `kind:
+/// SecretProviderClas`): a CI gate passed on a typo. Now exit 1 naming each skipped document and
+/// the near miss.
+#[test]
+fn check_fails_when_it_checks_nothing_and_names_the_near_misses() {
+    let cases = [
+        (
+            SPC.replace("provider: azure", "provider: Azure"),
+            "provider \"Azure\" is not azure (provider names are case-sensitive)",
+        ),
+        (
+            SPC.replace("kind: SecretProviderClass", "kind: SecretProviderClas"),
+            "kind \"SecretProviderClas\" is not SecretProviderClass",
+        ),
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n".to_owned(),
+            "kind \"ConfigMap\", not a SecretProviderClass",
+        ),
+    ];
+    for (text, why) in cases {
+        let o = run_check(&["-"], Some(&text));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{why}: {stderr}");
+        assert!(stderr.contains("nothing was checked"), "{stderr}");
+        assert!(stderr.contains(&format!("skipped -:1: {why}")), "{stderr}");
+    }
+}
+
+/// One parser for the subcommands: `--help` on standard output, an unknown value answered with the
+/// accepted ones (not `Some("xml")`), a mistyped subcommand with the nearest one (it used to start
+/// the daemon on the default socket and ports), and a stray argument to the daemon refused (it
+/// used to end flag parsing silently).
+#[test]
+fn the_command_line_never_surprises() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    for sub in ["check", "mount", "demo", "emulator"] {
+        let o = run(&[sub, "--help"]);
+        assert_eq!(o.status.code(), Some(0), "{sub}");
+        assert!(
+            stdout(&o).contains("Usage: akv-csi-provider"),
+            "{sub}: {}",
+            stdout(&o)
+        );
+    }
+    let o = run(&["check", "--format", "xml", "spc.yaml"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("[possible values: text, json]"), "{stderr}");
+    assert!(!stderr.contains("Some("), "{stderr}");
+
+    let o = run(&["chek", "spc.yaml"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unrecognized subcommand 'chek'"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("similar subcommand exists: 'check'"),
+        "{stderr}"
+    );
+
+    let o = run(&["--healthz-port=0", "stray", "--prometheus-port=0"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unexpected argument \"stray\""), "{stderr}");
+}
+
+/// A finding's YAML snippet keeps its lines, indented under the finding (not flattened onto one).
+#[test]
+fn check_keeps_a_snippet_on_its_own_lines() {
+    let text = SPC.replace("      array:\n", "      array: [\n");
+    let o = run_check(&["-"], Some(&text));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(out.contains("expected the form\n    objects: |\n      array:\n"), "{out}");
+}
+
+/// Regression: `mount -f bad.yaml` said only "no SecretProviderClass with provider azure" for a
+/// file that is not valid YAML; it now says where the YAML breaks.
+#[test]
+fn mount_says_where_the_yaml_is_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("spc.yaml");
+    std::fs::write(
+        &file,
+        "kind: SecretProviderClass\nspec:\n  provider: azure\n  parameters: [\n",
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
+        .args(["mount", "--dry-run", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("skipped {}:", file.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not valid YAML"), "{stderr}");
 }
 
 /// `emulator --listen ADDR:0`: every service gets a port of its own that the OS chose, and what it

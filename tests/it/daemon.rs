@@ -103,7 +103,7 @@ async fn the_binary_starts_serves_and_stops_on_sigterm() {
 
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("azure.sock");
-    let mut child = std::process::Command::new(bin)
+    let child = std::process::Command::new(bin)
         .arg(format!("--endpoint=unix://{}", socket.display()))
         .args([
             "--healthz-port=0",
@@ -184,7 +184,10 @@ async fn a_missing_socket_directory_is_refused_not_created() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("providers does not exist"), "{stderr}");
     // Regression: log lines carried ANSI colour codes when standard error was not a terminal.
-    assert!(!stderr.contains('\x1b'), "colour codes in piped logs: {stderr:?}");
+    assert!(
+        !stderr.contains('\x1b'),
+        "colour codes in piped logs: {stderr:?}"
+    );
     assert!(!dir.path().join("providers").exists());
 }
 
