@@ -137,12 +137,28 @@ fn instructions(
 ) -> String {
     let addr = reachable(emulator.addr());
     let local = reachable(emulator.local_addr());
+    // One override per seeded vault, not `*.vault.azure.net`: a vault name that is not one of them
+    // is looked up in DNS and fails as a vault that does not exist does in Azure, with the
+    // daemon's message for it, instead of reaching the emulator.
+    let mut vaults: std::collections::BTreeSet<&str> =
+        config.vaults.keys().map(String::as_str).collect();
+    vaults.extend(
+        config
+            .identities
+            .iter()
+            .flat_map(|i| i.vaults.iter().map(String::as_str)),
+    );
+    let vault_flags: String = vaults
+        .iter()
+        .map(|v| format!(" --resolve {v}.vault.azure.net={addr}"))
+        .collect();
     let mut out = format!(
         "akv-emulator: Entra ID and Key Vault on https://{addr}, IMDS and NMI on http://{local}\n\
          CA certificate: {ca}\n\
          Run the daemon against it (from another host or a kind node, use an address of this host it can reach):\n  \
          SSL_CERT_FILE={ca} AZURE_POD_IDENTITY_AUTHORITY_HOST=http://{local} akv-csi-provider \\\n    \
-         --resolve login.microsoftonline.com={addr} --resolve '*.vault.azure.net={addr}' [other flags]\n",
+         --resolve login.microsoftonline.com={addr}{vault_flags} [other flags]\n  \
+         (a vault not listed here is looked up in DNS, and fails as a vault that does not exist does)\n",
         ca = ca_file.display(),
     );
     if local.port() != 2579 {

@@ -150,6 +150,18 @@ async fn mount_failures_print_what_the_pod_would_get() {
                 "Key Vault Secrets User",
             ],
         ),
+        // What the emulator's printed flags give for a misspelled vault: Azure's own answer, a
+        // name that does not resolve (it used to be the emulator's 403 ForbiddenByRbac).
+        (
+            "no such vault",
+            SPC.replace("kv-main", "kv-mian"),
+            Pod::default(),
+            &[
+                "code = NotFound",
+                "DNS lookup of kv-mian.vault.azure.net failed",
+                "does not exist or its name is misspelled",
+            ],
+        ),
         (
             "no such object",
             SPC.replace("objectName: db-password", "objectName: missing"),
@@ -571,7 +583,10 @@ fn check_keeps_a_snippet_on_its_own_lines() {
     let o = run_check(&["-"], Some(&text));
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let out = stdout(&o);
-    assert!(out.contains("expected the form\n    objects: |\n      array:\n"), "{out}");
+    assert!(
+        out.contains("expected the form\n    objects: |\n      array:\n"),
+        "{out}"
+    );
 }
 
 /// Regression: `mount -f bad.yaml` said only "no SecretProviderClass with provider azure" for a
@@ -652,12 +667,14 @@ fn emulator_on_port_0_prints_the_ports_it_bound() {
         let https = after("https://");
         let http = after("http://");
         let mut resolved = after("login.microsoftonline.com=");
-        resolved.extend(after("*.vault.azure.net="));
+        // One override per seeded vault (no wildcard: another vault name must fail in DNS).
+        resolved.extend(after(".vault.azure.net="));
+        assert!(!banner.contains("*.vault.azure.net"), "{listen}: {banner}");
         assert_eq!(https.len(), 1, "{listen}: {banner}");
         // The banner and AZURE_POD_IDENTITY_AUTHORITY_HOST.
         assert_eq!(http.len(), 2, "{listen}: {banner}");
         assert!(http.iter().all(|a| *a == http[0]), "{listen}: {banner}");
-        assert_eq!(resolved.len(), 2, "{listen}: {banner}");
+        assert!(resolved.len() >= 2, "{listen}: {banner}");
         assert!(
             resolved.iter().all(|a| *a == https[0]),
             "{listen}: {banner}"
