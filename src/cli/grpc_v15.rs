@@ -100,6 +100,15 @@ pub async fn mount(
 ) -> Result<MountResponse, CallError> {
     let mut conn = UnixStream::connect(socket).await.map_err(CallError::Io)?;
     let authority = socket.display().to_string();
+    conn.write_all(&request_bytes(request, &authority))
+        .await
+        .map_err(CallError::Io)?;
+    let answer = read_answer(&mut conn).await?;
+    answer.into_response()
+}
+
+/// The connection preface, SETTINGS, and the Mount call on stream 1.
+fn request_bytes(request: &MountRequest, authority: &str) -> Vec<u8> {
     let body = request.encode_to_vec();
     let mut message = vec![0];
     message.extend_from_slice(&(body.len() as u32).to_be_bytes());
@@ -110,27 +119,55 @@ pub async fn mount(
         HEADERS,
         END_HEADERS,
         1,
-        &headers("/v1alpha1.CSIDriverProvider/Mount", &authority),
+        &headers("/v1alpha1.CSIDriverProvider/Mount", authority),
     ));
     // The default window (65,535 bytes) holds any Mount request we send.
     out.extend(frame(DATA, END_STREAM, 1, &message));
-    conn.write_all(&out).await.map_err(CallError::Io)?;
+    out
+}
 
+/// Stream 1's answer: its header fields (decoded) and its DATA.
+#[derive(Default)]
+struct Answer {
+    fields: Vec<(Vec<u8>, Vec<u8>)>,
+    data: Vec<u8>,
+}
+
+impl Answer {
+    fn field(&self, name: &[u8]) -> Option<String> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+
+    fn into_response(self) -> Result<MountResponse, CallError> {
+        let code = self.field(b"grpc-status").unwrap_or_default();
+        if code != "0" {
+            let message = self.field(b"grpc-message").unwrap_or_default();
+            return Err(CallError::Status {
+                code,
+                message: percent_encoding::percent_decode_str(&message)
+                    .decode_utf8_lossy()
+                    .into_owned(),
+            });
+        }
+        let body = self
+            .data
+            .get(5..)
+            .ok_or_else(|| CallError::Protocol("no gRPC message in the answer".into()))?;
+        MountResponse::decode(body).map_err(|e| CallError::Protocol(format!("MountResponse: {e}")))
+    }
+}
+
+/// Reads frames until stream 1 ends, answering SETTINGS and PING on the way.
+async fn read_answer(conn: &mut UnixStream) -> Result<Answer, CallError> {
     let mut decoder = loona_hpack::Decoder::new();
-    let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    let mut data = Vec::new();
+    let mut answer = Answer::default();
     let mut buf = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    'read: loop {
-        while buf.len() >= 9 {
-            let len =
-                (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
-            if buf.len() < 9 + len {
-                break;
-            }
-            let (kind, flags) = (buf[3], buf[4]);
-            let stream = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
-            let payload: Vec<u8> = buf.drain(..9 + len).skip(9).collect();
+    loop {
+        while let Some((kind, flags, stream, payload)) = next_frame(&mut buf) {
             match kind {
                 RST_STREAM => return Err(CallError::Reset("RST_STREAM")),
                 GOAWAY => return Err(CallError::Reset("GOAWAY")),
@@ -151,13 +188,13 @@ pub async fn mount(
                     let decoded = decoder
                         .decode(&payload)
                         .map_err(|e| CallError::Protocol(format!("HPACK: {e:?}")))?;
-                    fields.extend(decoded);
+                    answer.fields.extend(decoded);
                 }
-                DATA if stream == 1 => data.extend_from_slice(&payload),
+                DATA if stream == 1 => answer.data.extend_from_slice(&payload),
                 _ => {}
             }
             if stream == 1 && flags & END_STREAM != 0 && matches!(kind, HEADERS | DATA) {
-                break 'read;
+                return Ok(answer);
             }
         }
         let mut chunk = [0u8; 16 * 1024];
@@ -170,26 +207,21 @@ pub async fn mount(
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    let field = |name: &[u8]| {
-        fields
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-    };
-    let code = field(b"grpc-status").unwrap_or_default();
-    if code != "0" {
-        let message = field(b"grpc-message").unwrap_or_default();
-        return Err(CallError::Status {
-            code,
-            message: percent_encoding::percent_decode_str(&message)
-                .decode_utf8_lossy()
-                .into_owned(),
-        });
+}
+
+/// The next complete frame in `buf` (type, flags, stream, payload), taken out of it.
+fn next_frame(buf: &mut Vec<u8>) -> Option<(u8, u8, u32, Vec<u8>)> {
+    if buf.len() < 9 {
+        return None;
     }
-    let body = data
-        .get(5..)
-        .ok_or_else(|| CallError::Protocol("no gRPC message in the answer".into()))?;
-    MountResponse::decode(body).map_err(|e| CallError::Protocol(format!("MountResponse: {e}")))
+    let len = (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
+    if buf.len() < 9 + len {
+        return None;
+    }
+    let (kind, flags) = (buf[3], buf[4]);
+    let stream = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
+    let payload: Vec<u8> = buf.drain(..9 + len).skip(9).collect();
+    Some((kind, flags, stream, payload))
 }
 
 #[cfg(test)]

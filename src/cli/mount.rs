@@ -265,15 +265,17 @@ fn read_secret_file(path: &Path, what: &str) -> Result<SecretString, String> {
 }
 
 /// The MountRequest the driver would send for a pod of the given namespace and service account.
-fn build_request(args: &MountArgs) -> Result<MountRequest, String> {
+/// The one SecretProviderClass with provider azure in `-f` (named by `--name` when there are
+/// several); when there is none, what was found instead.
+fn select_class(args: &MountArgs) -> Result<super::check::AzureClass, String> {
     let text = std::fs::read_to_string(&args.file)
         .map_err(|e| format!("reading {}: {e}", args.file.display()))?;
     let mut classes = azure_classes(&text);
     if let Some(name) = &args.name {
         classes.retain(|c| &c.name == name);
     }
-    let class = match classes.len() {
-        1 => classes.remove(0),
+    match classes.len() {
+        1 => Ok(classes.remove(0)),
         0 => {
             // Say what was found instead: invalid YAML at its line, a near-miss kind or provider.
             let mut survey = super::check::Survey::default();
@@ -283,22 +285,24 @@ fn build_request(args: &MountArgs) -> Result<MountRequest, String> {
                 .iter()
                 .map(|why| format!("\n  skipped {why}"))
                 .collect();
-            return Err(format!(
+            Err(format!(
                 "{} has no SecretProviderClass with provider azure{}{skipped}",
                 args.file.display(),
                 args.name
                     .as_ref()
                     .map(|n| format!(" named {n}"))
                     .unwrap_or_default()
-            ));
+            ))
         }
-        n => {
-            return Err(format!(
-                "{} has {n} SecretProviderClasses with provider azure; choose one with --name",
-                args.file.display()
-            ));
-        }
-    };
+        n => Err(format!(
+            "{} has {n} SecretProviderClasses with provider azure; choose one with --name",
+            args.file.display()
+        )),
+    }
+}
+
+fn build_request(args: &MountArgs) -> Result<MountRequest, String> {
+    let class = select_class(args)?;
     let namespace = args
         .namespace
         .clone()
