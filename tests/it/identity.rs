@@ -301,38 +301,12 @@ async fn a_wrong_client_secret_never_rides_on_a_right_ones_token() {
 
 #[tokio::test]
 async fn identity_binding_goes_through_the_token_proxy_under_its_sni_name() {
-    const BINDING_AUDIENCE: &str = "api://AKSIdentityBinding";
     let emu = emulator_with_secret().await;
-    let pod = Pod::default();
-    emu.entra().add_federated_credential(
-        TENANT,
-        CLIENT_ID,
-        ISSUER,
-        &pod.subject(),
-        BINDING_AUDIENCE,
-    );
     emu.vault(VAULT).grant(CLIENT_ID);
-    let provider = Provider::start(&emu, |c| {
-        c.token_proxy = Some(
-            akv_csi_provider::config::TokenProxy::new(
-                "https://kubernetes.default.svc",
-                "tokenproxy.aks.example",
-            )
-            .expect("token proxy"),
-        );
-        c.token_proxy_ca_file = "/nonexistent/ca.crt".into();
-    })
-    .await;
-    let mut b = MountBuilder::workload(&objects(&["objectName: db-password\nobjectType: secret"]))
-        .param("useAzureTokenProxy", "true");
-    b.token = None;
-    let b = b.param(
-        "csi.storage.k8s.io/serviceAccount.tokens",
-        &akv_emulator::tokens_attribute(
-            BINDING_AUDIENCE,
-            &pod.token(BINDING_AUDIENCE),
-            "2099-01-01T00:00:00Z",
-        ),
+    let provider = Provider::start(&emu, with_token_proxy).await;
+    let b = identity_binding(
+        &emu,
+        &objects(&["objectName: db-password\nobjectType: secret"]),
     );
     let response = provider.mount(b.build()).await.expect("mount");
     assert_eq!(response.files[0].contents, b"s3cr3t!");

@@ -133,6 +133,33 @@ fn one_secret() -> String {
     objects(&["objectName: db-password\nobjectType: secret"])
 }
 
+/// The node's user-assigned managed identity `NODE_MI`.
+fn vm_identity() -> akv_csi_provider::proto::MountRequest {
+    let mut b = MountBuilder::workload(&one_secret())
+        .without("clientID")
+        .param("useVMManagedIdentity", "true")
+        .param("userAssignedIdentityID", NODE_MI);
+    b.token = None;
+    b.build()
+}
+
+/// aad-pod-identity for the default pod.
+fn pod_identity() -> akv_csi_provider::proto::MountRequest {
+    let mut b = MountBuilder::workload(&one_secret())
+        .without("clientID")
+        .param("usePodIdentity", "true");
+    b.token = None;
+    b.build()
+}
+
+/// The service principal `APP` with its client secret.
+fn service_principal() -> akv_csi_provider::proto::MountRequest {
+    let mut b = MountBuilder::workload(&one_secret()).without("clientID");
+    b.token = None;
+    b.secrets = format!(r#"{{"clientid":"{APP}","clientsecret":"sp-secret-not-for-others"}}"#);
+    b.build()
+}
+
 /// Routes `host` to `addr` and the redirect target to `counter`.
 fn route(config: &mut akv_csi_provider::Config, host: &str, addr: SocketAddr, counter: &Counter) {
     for (h, a) in [(host, addr), (ELSEWHERE, counter.addr)] {
@@ -217,12 +244,9 @@ async fn a_redirect_from_entra_keeps_the_client_secret_home() {
         route(c, "login.microsoftonline.com", peer, &counter)
     })
     .await;
-    let mut b = MountBuilder::workload(&one_secret()).without("clientID");
-    b.token = None;
-    b.secrets = format!(r#"{{"clientid":"{APP}","clientsecret":"sp-secret-not-for-others"}}"#);
     refused(
         &provider,
-        b.build(),
+        service_principal(),
         ("login.microsoftonline.com", ELSEWHERE),
         308,
         &counter,
@@ -271,14 +295,9 @@ async fn a_redirect_from_imds_is_not_followed() {
         c.imds_endpoint = format!("http://{peer}");
     })
     .await;
-    let mut b = MountBuilder::workload(&one_secret())
-        .without("clientID")
-        .param("useVMManagedIdentity", "true")
-        .param("userAssignedIdentityID", NODE_MI);
-    b.token = None;
     refused(
         &provider,
-        b.build(),
+        vm_identity(),
         ("127.0.0.1", "127.0.0.1"),
         307,
         &counter,
@@ -297,13 +316,9 @@ async fn a_redirect_from_nmi_is_not_followed() {
         c.nmi_endpoint = format!("http://{peer}");
     })
     .await;
-    let mut b = MountBuilder::workload(&one_secret())
-        .without("clientID")
-        .param("usePodIdentity", "true");
-    b.token = None;
     refused(
         &provider,
-        b.build(),
+        pod_identity(),
         ("127.0.0.1", "127.0.0.1"),
         307,
         &counter,
@@ -315,36 +330,18 @@ async fn a_redirect_from_nmi_is_not_followed() {
 /// The AKS token proxy (identity binding) answering 307: the pod's token stays home.
 #[tokio::test]
 async fn a_redirect_from_the_token_proxy_is_not_followed() {
-    const BINDING_AUDIENCE: &str = "api://AKSIdentityBinding";
     let emu = seeded().await;
     let counter = Counter::start().await;
     let (peer, asked) = redirecting_peer(Some(emulator_tls(&emu)), 307, counter.location()).await;
     let provider = Provider::start(&emu, |c| {
-        c.token_proxy = Some(
-            akv_csi_provider::config::TokenProxy::new(
-                "https://kubernetes.default.svc",
-                "tokenproxy.aks.example",
-            )
-            .expect("token proxy"),
-        );
-        c.token_proxy_ca_file = "/nonexistent/ca.crt".into();
+        with_token_proxy(c);
         route(c, "kubernetes.default.svc", peer, &counter);
     })
     .await;
-    let pod = Pod::default();
-    let mut b = MountBuilder::workload(&one_secret()).param("useAzureTokenProxy", "true");
-    b.token = None;
-    let b = b.param(
-        "csi.storage.k8s.io/serviceAccount.tokens",
-        &akv_emulator::tokens_attribute(
-            BINDING_AUDIENCE,
-            &pod.token(BINDING_AUDIENCE),
-            "2099-01-01T00:00:00Z",
-        ),
-    );
+    let request = identity_binding(&emu, &one_secret()).build();
     refused(
         &provider,
-        b.build(),
+        request,
         ("tokenproxy.aks.example", ELSEWHERE),
         307,
         &counter,
@@ -480,12 +477,7 @@ async fn only_the_refused_identitys_token_is_dropped() {
     emu.vault(VAULT).grant(APP);
     let provider = Provider::start(&emu, |_| {}).await;
     let workload = || MountBuilder::workload(&one_secret()).build();
-    let principal = || {
-        let mut b = MountBuilder::workload(&one_secret()).without("clientID");
-        b.token = None;
-        b.secrets = format!(r#"{{"clientid":"{APP}","clientsecret":"sp-secret-not-for-others"}}"#);
-        b.build()
-    };
+    let principal = service_principal;
     provider.mount(workload()).await.expect("workload");
     provider
         .mount(principal())
@@ -513,14 +505,7 @@ async fn a_refused_managed_identity_token_is_asked_of_imds_again() {
     emu.vault(VAULT).grant(NODE_MI);
     let imds = emu.local_url();
     let provider = Provider::start(&emu, |c| c.imds_endpoint = imds).await;
-    let request = || {
-        let mut b = MountBuilder::workload(&one_secret())
-            .without("clientID")
-            .param("useVMManagedIdentity", "true")
-            .param("userAssignedIdentityID", NODE_MI);
-        b.token = None;
-        b.build()
-    };
+    let request = vm_identity;
     provider.mount(request()).await.expect("first Mount");
     let asked = emu.node().requests();
     emu.revoke_tokens(NODE_MI);
@@ -534,37 +519,9 @@ async fn a_refused_managed_identity_token_is_asked_of_imds_again() {
 /// Identity binding: the replacement goes through the token proxy, with the claims.
 #[tokio::test]
 async fn the_token_proxy_gets_the_claims_challenge() {
-    const BINDING_AUDIENCE: &str = "api://AKSIdentityBinding";
     let emu = seeded().await;
-    let pod = Pod::default();
-    emu.entra().add_federated_credential(
-        TENANT,
-        CLIENT_ID,
-        ISSUER,
-        &pod.subject(),
-        BINDING_AUDIENCE,
-    );
-    let provider = Provider::start(&emu, |c| {
-        c.token_proxy = Some(
-            akv_csi_provider::config::TokenProxy::new(
-                "https://kubernetes.default.svc",
-                "tokenproxy.aks.example",
-            )
-            .expect("token proxy"),
-        );
-        c.token_proxy_ca_file = "/nonexistent/ca.crt".into();
-    })
-    .await;
-    let mut b = MountBuilder::workload(&one_secret()).param("useAzureTokenProxy", "true");
-    b.token = None;
-    let b = b.param(
-        "csi.storage.k8s.io/serviceAccount.tokens",
-        &akv_emulator::tokens_attribute(
-            BINDING_AUDIENCE,
-            &pod.token(BINDING_AUDIENCE),
-            "2099-01-01T00:00:00Z",
-        ),
-    );
+    let provider = Provider::start(&emu, with_token_proxy).await;
+    let b = identity_binding(&emu, &one_secret());
     provider.mount(b.build()).await.expect("first Mount");
     emu.vault(VAULT).require_claims(CLAIMS);
     provider

@@ -395,3 +395,42 @@ pub async fn wait_for_socket(socket: &std::path::Path) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The audience of the AKS identity-binding token the CSIDriver requests.
+pub const BINDING_AUDIENCE: &str = "api://AKSIdentityBinding";
+
+/// Identity binding: the daemon sends token requests to the AKS token proxy (reached as
+/// `kubernetes.default.svc`, which the harness routes to the emulator) under its TLS server name.
+pub fn with_token_proxy(config: &mut Config) {
+    config.token_proxy = Some(
+        akv_csi_provider::config::TokenProxy::new(
+            "https://kubernetes.default.svc",
+            "tokenproxy.aks.example",
+        )
+        .expect("token proxy"),
+    );
+    config.token_proxy_ca_file = "/nonexistent/ca.crt".into();
+}
+
+/// A Mount of `objects` through identity binding, with the default pod's token for the binding
+/// audience; federates that audience for `CLIENT_ID` in `emu`.
+pub fn identity_binding(emu: &Emulator, objects: &str) -> MountBuilder {
+    let pod = Pod::default();
+    emu.entra().add_federated_credential(
+        TENANT,
+        CLIENT_ID,
+        ISSUER,
+        &pod.subject(),
+        BINDING_AUDIENCE,
+    );
+    let mut b = MountBuilder::workload(objects).param("useAzureTokenProxy", "true");
+    b.token = None;
+    b.param(
+        "csi.storage.k8s.io/serviceAccount.tokens",
+        &akv_emulator::tokens_attribute(
+            BINDING_AUDIENCE,
+            &pod.token(BINDING_AUDIENCE),
+            "2099-01-01T00:00:00Z",
+        ),
+    )
+}
