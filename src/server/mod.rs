@@ -187,7 +187,7 @@ impl Daemon {
 
     async fn build(config: Config, listener: UnixListener) -> Result<Self, ServeError> {
         let config = Arc::new(config);
-        let (http, local_http) = crate::http::clients(&config)?;
+        let (http, local_http) = crate::http::clients(&*config)?;
         let metrics = Metrics::from_config(&config.metrics)?;
         let healthz = match &config.healthz {
             Some(h) => Some(endpoints::bind("healthz-port", h.port).await?),
