@@ -11,7 +11,11 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{AccessToken, AuthError, MAX_TOKEN_BODY, NumberOrString, Peer, unusable_token};
+use super::cache::CacheKey;
+use super::{
+    AccessToken, AuthError, MAX_TOKEN_BODY, NumberOrString, Peer, Planned, TokenContext,
+    unusable_token,
+};
 use crate::http::{FailureKind, TransportError, excerpt, host_of, read_body};
 
 /// IMDS token path under the endpoint.
@@ -37,6 +41,26 @@ struct ImdsError {
 
 fn is_transient(status: StatusCode) -> bool {
     matches!(status.as_u16(), 404 | 410 | 429) || status.is_server_error()
+}
+
+/// The mode's name as users know it.
+pub(super) const NAME: &str = "VM managed identity";
+
+/// The cache key and token request of the node's managed identity (`None`: system-assigned).
+pub(super) fn plan(ctx: TokenContext, client_id: Option<&str>) -> Planned {
+    let key = CacheKey::ManagedIdentity {
+        endpoint: ctx.endpoints.imds.clone(),
+        identity: client_id.unwrap_or_default().to_owned(),
+        resource: ctx.cloud.key_vault_resource.clone(),
+    };
+    let fetch = token(
+        ctx.local_http,
+        ctx.endpoints.imds,
+        ctx.cloud.key_vault_resource,
+        client_id.map(str::to_owned),
+        ctx.deadline,
+    );
+    (key, Box::pin(fetch))
 }
 
 /// A token for `resource` from IMDS at `endpoint` (e.g. `http://169.254.169.254`).

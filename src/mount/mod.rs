@@ -31,6 +31,18 @@ pub(crate) fn trimmed(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// Hints for keys that are the known key `wanted` but for case.
+pub(crate) fn near_miss(
+    other: &std::collections::BTreeMap<String, serde_json::Value>,
+    wanted: &str,
+) -> String {
+    other
+        .keys()
+        .filter(|k| k.eq_ignore_ascii_case(wanted) && k.as_str() != wanted)
+        .map(|k| format!(" (found {k:?}: parameter names are case-sensitive, write {wanted})"))
+        .collect()
+}
+
 /// Serves Mounts; shared by every connection.
 #[derive(Clone, Debug)]
 pub struct MountService {

@@ -11,10 +11,11 @@ use std::collections::BTreeMap;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::identity::{self, Mode, secret_value};
+pub use super::identity::PodInfo;
+use super::identity::{self, IdentityAttributes, Mode, secret_value};
 use super::objects::{self, ObjectSpec};
 use super::paths;
-use super::trimmed;
+use super::{near_miss, trimmed};
 use crate::auth::Identity;
 use crate::cloud::CloudName;
 
@@ -94,19 +95,19 @@ pub struct RawAttributes {
     pub other: BTreeMap<String, serde_json::Value>,
 }
 
-/// The pod a Mount is for (for logs, messages and the assertion check).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PodInfo {
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-    /// UID.
-    pub uid: String,
-    /// Service account.
-    pub service_account: String,
-    /// SecretProviderClass (empty in driver v1.5 rotation calls).
-    pub secret_provider_class: String,
+impl RawAttributes {
+    /// The attributes identity selection reads.
+    fn identity(&self) -> IdentityAttributes<'_> {
+        IdentityAttributes {
+            client_id: &self.client_id,
+            use_vm_managed_identity: &self.use_vm_managed_identity,
+            user_assigned_identity_id: &self.user_assigned_identity_id,
+            use_pod_identity: &self.use_pod_identity,
+            use_azure_token_proxy: &self.use_azure_token_proxy,
+            service_account_tokens: &self.service_account_tokens,
+            other: &self.other,
+        }
+    }
 }
 
 /// A validated Mount.
@@ -128,15 +129,6 @@ pub struct MountPlan {
     pub default_mode: u32,
     /// The pod.
     pub pod: PodInfo,
-}
-
-/// Hints for keys that are the known key `wanted` but for case.
-pub(super) fn near_miss(other: &BTreeMap<String, serde_json::Value>, wanted: &str) -> String {
-    other
-        .keys()
-        .filter(|k| k.eq_ignore_ascii_case(wanted) && k.as_str() != wanted)
-        .map(|k| format!(" (found {k:?}: parameter names are case-sensitive, write {wanted})"))
-        .collect()
 }
 
 fn valid_tenant(t: &str) -> bool {
@@ -263,7 +255,7 @@ pub fn validate_parameters(
         }),
     };
 
-    let mode = identity::select(attrs, has_secret_keys, errors);
+    let mode = identity::select(&attrs.identity(), has_secret_keys, errors);
 
     let objects = match trimmed(&attrs.objects) {
         Some(yaml) => objects::parse(yaml, errors),
@@ -337,9 +329,16 @@ pub fn validate(
             .unwrap_or_default()
             .to_owned(),
     };
-    let identity = params
-        .mode
-        .and_then(|mode| identity::credential(mode, &attrs, &secrets, &pod, ctx.now, &mut errors));
+    let identity = params.mode.and_then(|mode| {
+        identity::credential(
+            mode,
+            &attrs.identity(),
+            &secrets,
+            &pod,
+            ctx.now,
+            &mut errors,
+        )
+    });
 
     match identity {
         Some(identity) if errors.is_empty() => Ok(MountPlan {
