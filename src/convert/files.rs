@@ -5,8 +5,8 @@
 use base64::Engine as _;
 use zeroize::Zeroizing;
 
+use super::jwk::Jwk;
 use super::{ConvertError, ObjectEncoding, ObjectFormat, SecretOptions};
-use crate::keyvault::models::Jwk;
 
 /// One file of an object: the suffix added to the object's path (`""` for the main file, `.crt`,
 /// `.key`) and its contents.
