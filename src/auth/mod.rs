@@ -1,4 +1,5 @@
-//! Getting a Key Vault access token for the identity a Mount selected (spec 3).
+//! Getting a Key Vault access token for the identity a Mount selected (README, "Identity modes";
+//! ARCHITECTURE.md, "Add an identity mode").
 //!
 //! One file per identity mode; [`entra`] holds the token endpoint shared by workload identity and
 //! service principals. Entra ID and IMDS are called with plain REST over the shared client instead of

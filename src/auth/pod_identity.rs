@@ -1,5 +1,5 @@
 //! aad-pod-identity (deprecated): the NMI daemon on the node issues tokens for the identity bound to
-//! the pod (spec 3.4). Kept for clusters that have not migrated to workload identity yet.
+//! the pod (README, "Identity modes"). Kept for clusters that have not migrated to workload identity yet.
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! Service principal: an app registration's client id and secret from the SecretProviderClass's
-//! `nodePublishSecretRef` Secret (spec 3.2).
+//! `nodePublishSecretRef` Secret (README, "Identity modes").
 
 use secrecy::{ExposeSecret, SecretString};
 

@@ -1,5 +1,5 @@
 //! Workload identity: the pod's service-account token exchanged for a Key Vault token through a
-//! federated identity credential (spec 3.1).
+//! federated identity credential (README, "Identity modes").
 
 use super::assertion::Assertion;
 use super::cache::CacheKey;

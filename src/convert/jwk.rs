@@ -1,5 +1,5 @@
 //! `objectType: key`: the public part of a Key Vault JSON Web Key as a SubjectPublicKeyInfo PEM
-//! (`PUBLIC KEY`), byte for byte what Go's `x509.MarshalPKIXPublicKey` writes (spec 5.2).
+//! (`PUBLIC KEY`), byte for byte what Go's `x509.MarshalPKIXPublicKey` writes (README, "Object types").
 
 use super::ConvertError;
 use super::der_writer::{

@@ -1,4 +1,4 @@
-//! Which identity a Mount authenticates as (spec 2.1), and the credential it presents: the pod's
+//! Which identity a Mount authenticates as (README, "Identity modes"), and the credential it presents: the pod's
 //! service-account token for workload identity and identity binding, the client secret from
 //! `nodePublishSecretRef` for a service principal.
 //!

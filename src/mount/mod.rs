@@ -26,7 +26,7 @@ pub use error::MountError;
 use fetch::{Fetcher, OutputFile};
 use request::{MountPlan, ParseContext, RawAttributes};
 
-/// A value with surrounding whitespace removed; empty counts as absent (spec 2.1).
+/// A value with surrounding whitespace removed; empty counts as absent (README, "The SecretProviderClass it accepts").
 pub(crate) fn trimmed(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
