@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use akv_csi_provider::cli::grpc_v15::{
     DATA, END_HEADERS, END_STREAM, HEADERS, PREFACE, frame, headers,
 };
-use akv_csi_provider::server::authority::Rewriter;
+use akv_csi_provider::server::authority_rewrite::Rewriter;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));

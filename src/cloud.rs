@@ -1,4 +1,4 @@
-//! Azure clouds: which Entra authority and Key Vault DNS suffix/resource a request uses (spec 3.5).
+//! Azure clouds: which Entra authority and Key Vault DNS suffix/resource a request uses (README, "Configuration").
 //!
 //! The named clouds are constants. `AzureStackCloud` reads its environment file on every request
 //! (`cloudEnvFileName`, else `AZURE_ENVIRONMENT_FILEPATH`) and never touches process state, unlike

@@ -211,8 +211,8 @@ impl TransportError {
     }
 
     /// The metrics class of this failure.
-    pub fn class(&self) -> crate::metrics::ErrorClass {
-        use crate::metrics::ErrorClass;
+    pub fn class(&self) -> crate::metrics::class::ErrorClass {
+        use crate::metrics::class::ErrorClass;
         match self.kind {
             FailureKind::Dns => ErrorClass::Dns,
             FailureKind::Timeout => ErrorClass::Timeout,
@@ -468,30 +468,18 @@ fn tls_config(settings: &HttpSettings) -> Result<rustls::ClientConfig, HttpError
     Ok(tls)
 }
 
-/// The shared client and the node-local one for a daemon configuration: system roots plus the
-/// configured extra ones, and the cluster CA when identity binding is on.
-pub fn clients(config: &crate::Config) -> Result<(reqwest::Client, reqwest::Client), HttpError> {
-    let mut extra_roots: Vec<CertificateDer<'static>> = config
-        .extra_root_certs
-        .iter()
-        .map(|der| CertificateDer::from(der.clone()))
-        .collect();
-    if config.token_proxy.is_some() {
-        extra_roots.extend(read_ca_file(&config.token_proxy_ca_file));
-    }
-    let settings = HttpSettings {
-        user_agent: config.user_agent(),
-        connect_timeout: config.connect_timeout,
-        request_timeout: config.request_timeout,
-        resolve_overrides: config.resolve_overrides.clone(),
-        extra_roots,
-        aliases: config.token_proxy.iter().map(|p| p.alias.clone()).collect(),
-    };
+/// The shared client and the node-local one. Takes only the HTTP settings (the daemon's
+/// configuration converts into them, see `From<&Config> for HttpSettings`), so that this module
+/// never depends on the configuration.
+pub fn clients(
+    settings: impl Into<HttpSettings>,
+) -> Result<(reqwest::Client, reqwest::Client), HttpError> {
+    let settings = settings.into();
     Ok((build_client(&settings)?, build_local_client(&settings)?))
 }
 
 /// The certificates of a PEM bundle; a missing or unreadable file is logged and yields none.
-fn read_ca_file(path: &std::path::Path) -> Vec<CertificateDer<'static>> {
+pub(crate) fn read_ca_file(path: &std::path::Path) -> Vec<CertificateDer<'static>> {
     use rustls::pki_types::pem::PemObject;
     match CertificateDer::pem_file_iter(path) {
         Ok(certs) => certs.filter_map(Result::ok).collect(),

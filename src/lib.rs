@@ -20,6 +20,7 @@ pub mod keyvault;
 pub mod logging;
 pub mod metrics;
 pub mod mount;
+pub(crate) mod retry;
 pub mod server;
 pub mod throttle;
 

@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
-/// Backoff after a 429 without `Retry-After`: doubles from this...
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-/// ...up to this.
+use crate::retry::{Backoff, jittered};
+
+/// Backoff after a 429 without `Retry-After`, by consecutive 429s: doubles from 1 s up to this.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+const BACKOFF: Backoff = Backoff::new(Duration::from_secs(1), MAX_BACKOFF);
 /// Longest `Retry-After` honoured as given (longer values are clamped): a misbehaving proxy must not
 /// shut a vault off for hours.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
@@ -258,16 +259,7 @@ pub fn whole_seconds(d: Duration) -> u64 {
 }
 
 fn backoff(strikes: u32) -> Duration {
-    FIRST_BACKOFF
-        .saturating_mul(1u32 << strikes.saturating_sub(1).min(16))
-        .min(MAX_BACKOFF)
-}
-
-/// ±20 %, so that nodes that were throttled together do not come back together.
-fn jittered(d: Duration) -> Duration {
-    use std::hash::{BuildHasher, RandomState};
-    let r = RandomState::new().hash_one(Instant::now()) % 401;
-    d.mul_f64(0.8 + r as f64 / 1000.0)
+    BACKOFF.step(strikes)
 }
 
 #[cfg(test)]

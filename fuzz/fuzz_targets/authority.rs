@@ -11,7 +11,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use akv_csi_provider::server::authority::{AuthorityFix, Rewriter};
+use akv_csi_provider::server::authority_rewrite::{AuthorityFix, Rewriter};
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 

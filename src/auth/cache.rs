@@ -1,4 +1,4 @@
-//! The token cache (spec 3.6): one Entra exchange serves every Mount of the same workload until the
+//! The token cache (README, "Key Vault load: caching and throttling"): one Entra exchange serves every Mount of the same workload until the
 //! token's refresh point, and never serves another workload.
 //!
 //! Key Vault authorizes the principal, not the pod, so a cached token may only be reused by a caller

@@ -1,4 +1,4 @@
-//! The node's managed identity through IMDS (spec 3.3): system-assigned, or a user-assigned identity
+//! The node's managed identity through IMDS (README, "Identity modes"): system-assigned, or a user-assigned identity
 //! by client id (the node pool's, or the one the AKS Key Vault add-on creates).
 //!
 //! IMDS is slow or briefly unavailable at times (and answers 404/410 while an identity is being
@@ -11,13 +11,22 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{AccessToken, AuthError, MAX_TOKEN_BODY, NumberOrString, Peer, unusable_token};
+use super::cache::CacheKey;
+use super::{
+    AccessToken, AuthError, MAX_TOKEN_BODY, NumberOrString, Peer, Planned, TokenContext,
+    unusable_token,
+};
 use crate::http::{FailureKind, TransportError, excerpt, host_of, read_body};
+use crate::retry::{Backoff, Failure, Policy};
 
 /// IMDS token path under the endpoint.
 const TOKEN_PATH: &str = "/metadata/identity/oauth2/token";
-const ATTEMPTS: u32 = 5;
-const FIRST_BACKOFF: Duration = Duration::from_millis(400);
+/// Five attempts, 400 ms apart and doubling; IMDS sends no `Retry-After`.
+const RETRY: Policy = Policy {
+    attempts: 5,
+    backoff: Backoff::new(Duration::from_millis(400), Duration::from_secs(60)),
+    max_retry_after: Duration::from_secs(60),
+};
 
 #[derive(Deserialize)]
 struct ImdsToken {
@@ -37,6 +46,26 @@ struct ImdsError {
 
 fn is_transient(status: StatusCode) -> bool {
     matches!(status.as_u16(), 404 | 410 | 429) || status.is_server_error()
+}
+
+/// The mode's name as users know it.
+pub(super) const NAME: &str = "VM managed identity";
+
+/// The cache key and token request of the node's managed identity (`None`: system-assigned).
+pub(super) fn plan(ctx: TokenContext, client_id: Option<&str>) -> Planned {
+    let key = CacheKey::ManagedIdentity {
+        endpoint: ctx.endpoints.imds.clone(),
+        identity: client_id.unwrap_or_default().to_owned(),
+        resource: ctx.cloud.key_vault_resource.clone(),
+    };
+    let fetch = token(
+        ctx.local_http,
+        ctx.endpoints.imds,
+        ctx.cloud.key_vault_resource,
+        client_id.map(str::to_owned),
+        ctx.deadline,
+    );
+    (key, Box::pin(fetch))
 }
 
 /// A token for `resource` from IMDS at `endpoint` (e.g. `http://169.254.169.254`).
@@ -62,35 +91,21 @@ pub(crate) async fn token(
         || "system-assigned".to_owned(),
         |id| format!("user-assigned {id}"),
     );
-    let mut backoff = FIRST_BACKOFF;
-    let mut attempt = 1;
-    loop {
-        let failure = match attempt_once(
-            http, &url, &query, endpoint, &identity, client_id, deadline,
-        )
-        .await
-        {
-            Ok(token) => return Ok(token),
-            Err(Attempt::Final(err)) => return Err(err),
-            Err(Attempt::Transient(err)) => err,
-        };
-        // Another attempt only if its backoff still ends before the Mount's deadline.
-        if attempt >= ATTEMPTS || Instant::now() + backoff >= deadline {
-            return Err(failure);
-        }
-        tracing::debug!(attempt, error = %failure, ?backoff, "retrying IMDS");
-        tokio::time::sleep(backoff).await;
-        backoff *= 2;
-        attempt += 1;
-    }
+    crate::retry::run(&RETRY, "IMDS", deadline, |_| {
+        attempt_once(http, &url, &query, endpoint, &identity, client_id, deadline)
+    })
+    .await
 }
 
-/// How one IMDS request failed.
-enum Attempt {
-    /// Worth another try (IMDS unreachable, 404/410 while an identity is assigned, 429, 5xx).
-    Transient(AuthError),
-    /// IMDS's definite answer.
-    Final(AuthError),
+/// How one IMDS request failed: transient when IMDS is unreachable, or answers 404/410 while an
+/// identity is assigned, 429 or 5xx.
+type Attempt = Failure<AuthError>;
+
+fn transient(error: AuthError) -> Attempt {
+    Failure::Transient {
+        error,
+        retry_after: None,
+    }
 }
 
 async fn attempt_once(
@@ -114,20 +129,20 @@ async fn attempt_once(
         .timeout(crate::http::until(deadline))
         .send()
         .await
-        .map_err(|e| Attempt::Transient(unreachable(TransportError::new(url, e))))?;
+        .map_err(|e| transient(unreachable(TransportError::new(url, e))))?;
     let status = response.status();
     let body = read_body(url, response, MAX_TOKEN_BODY)
         .await
         .map_err(|e| {
             if e.kind != FailureKind::Redirect {
-                Attempt::Transient(unreachable(e))
+                transient(unreachable(e))
             } else {
-                Attempt::Final(unreachable(e))
+                Failure::Final(unreachable(e))
             }
         })?;
     if status.is_success() {
         let decode = |reason: String| {
-            Attempt::Final(AuthError::Decode {
+            Failure::Final(AuthError::Decode {
                 peer: Peer::Imds,
                 host: host_of(url),
                 reason,
@@ -141,7 +156,7 @@ async fn attempt_once(
             .and_then(NumberOrString::as_u64)
             .unwrap_or(3600);
         return AccessToken::new(token.access_token, Duration::from_secs(lifetime))
-            .ok_or_else(|| Attempt::Final(unusable_token(Peer::Imds, &host_of(url))));
+            .ok_or_else(|| Failure::Final(unusable_token(Peer::Imds, &host_of(url))));
     }
     let description = serde_json::from_slice::<ImdsError>(&body)
         .map(|e| {
@@ -159,9 +174,9 @@ async fn attempt_once(
         description,
     };
     Err(if is_transient(status) {
-        Attempt::Transient(err)
+        transient(err)
     } else {
-        Attempt::Final(err)
+        Failure::Final(err)
     })
 }
 

@@ -1,4 +1,5 @@
-//! Getting a Key Vault access token for the identity a Mount selected (spec 3).
+//! Getting a Key Vault access token for the identity a Mount selected (README, "Identity modes";
+//! ARCHITECTURE.md, "Add an identity mode").
 //!
 //! One file per identity mode; [`entra`] holds the token endpoint shared by workload identity and
 //! service principals. Entra ID and IMDS are called with plain REST over the shared client instead of
@@ -11,6 +12,7 @@ mod entra;
 mod managed_identity;
 mod pod_identity;
 mod service_principal;
+mod token_proxy;
 mod workload;
 
 use std::sync::Arc;
@@ -18,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
 use tracing::Instrument as _;
 
 use crate::cloud::CloudEnvironment;
@@ -143,6 +144,44 @@ pub(crate) fn unusable_token(peer: Peer, host: &str) -> AuthError {
     }
 }
 
+/// The identity mode a SecretProviderClass selects, before the pod's credential is attached (what
+/// `check` can know without a pod). [`Identity`] is the same mode with its credential.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `clientID`: the pod's service account federated with that identity.
+    Workload {
+        /// `clientID`.
+        client_id: String,
+    },
+    /// `useAzureTokenProxy`: AKS identity binding.
+    TokenProxy {
+        /// `clientID`.
+        client_id: String,
+    },
+    /// `useVMManagedIdentity`: the node's identity through IMDS.
+    VmManagedIdentity {
+        /// `userAssignedIdentityID`; `None` = system-assigned.
+        client_id: Option<String>,
+    },
+    /// `usePodIdentity`: the deprecated aad-pod-identity.
+    PodIdentity,
+    /// No flag and no `clientID`: `clientid`/`clientsecret` from `nodePublishSecretRef`.
+    ServicePrincipal,
+}
+
+impl Mode {
+    /// The mode's name as users know it (each mode's file holds it).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Workload { .. } => workload::NAME,
+            Self::TokenProxy { .. } => token_proxy::NAME,
+            Self::VmManagedIdentity { .. } => managed_identity::NAME,
+            Self::PodIdentity => pod_identity::NAME,
+            Self::ServicePrincipal => service_principal::NAME,
+        }
+    }
+}
+
 /// The identity a Mount authenticates as, selected and validated by [`crate::mount`].
 #[derive(Clone, Debug)]
 pub enum Identity {
@@ -204,12 +243,23 @@ impl Identity {
 
     /// The mode's name as users know it, for logs and messages.
     pub fn mode(&self) -> &'static str {
+        self.selection().name()
+    }
+
+    /// The mode this identity was selected as, without its credential.
+    pub fn selection(&self) -> Mode {
         match self {
-            Self::Workload { .. } => "workload identity",
-            Self::ServicePrincipal { .. } => "service principal",
-            Self::VmManagedIdentity { .. } => "VM managed identity",
-            Self::PodIdentity { .. } => "pod identity",
-            Self::TokenProxy { .. } => "identity binding",
+            Self::Workload { client_id, .. } => Mode::Workload {
+                client_id: client_id.clone(),
+            },
+            Self::TokenProxy { client_id, .. } => Mode::TokenProxy {
+                client_id: client_id.clone(),
+            },
+            Self::ServicePrincipal { .. } => Mode::ServicePrincipal,
+            Self::VmManagedIdentity { client_id } => Mode::VmManagedIdentity {
+                client_id: client_id.clone(),
+            },
+            Self::PodIdentity { .. } => Mode::PodIdentity,
         }
     }
 }
@@ -508,7 +558,8 @@ impl Authenticator {
         .instrument(tracing::Span::current())
     }
 
-    /// The cache key, the mode's name and the request that gets a new token.
+    /// The cache key, the mode's name and the request that gets a new token. Each mode's file owns
+    /// its key and its request; this only hands them what they may need.
     fn plan(
         &self,
         cloud: &CloudEnvironment,
@@ -517,123 +568,60 @@ impl Authenticator {
         deadline: Instant,
         claims: Option<String>,
     ) -> Result<(CacheKey, &'static str, TokenFuture), Arc<AuthError>> {
-        let mode = identity.mode();
-        let tenant = tenant.to_owned();
-        let entra = EntraContext {
-            http: self.http.clone(),
-            gates: self.gates.clone(),
+        let ctx = TokenContext {
+            cloud: cloud.clone(),
+            tenant: tenant.to_owned(),
+            endpoints: self.endpoints.clone(),
+            local_http: self.local_http.clone(),
             deadline,
-            claims,
+            entra: EntraContext {
+                http: self.http.clone(),
+                gates: self.gates.clone(),
+                deadline,
+                claims,
+            },
         };
-        Ok(match identity {
+        let planned = match identity {
             Identity::Workload {
                 client_id,
                 assertion,
-            } => {
-                let cloud = cloud.clone();
-                (
-                    workload_key(&cloud, &tenant, client_id, assertion),
-                    mode,
-                    Box::pin(workload::token(
-                        entra,
-                        Peer::Entra,
-                        mode,
-                        cloud,
-                        tenant,
-                        client_id.clone(),
-                        assertion.clone(),
-                    )),
-                )
-            }
+            } => Ok(workload::plan(ctx, client_id, assertion)),
             Identity::TokenProxy {
                 client_id,
                 assertion,
-            } => {
-                let Some(proxy) = &self.endpoints.token_proxy else {
-                    return Err(Arc::new(AuthError::NotConfigured {
-                        what: "useAzureTokenProxy needs the provider started with --token-proxy-url (and \
-                               --sni-name); set them in the provider DaemonSet"
-                            .to_owned(),
-                    }));
-                };
-                // The proxy stands in for the Entra authority; scope and grant are unchanged.
-                let proxied = CloudEnvironment {
-                    authority: proxy.clone(),
-                    ..cloud.clone()
-                };
-                (
-                    workload_key(&proxied, &tenant, client_id, assertion),
-                    mode,
-                    Box::pin(workload::token(
-                        entra,
-                        Peer::TokenProxy,
-                        mode,
-                        proxied,
-                        tenant,
-                        client_id.clone(),
-                        assertion.clone(),
-                    )),
-                )
-            }
+            } => token_proxy::plan(ctx, client_id, assertion),
             Identity::ServicePrincipal {
                 client_id,
                 client_secret,
-            } => (
-                CacheKey::ServicePrincipal {
-                    authority: cloud.authority.clone(),
-                    tenant: tenant.clone(),
-                    client_id: client_id.clone(),
-                    scope: cloud.key_vault_scope(),
-                    secret_sha256: Sha256::digest(client_secret.expose_secret().as_bytes()).into(),
-                },
-                mode,
-                Box::pin(service_principal::token(
-                    entra,
-                    cloud.clone(),
-                    tenant,
-                    client_id.clone(),
-                    client_secret.clone(),
-                )),
-            ),
-            Identity::VmManagedIdentity { client_id } => (
-                CacheKey::ManagedIdentity {
-                    endpoint: self.endpoints.imds.clone(),
-                    identity: client_id.clone().unwrap_or_default(),
-                    resource: cloud.key_vault_resource.clone(),
-                },
-                mode,
-                Box::pin(managed_identity::token(
-                    self.local_http.clone(),
-                    self.endpoints.imds.clone(),
-                    cloud.key_vault_resource.clone(),
-                    client_id.clone(),
-                    deadline,
-                )),
-            ),
-            Identity::PodIdentity { namespace, pod } => (
-                CacheKey::PodIdentity {
-                    endpoint: self.endpoints.nmi.clone(),
-                    namespace: namespace.clone(),
-                    pod: pod.clone(),
-                    resource: cloud.key_vault_resource.clone(),
-                },
-                mode,
-                Box::pin(pod_identity::token(
-                    self.local_http.clone(),
-                    self.endpoints.nmi.clone(),
-                    cloud.key_vault_resource.clone(),
-                    namespace.clone(),
-                    pod.clone(),
-                    deadline,
-                )),
-            ),
-        })
+            } => Ok(service_principal::plan(ctx, client_id, client_secret)),
+            Identity::VmManagedIdentity { client_id } => {
+                Ok(managed_identity::plan(ctx, client_id.as_deref()))
+            }
+            Identity::PodIdentity { namespace, pod } => Ok(pod_identity::plan(ctx, namespace, pod)),
+        };
+        let (key, fetch) = planned?;
+        Ok((key, identity.mode(), fetch))
     }
 }
 
 /// A token request, owned so that it can outlive the Mount that started it.
-type TokenFuture =
+pub(crate) type TokenFuture =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<AccessToken, AuthError>> + Send>>;
+
+/// A mode's cache key and the request that gets it a new token.
+pub(crate) type Planned = (CacheKey, TokenFuture);
+
+/// Everything a mode's token request may need, owned (the request can outlive the Mount).
+pub(crate) struct TokenContext {
+    pub(crate) cloud: CloudEnvironment,
+    pub(crate) tenant: String,
+    pub(crate) endpoints: LocalEndpoints,
+    /// For the node-local endpoints (IMDS, NMI).
+    pub(crate) local_http: reqwest::Client,
+    pub(crate) deadline: Instant,
+    /// For Entra ID and the token proxy.
+    pub(crate) entra: EntraContext,
+}
 
 /// What a request to Entra (or the token proxy) needs besides the grant.
 pub(crate) struct EntraContext {
@@ -642,22 +630,6 @@ pub(crate) struct EntraContext {
     pub(crate) deadline: Instant,
     /// A claims challenge to satisfy (the JSON Key Vault's `WWW-Authenticate` carried, decoded).
     pub(crate) claims: Option<String>,
-}
-
-fn workload_key(
-    cloud: &CloudEnvironment,
-    tenant: &str,
-    client_id: &str,
-    assertion: &Assertion,
-) -> CacheKey {
-    CacheKey::Workload {
-        authority: cloud.authority.clone(),
-        tenant: tenant.to_owned(),
-        client_id: client_id.to_owned(),
-        scope: cloud.key_vault_scope(),
-        issuer: assertion.issuer.clone(),
-        subject: assertion.subject.clone(),
-    }
 }
 
 #[cfg(test)]

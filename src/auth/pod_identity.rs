@@ -1,12 +1,16 @@
 //! aad-pod-identity (deprecated): the NMI daemon on the node issues tokens for the identity bound to
-//! the pod (spec 3.4). Kept for clusters that have not migrated to workload identity yet.
+//! the pod (README, "Identity modes"). Kept for clusters that have not migrated to workload identity yet.
 
 use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{AccessToken, AuthError, MAX_TOKEN_BODY, NumberOrString, Peer, unusable_token};
+use super::cache::CacheKey;
+use super::{
+    AccessToken, AuthError, MAX_TOKEN_BODY, NumberOrString, Peer, Planned, TokenContext,
+    unusable_token,
+};
 use crate::http::{TransportError, excerpt, host_of, read_body};
 
 #[derive(Deserialize)]
@@ -21,6 +25,28 @@ struct NmiToken {
     expires_in: Option<NumberOrString>,
     #[serde(default)]
     expires_on: Option<NumberOrString>,
+}
+
+/// The mode's name as users know it.
+pub(super) const NAME: &str = "pod identity";
+
+/// The cache key and token request of aad-pod-identity for the pod `namespace/pod`.
+pub(super) fn plan(ctx: TokenContext, namespace: &str, pod: &str) -> Planned {
+    let key = CacheKey::PodIdentity {
+        endpoint: ctx.endpoints.nmi.clone(),
+        namespace: namespace.to_owned(),
+        pod: pod.to_owned(),
+        resource: ctx.cloud.key_vault_resource.clone(),
+    };
+    let fetch = token(
+        ctx.local_http,
+        ctx.endpoints.nmi,
+        ctx.cloud.key_vault_resource,
+        namespace.to_owned(),
+        pod.to_owned(),
+        ctx.deadline,
+    );
+    (key, Box::pin(fetch))
 }
 
 /// A token for `resource` for the pod `namespace/pod` from NMI at `endpoint`.

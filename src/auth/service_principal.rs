@@ -1,14 +1,40 @@
 //! Service principal: an app registration's client id and secret from the SecretProviderClass's
-//! `nodePublishSecretRef` Secret (spec 3.2).
+//! `nodePublishSecretRef` Secret (README, "Identity modes").
 
 use secrecy::{ExposeSecret, SecretString};
 
+use sha2::{Digest, Sha256};
+
+use super::cache::CacheKey;
 use super::entra::{Requester, request_token};
-use super::{AccessToken, AuthError, EntraContext, Peer};
+use super::{AccessToken, AuthError, EntraContext, Peer, Planned, TokenContext};
 use crate::cloud::CloudEnvironment;
 
+/// The mode's name as users know it.
+pub(super) const NAME: &str = "service principal";
+
+/// The cache key and token request of a service principal. The key holds the secret's digest, so
+/// that a rotated secret never gets the old secret's token.
+pub(super) fn plan(ctx: TokenContext, client_id: &str, client_secret: &SecretString) -> Planned {
+    let key = CacheKey::ServicePrincipal {
+        authority: ctx.cloud.authority.clone(),
+        tenant: ctx.tenant.clone(),
+        client_id: client_id.to_owned(),
+        scope: ctx.cloud.key_vault_scope(),
+        secret_sha256: Sha256::digest(client_secret.expose_secret().as_bytes()).into(),
+    };
+    let fetch = token(
+        ctx.entra,
+        ctx.cloud,
+        ctx.tenant,
+        client_id.to_owned(),
+        client_secret.clone(),
+    );
+    (key, Box::pin(fetch))
+}
+
 /// Client-secret grant.
-pub(crate) async fn token(
+async fn token(
     entra: EntraContext,
     cloud: CloudEnvironment,
     tenant: String,
@@ -18,7 +44,7 @@ pub(crate) async fn token(
     let form = [("client_secret", client_secret.expose_secret())];
     let requester = Requester {
         peer: Peer::Entra,
-        mode: "service principal",
+        mode: NAME,
         tenant: &tenant,
         client_id: &client_id,
         hint: &|codes| hint(codes, &client_id),

@@ -1,16 +1,52 @@
 //! Workload identity: the pod's service-account token exchanged for a Key Vault token through a
-//! federated identity credential (spec 3.1).
+//! federated identity credential (README, "Identity modes").
 
 use super::assertion::Assertion;
+use super::cache::CacheKey;
 use super::entra::{Requester, request_token};
-use super::{AccessToken, AuthError, EntraContext, Peer};
+use super::{AccessToken, AuthError, EntraContext, Peer, Planned, TokenContext};
 use crate::cloud::CloudEnvironment;
+
+/// The mode's name as users know it.
+pub(super) const NAME: &str = "workload identity";
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
+/// The cache key and token request of workload identity.
+pub(super) fn plan(ctx: TokenContext, client_id: &str, assertion: &Assertion) -> Planned {
+    let key = cache_key(&ctx.cloud, &ctx.tenant, client_id, assertion);
+    let fetch = token(
+        ctx.entra,
+        Peer::Entra,
+        NAME,
+        ctx.cloud,
+        ctx.tenant,
+        client_id.to_owned(),
+        assertion.clone(),
+    );
+    (key, Box::pin(fetch))
+}
+
+/// Tokens are shared by every pod presenting the same issuer and subject for the same identity.
+pub(super) fn cache_key(
+    cloud: &CloudEnvironment,
+    tenant: &str,
+    client_id: &str,
+    assertion: &Assertion,
+) -> CacheKey {
+    CacheKey::Workload {
+        authority: cloud.authority.clone(),
+        tenant: tenant.to_owned(),
+        client_id: client_id.to_owned(),
+        scope: cloud.key_vault_scope(),
+        issuer: assertion.issuer.clone(),
+        subject: assertion.subject.clone(),
+    }
+}
+
 /// Exchanges the assertion for a token. `mode` names the identity mode in errors (workload identity,
 /// or identity binding, which sends the same grant through the AKS token proxy).
-pub(crate) async fn token(
+pub(super) async fn token(
     entra: EntraContext,
     peer: Peer,
     mode: &'static str,

@@ -297,6 +297,29 @@ pub enum FlagError {
     Positional(String),
 }
 
+/// The HTTP clients' settings a daemon configuration selects: system roots plus the configured
+/// extra ones, and the cluster CA when identity binding is on.
+impl From<&Config> for crate::http::HttpSettings {
+    fn from(config: &Config) -> Self {
+        let mut extra_roots: Vec<rustls::pki_types::CertificateDer<'static>> = config
+            .extra_root_certs
+            .iter()
+            .map(|der| rustls::pki_types::CertificateDer::from(der.clone()))
+            .collect();
+        if config.token_proxy.is_some() {
+            extra_roots.extend(crate::http::read_ca_file(&config.token_proxy_ca_file));
+        }
+        Self {
+            user_agent: config.user_agent(),
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+            resolve_overrides: config.resolve_overrides.clone(),
+            extra_roots,
+            aliases: config.token_proxy.iter().map(|p| p.alias.clone()).collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,12 +1,12 @@
-//! The files of one object version, from what Key Vault returned: the conversion steps of spec 5 in
-//! the order they apply. [`super::secret_contents`] and the other functions of this module's siblings
+//! The files of one object version, from what Key Vault returned: the conversion steps of the
+//! README's "Object types" in the order they apply. [`super::secret_contents`] and the other functions of this module's siblings
 //! do one step each; this is where they are put together.
 
 use base64::Engine as _;
 use zeroize::Zeroizing;
 
+use super::jwk::Jwk;
 use super::{ConvertError, ObjectEncoding, ObjectFormat, SecretOptions};
-use crate::keyvault::models::Jwk;
 
 /// One file of an object: the suffix added to the object's path (`""` for the main file, `.crt`,
 /// `.key`) and its contents.
@@ -37,6 +37,37 @@ impl ObjectFiles {
     }
 }
 
+/// Suffix of the certificates file a split secret adds (`--write-cert-and-key-in-separate-files`).
+const CRT: &str = ".crt";
+/// Suffix of the key file a split secret adds.
+const KEY: &str = ".key";
+
+/// The suffixes of the files an object may write, main file first: a secret in PEM format adds
+/// `.crt` and `.key` when files are split (written only if the secret is certificate-backed, which
+/// validation cannot know). The one place that decides file names besides the alias; validation
+/// (`mount/paths.rs`) checks the paths these give.
+pub fn possible_suffixes(
+    is_secret: bool,
+    format: ObjectFormat,
+    split_files: bool,
+) -> &'static [&'static str] {
+    if is_secret && split_files && format == ObjectFormat::Pem {
+        &["", CRT, KEY]
+    } else {
+        &[""]
+    }
+}
+
+/// Whether converting this secret decodes a PFX (thousands of hash iterations per key: the caller
+/// runs it where it cannot stall other work).
+pub fn secret_is_expensive(
+    content_type: Option<&str>,
+    certificate_backed: bool,
+    options: SecretFileOptions,
+) -> bool {
+    certificate_backed && options.format == ObjectFormat::Pem && content_type == Some(super::PKCS12)
+}
+
 /// How a secret becomes files.
 #[derive(Clone, Copy, Debug)]
 pub struct SecretFileOptions {
@@ -51,7 +82,7 @@ pub struct SecretFileOptions {
 }
 
 /// `objectType: secret`: format conversion, then the optional `.crt`/`.key` split of the converted
-/// text, then `objectEncoding` on the main file (spec 5.1).
+/// text, then `objectEncoding` on the main file (README, "Object types").
 pub fn secret(
     value: &str,
     content_type: Option<&str>,
@@ -74,11 +105,11 @@ pub fn secret(
             let (crt, key) = super::split_cert_and_key(&converted.contents);
             vec![
                 FilePart {
-                    suffix: ".crt",
+                    suffix: CRT,
                     contents: Zeroizing::new(crt),
                 },
                 FilePart {
-                    suffix: ".key",
+                    suffix: KEY,
                     contents: Zeroizing::new(key),
                 },
             ]
@@ -100,14 +131,14 @@ pub fn secret(
     Ok(ObjectFiles { files, notes })
 }
 
-/// `objectType: key`: the public key as SubjectPublicKeyInfo PEM (spec 5.2).
+/// `objectType: key`: the public key as SubjectPublicKeyInfo PEM (README, "Object types").
 pub fn key(jwk: &Jwk) -> Result<ObjectFiles, ConvertError> {
     Ok(ObjectFiles::single(
         super::jwk::public_key_pem(jwk)?.into_bytes(),
     ))
 }
 
-/// `objectType: cert`: the leaf certificate from the base64 `cer` field, as PEM (spec 5.3).
+/// `objectType: cert`: the leaf certificate from the base64 `cer` field, as PEM (README, "Object types").
 pub fn certificate(cer: &str) -> Result<ObjectFiles, ConvertError> {
     let der = base64::engine::general_purpose::STANDARD
         .decode(cer.trim())

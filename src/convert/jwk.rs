@@ -1,5 +1,5 @@
 //! `objectType: key`: the public part of a Key Vault JSON Web Key as a SubjectPublicKeyInfo PEM
-//! (`PUBLIC KEY`), byte for byte what Go's `x509.MarshalPKIXPublicKey` writes (spec 5.2).
+//! (`PUBLIC KEY`), byte for byte what Go's `x509.MarshalPKIXPublicKey` writes (README, "Object types").
 
 use super::ConvertError;
 use super::der_writer::{
@@ -7,8 +7,35 @@ use super::der_writer::{
 };
 use super::ec::Curve;
 use super::pem;
-use crate::keyvault::models::Jwk;
 use base64::Engine as _;
+use serde::Deserialize;
+
+/// The `key` of a GET key response: the public parameters of a JSON Web Key (private fields are
+/// never returned by Key Vault and are ignored if present).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Jwk {
+    /// `https://{vault}/keys/{name}/{version}`.
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// `RSA`, `RSA-HSM`, `EC`, `EC-HSM`, `oct`, …
+    #[serde(default)]
+    pub kty: Option<String>,
+    /// RSA modulus, base64url.
+    #[serde(default)]
+    pub n: Option<String>,
+    /// RSA public exponent, base64url.
+    #[serde(default)]
+    pub e: Option<String>,
+    /// EC curve: `P-256`, `P-384`, `P-521`, `P-256K`.
+    #[serde(default)]
+    pub crv: Option<String>,
+    /// EC x coordinate, base64url.
+    #[serde(default)]
+    pub x: Option<String>,
+    /// EC y coordinate, base64url.
+    #[serde(default)]
+    pub y: Option<String>,
+}
 
 fn b64url(field: &'static str, value: Option<&str>) -> Result<Vec<u8>, ConvertError> {
     let value = value

@@ -1,4 +1,4 @@
-//! Pure conversions from Key Vault payloads to mounted file contents (spec 05).
+//! Pure conversions from Key Vault payloads to mounted file contents (README, "Object types").
 //!
 //! Nothing here does I/O: each function takes what Key Vault returned and the object's options and
 //! gives the exact bytes the Go provider would have written, so swapping providers changes no file.
@@ -91,10 +91,11 @@ pub struct Converted {
     pub warning: Option<String>,
 }
 
+/// The `contentType` of a certificate-backed secret held as PFX.
 const PKCS12: &str = "application/x-pkcs12";
 const PEM_FILE: &str = "application/x-pem-file";
 
-/// The file contents for `objectType: secret`, before `objectEncoding` is applied (spec 5.1).
+/// The file contents for `objectType: secret`, before `objectEncoding` is applied (README, "Object types").
 ///
 /// A plain secret (no `kid`) is its value's bytes whatever its content type. A certificate-backed
 /// one depends on its exact content type: PEM passes through; PKCS#12 is either passed through

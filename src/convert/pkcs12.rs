@@ -1,6 +1,6 @@
 //! Certificate-backed secrets stored as PKCS#12 (`application/x-pkcs12`, base64, empty password):
 //! every private key as unencrypted PKCS#8, then the certificates, in the order of their bags
-//! (spec 5.1).
+//! (README, "Object types").
 //!
 //! The reader is ours, on RustCrypto's ASN.1 types (`pkcs12`, `cms`, `pkcs8`) and ciphers. The one
 //! maintained PKCS#12 crate we evaluated (`p12-keystore`) decrypts every scheme we need but only takes

@@ -22,6 +22,7 @@ use crate::coalesce::{Abandon, Coalescer, Joined};
 use crate::http::{TransportError, excerpt, read_body};
 use crate::metrics::ErrorClass;
 use crate::metrics::{CacheEvent, Metrics};
+use crate::retry::{Backoff, Failure, Policy};
 use crate::throttle::{Gates, Refused};
 use cache::{Body, ObjectCache, ObjectKey};
 use models::{
@@ -32,10 +33,13 @@ use models::{
 /// 2301+).
 pub const API_VERSION: &str = "7.4";
 
-/// Attempts for throttled (429) and transient (5xx, connection) failures.
-const MAX_ATTEMPTS: u32 = 3;
-/// Longest `Retry-After` we wait inside one Mount; longer waits are better spent by the driver's retry.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+/// Three attempts for transient (5xx, connection) failures, 400 ms apart and doubling, or the
+/// vault's `Retry-After` up to 10 s: longer waits are better spent by the driver's retry.
+const RETRY: Policy = Policy {
+    attempts: 3,
+    backoff: Backoff::new(Duration::from_millis(400), Duration::from_secs(10)),
+    max_retry_after: Duration::from_secs(10),
+};
 /// Pages followed in one version listing (25 versions each): a bound against a looping `nextLink`.
 const MAX_PAGES: usize = 200;
 /// Largest body read for one object: a secret value is at most 25 KB, and its JSON with id,
@@ -433,47 +437,43 @@ impl Job {
 
     async fn with_retries(&self) -> Result<Body, KeyVaultError> {
         let url = &self.key.url;
-        let host = crate::http::host_of(url);
+        let host = &crate::http::host_of(url);
         // The vault's name, for metrics: the first label of its host.
-        let vault = host.split('.').next().unwrap_or_default().to_owned();
-        let mut attempt = 1;
-        loop {
-            let pass =
-                self.gates
-                    .enter(&host, self.deadline)
-                    .await
-                    .map_err(|refused| match refused {
+        let vault = &host.split('.').next().unwrap_or_default().to_owned();
+        crate::retry::run(&RETRY, "Key Vault request", self.deadline, |_| async move {
+            let pass = self
+                .gates
+                .enter(host, self.deadline)
+                .await
+                .map_err(|refused| {
+                    Failure::Final(match refused {
                         Refused::Throttled { remaining } => KeyVaultError::Throttled { remaining },
                         Refused::Busy => KeyVaultError::Busy,
-                    })?;
+                    })
+                })?;
             if !pass.waited.is_zero() {
-                self.metrics.throttle_wait(&vault, pass.waited);
+                self.metrics.throttle_wait(vault, pass.waited);
             }
             match get_once(&self.http, url, self.limit, &self.token, self.deadline).await {
                 Ok(body) => {
                     pass.succeeded();
-                    return Ok(Arc::new(body));
+                    Ok(Arc::new(body))
                 }
+                // Every Mount waits at the vault's gate (which refuses once the deadline is too
+                // near): not an attempt of this request's own.
                 Err((err, retry_after)) if err.status() == Some(429) => {
-                    self.metrics.keyvault_throttled(&vault);
+                    self.metrics.keyvault_throttled(vault);
                     let wait = pass.throttled(retry_after);
                     tracing::warn!(vault = %vault, ?wait, "Key Vault is throttling; requests to it wait");
+                    Err(Failure::Again)
                 }
-                Err((err, retry_after)) if err.is_transient() && attempt < MAX_ATTEMPTS => {
-                    drop(pass);
-                    let backoff = retry_after
-                        .unwrap_or(Duration::from_millis(200 * 2u64.pow(attempt)))
-                        .min(MAX_RETRY_AFTER);
-                    if Instant::now() + backoff >= self.deadline {
-                        return Err(err);
-                    }
-                    tracing::debug!(attempt, error = %err, ?backoff, "retrying Key Vault request");
-                    tokio::time::sleep(backoff).await;
-                    attempt += 1;
+                Err((error, retry_after)) if error.is_transient() => {
+                    Err(Failure::Transient { error, retry_after })
                 }
-                Err((err, _)) => return Err(err),
+                Err((err, _)) => Err(Failure::Final(err)),
             }
-        }
+        })
+        .await
     }
 }
 

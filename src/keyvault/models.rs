@@ -26,32 +26,8 @@ pub struct KeyBundle {
     pub key: Jwk,
 }
 
-/// The `key` of a GET key response: the public parameters of a JSON Web Key (private fields are
-/// never returned by Key Vault and are ignored if present).
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Jwk {
-    /// `https://{vault}/keys/{name}/{version}`.
-    #[serde(default)]
-    pub kid: Option<String>,
-    /// `RSA`, `RSA-HSM`, `EC`, `EC-HSM`, `oct`, …
-    #[serde(default)]
-    pub kty: Option<String>,
-    /// RSA modulus, base64url.
-    #[serde(default)]
-    pub n: Option<String>,
-    /// RSA public exponent, base64url.
-    #[serde(default)]
-    pub e: Option<String>,
-    /// EC curve: `P-256`, `P-384`, `P-521`, `P-256K`.
-    #[serde(default)]
-    pub crv: Option<String>,
-    /// EC x coordinate, base64url.
-    #[serde(default)]
-    pub x: Option<String>,
-    /// EC y coordinate, base64url.
-    #[serde(default)]
-    pub y: Option<String>,
-}
+/// The JWK model belongs to the conversion that reads it (`convert` never depends on `keyvault`).
+pub use crate::convert::jwk::Jwk;
 
 /// `GET /certificates/{name}/{version}`.
 #[derive(Debug, Deserialize)]

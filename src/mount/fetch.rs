@@ -10,8 +10,8 @@ use super::MountError;
 use super::objects::ObjectSpec;
 use super::request::MountPlan;
 use crate::config::Config;
+use crate::convert::ConvertError;
 use crate::convert::files::{self, ObjectFiles, SecretFileOptions};
-use crate::convert::{ConvertError, ObjectFormat};
 use crate::keyvault::models::{CertificateBundle, KeyBundle, SecretBundle, version_of};
 use crate::keyvault::{Caller, KeyVaultClient, KeyVaultError, KeyVaultObject, ObjectKind};
 use tokio::sync::Semaphore;
@@ -115,9 +115,11 @@ impl Fetcher<'_> {
         bundle: SecretBundle,
         options: SecretFileOptions,
     ) -> Result<ObjectFiles, ConvertError> {
-        let heavy = options.format == ObjectFormat::Pem
-            && bundle.kid.is_some()
-            && bundle.content_type.as_deref() == Some("application/x-pkcs12");
+        let heavy = files::secret_is_expensive(
+            bundle.content_type.as_deref(),
+            bundle.kid.is_some(),
+            options,
+        );
         let convert = move || {
             files::secret(
                 bundle.value.expose_secret(),

@@ -1,4 +1,4 @@
-//! Which identity a Mount authenticates as (spec 2.1), and the credential it presents: the pod's
+//! Which identity a Mount authenticates as (README, "Identity modes"), and the credential it presents: the pod's
 //! service-account token for workload identity and identity binding, the client secret from
 //! `nodePublishSecretRef` for a service principal.
 //!
@@ -13,9 +13,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::findings::Finding;
-use super::request::{PodInfo, RawAttributes, near_miss};
-use super::trimmed;
+use super::{near_miss, trimmed};
 use crate::auth::Identity;
+pub use crate::auth::Mode;
 use crate::auth::assertion::{Assertion, WORKLOAD_IDENTITY_AUDIENCE};
 use crate::config::parse_bool;
 
@@ -27,41 +27,31 @@ pub const MAX_TOKENS_ATTRIBUTE: usize = 64 * 1024;
 /// Audience of identity-binding assertions.
 pub const IDENTITY_BINDING_AUDIENCE: &str = "api://AKSIdentityBinding";
 
-/// The identity mode a SecretProviderClass selects, before credentials are attached.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// `clientID`: the pod's service account federated with that identity.
-    Workload {
-        /// `clientID`.
-        client_id: String,
-    },
-    /// `useAzureTokenProxy`: AKS identity binding.
-    TokenProxy {
-        /// `clientID`.
-        client_id: String,
-    },
-    /// `useVMManagedIdentity`: the node's identity through IMDS.
-    VmManagedIdentity {
-        /// `userAssignedIdentityID`; `None` = system-assigned.
-        client_id: Option<String>,
-    },
-    /// `usePodIdentity`: the deprecated aad-pod-identity.
-    PodIdentity,
-    /// No flag and no `clientID`: `clientid`/`clientsecret` from `nodePublishSecretRef`.
-    ServicePrincipal,
+/// The request attributes identity selection reads, borrowed from the parsed request (so that this
+/// file does not depend on request parsing).
+pub(super) struct IdentityAttributes<'a> {
+    pub(super) client_id: &'a Option<String>,
+    pub(super) use_vm_managed_identity: &'a Option<String>,
+    pub(super) user_assigned_identity_id: &'a Option<String>,
+    pub(super) use_pod_identity: &'a Option<String>,
+    pub(super) use_azure_token_proxy: &'a Option<String>,
+    pub(super) service_account_tokens: &'a Option<SecretString>,
+    pub(super) other: &'a BTreeMap<String, serde_json::Value>,
 }
 
-impl Mode {
-    /// The mode's name as users know it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Workload { .. } => "workload identity",
-            Self::TokenProxy { .. } => "identity binding",
-            Self::VmManagedIdentity { .. } => "VM managed identity",
-            Self::PodIdentity => "pod identity",
-            Self::ServicePrincipal => "service principal",
-        }
-    }
+/// The pod a Mount is for (for logs, messages and the assertion check).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodInfo {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID.
+    pub uid: String,
+    /// Service account.
+    pub service_account: String,
+    /// SecretProviderClass (empty in driver v1.5 rotation calls).
+    pub secret_provider_class: String,
 }
 
 /// The request part service-account token findings are about.
@@ -87,19 +77,19 @@ fn flag(attrs_value: &Option<String>, name: &str, errors: &mut Vec<Finding>) -> 
 
 /// The mode the parameters select. `has_secret_keys`: the request carries `clientid` or
 /// `clientsecret` (`None` when unknown, as in `check`, which then assumes a service principal).
-pub fn select(
-    attrs: &RawAttributes,
+pub(super) fn select(
+    attrs: &IdentityAttributes<'_>,
     has_secret_keys: Option<bool>,
     errors: &mut Vec<Finding>,
 ) -> Option<Mode> {
-    let pod_identity = flag(&attrs.use_pod_identity, "usePodIdentity", errors);
+    let pod_identity = flag(attrs.use_pod_identity, "usePodIdentity", errors);
     let vm_identity = flag(
-        &attrs.use_vm_managed_identity,
+        attrs.use_vm_managed_identity,
         "useVMManagedIdentity",
         errors,
     );
-    let token_proxy = flag(&attrs.use_azure_token_proxy, "useAzureTokenProxy", errors);
-    let client_id = trimmed(&attrs.client_id).map(str::to_owned);
+    let token_proxy = flag(attrs.use_azure_token_proxy, "useAzureTokenProxy", errors);
+    let client_id = trimmed(attrs.client_id).map(str::to_owned);
     if [pod_identity, vm_identity, token_proxy]
         .iter()
         .filter(|f| **f)
@@ -125,7 +115,7 @@ pub fn select(
     }
     if vm_identity {
         return Some(Mode::VmManagedIdentity {
-            client_id: trimmed(&attrs.user_assigned_identity_id).map(str::to_owned),
+            client_id: trimmed(attrs.user_assigned_identity_id).map(str::to_owned),
         });
     }
     if pod_identity {
@@ -148,9 +138,9 @@ pub fn select(
     }
     if has_secret_keys == Some(false) {
         let mut msg = format!("no identity selected: {MODES_HELP}");
-        msg.push_str(&near_miss(&attrs.other, "clientID"));
-        msg.push_str(&near_miss(&attrs.other, "useVMManagedIdentity"));
-        if trimmed(&attrs.user_assigned_identity_id).is_some() {
+        msg.push_str(&near_miss(attrs.other, "clientID"));
+        msg.push_str(&near_miss(attrs.other, "useVMManagedIdentity"));
+        if trimmed(attrs.user_assigned_identity_id).is_some() {
             msg.push_str(
                 " (userAssignedIdentityID is set but useVMManagedIdentity is not \"true\")",
             );
@@ -180,9 +170,9 @@ pub(super) fn secret_value<'a>(
 }
 
 /// Attaches the pod's credential to the selected mode.
-pub fn credential(
+pub(super) fn credential(
     mode: Mode,
-    attrs: &RawAttributes,
+    attrs: &IdentityAttributes<'_>,
     secrets: &BTreeMap<String, SecretString>,
     pod: &PodInfo,
     now: i64,
@@ -269,7 +259,7 @@ struct TokenEntry {
 /// Takes the service-account token for `audience` from `attributes` (or, on Kubernetes ≥1.35 with
 /// `serviceAccountTokenInSecrets`, from `secrets`) and checks it belongs to this pod.
 fn service_account_assertion(
-    attrs: &RawAttributes,
+    attrs: &IdentityAttributes<'_>,
     secrets: &BTreeMap<String, SecretString>,
     pod: &PodInfo,
     audience: &str,

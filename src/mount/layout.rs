@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use super::findings::Finding;
 use super::objects::ObjectSpec;
 use super::paths::check;
-use crate::convert::ObjectFormat;
 use crate::keyvault::ObjectKind;
 
 /// Files one Mount may write (objects × history × split files): far above real volumes, low enough
@@ -26,17 +25,16 @@ pub fn planned(spec: &ObjectSpec, split_files: bool) -> Vec<String> {
     } else {
         vec![spec.alias.clone()]
     };
-    let split = split_files && spec.kind == ObjectKind::Secret && spec.format == ObjectFormat::Pem;
+    // Convert decides which files an object's conversion may write; the split files are
+    // reserved whether or not the secret turns out to be certificate-backed.
+    let suffixes = crate::convert::files::possible_suffixes(
+        spec.kind == ObjectKind::Secret,
+        spec.format,
+        split_files,
+    );
     bases
-        .into_iter()
-        .flat_map(|base| {
-            let extra = if split {
-                vec![format!("{base}.crt"), format!("{base}.key")]
-            } else {
-                Vec::new()
-            };
-            std::iter::once(base).chain(extra)
-        })
+        .iter()
+        .flat_map(|base| suffixes.iter().map(move |suffix| format!("{base}{suffix}")))
         .collect()
 }
 

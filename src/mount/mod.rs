@@ -11,6 +11,7 @@ pub mod objects;
 pub(crate) mod paths;
 pub mod request;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -28,9 +29,38 @@ pub use error::MountError;
 use fetch::{Fetcher, OutputFile};
 use request::{MountPlan, ParseContext, RawAttributes};
 
-/// A value with surrounding whitespace removed; empty counts as absent (spec 2.1).
+/// A value with surrounding whitespace removed; empty counts as absent (README, "The SecretProviderClass it accepts").
 pub(crate) fn trimmed(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Hints for keys that are the known key `wanted` but for case.
+pub(crate) fn near_miss(other: &BTreeMap<String, serde_json::Value>, wanted: &str) -> String {
+    near_misses(other, wanted)
+        .map(|k| format!(" (found {k:?}: parameter names are case-sensitive, write {wanted})"))
+        .collect()
+}
+
+fn near_misses<'a>(
+    other: &'a BTreeMap<String, serde_json::Value>,
+    wanted: &'a str,
+) -> impl Iterator<Item = &'a String> {
+    other
+        .keys()
+        .filter(move |k| k.eq_ignore_ascii_case(wanted) && k.as_str() != wanted)
+}
+
+/// A required parameter is missing: the finding is located at the near miss written instead, if
+/// any (that is where the reader must look), else at the parameter itself.
+pub(crate) fn missing(
+    other: &BTreeMap<String, serde_json::Value>,
+    wanted: &str,
+    message: String,
+) -> findings::Finding {
+    let key = near_misses(other, wanted)
+        .next()
+        .map_or(wanted, String::as_str);
+    findings::Finding::parameter(key, format!("{message}{}", near_miss(other, wanted)))
 }
 
 /// Serves Mounts; shared by every connection.

@@ -12,10 +12,11 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::findings::Finding;
-use super::identity::{self, Mode, secret_value};
+pub use super::identity::PodInfo;
+use super::identity::{self, IdentityAttributes, Mode, secret_value};
 use super::layout;
 use super::objects::{self, ObjectSpec};
-use super::trimmed;
+use super::{missing, trimmed};
 use crate::auth::Identity;
 use crate::cloud::CloudName;
 
@@ -95,19 +96,19 @@ pub struct RawAttributes {
     pub other: BTreeMap<String, serde_json::Value>,
 }
 
-/// The pod a Mount is for (for logs, messages and the assertion check).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PodInfo {
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-    /// UID.
-    pub uid: String,
-    /// Service account.
-    pub service_account: String,
-    /// SecretProviderClass (empty in driver v1.5 rotation calls).
-    pub secret_provider_class: String,
+impl RawAttributes {
+    /// The attributes identity selection reads.
+    fn identity(&self) -> IdentityAttributes<'_> {
+        IdentityAttributes {
+            client_id: &self.client_id,
+            use_vm_managed_identity: &self.use_vm_managed_identity,
+            user_assigned_identity_id: &self.user_assigned_identity_id,
+            use_pod_identity: &self.use_pod_identity,
+            use_azure_token_proxy: &self.use_azure_token_proxy,
+            service_account_tokens: &self.service_account_tokens,
+            other: &self.other,
+        }
+    }
 }
 
 /// A validated Mount.
@@ -129,35 +130,6 @@ pub struct MountPlan {
     pub default_mode: u32,
     /// The pod.
     pub pod: PodInfo,
-}
-
-/// Hints for keys that are the known key `wanted` but for case.
-pub(super) fn near_miss(other: &BTreeMap<String, serde_json::Value>, wanted: &str) -> String {
-    near_misses(other, wanted)
-        .map(|k| format!(" (found {k:?}: parameter names are case-sensitive, write {wanted})"))
-        .collect()
-}
-
-fn near_misses<'a>(
-    other: &'a BTreeMap<String, serde_json::Value>,
-    wanted: &'a str,
-) -> impl Iterator<Item = &'a String> {
-    other
-        .keys()
-        .filter(move |k| k.eq_ignore_ascii_case(wanted) && k.as_str() != wanted)
-}
-
-/// A required parameter is missing: the finding is located at the near miss written instead, if
-/// any (that is where the reader must look), else at the parameter itself.
-pub(super) fn missing(
-    other: &BTreeMap<String, serde_json::Value>,
-    wanted: &str,
-    message: String,
-) -> Finding {
-    let key = near_misses(other, wanted)
-        .next()
-        .map_or(wanted, String::as_str);
-    Finding::parameter(key, format!("{message}{}", near_miss(other, wanted)))
 }
 
 fn valid_tenant(t: &str) -> bool {
@@ -252,7 +224,7 @@ pub fn validate_parameters(
         tenant: tenant(attrs, errors),
         cloud,
         cloud_env_file: trimmed(&attrs.cloud_env_file_name).map(str::to_owned),
-        mode: identity::select(attrs, has_secret_keys, errors),
+        mode: identity::select(&attrs.identity(), has_secret_keys, errors),
         objects: objects(attrs, ctx.split_files, errors),
     }
 }
@@ -373,9 +345,16 @@ pub fn validate(
             .unwrap_or_default()
             .to_owned(),
     };
-    let identity = params
-        .mode
-        .and_then(|mode| identity::credential(mode, &attrs, &secrets, &pod, ctx.now, &mut errors));
+    let identity = params.mode.and_then(|mode| {
+        identity::credential(
+            mode,
+            &attrs.identity(),
+            &secrets,
+            &pod,
+            ctx.now,
+            &mut errors,
+        )
+    });
 
     match identity {
         Some(identity) if errors.is_empty() => Ok(MountPlan {

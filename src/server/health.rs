@@ -1,4 +1,4 @@
-//! The HTTP liveness endpoint (spec 6.3): `GET :{healthz-port}{healthz-path}` dials the provider's own
+//! The HTTP liveness endpoint (README, "Configuration"): `GET :{healthz-port}{healthz-path}` dials the provider's own
 //! socket and calls `grpc.health.v1.Health/Check`, so the DaemonSet's liveness probe fails when the
 //! gRPC server stops answering, not merely when the process is gone.
 

@@ -1,7 +1,7 @@
 //! The gRPC server on the provider socket: `v1alpha1.CSIDriverProvider` (Version, Mount) and
 //! `grpc.health.v1.Health`, plus the HTTP liveness and metrics endpoints, with graceful shutdown.
 
-pub mod authority;
+pub mod authority_rewrite;
 pub mod endpoints;
 pub mod health;
 mod limited;
@@ -22,7 +22,7 @@ use crate::metrics::{ErrorClass, Metrics};
 use crate::mount::MountService;
 use crate::proto::csi_driver_provider_server::{CsiDriverProvider, CsiDriverProviderServer};
 use crate::proto::{MountRequest, MountResponse, VersionRequest, VersionResponse};
-use authority::AuthorityFix;
+use authority_rewrite::AuthorityFix;
 use limited::Limited;
 
 /// The contract version we implement.
@@ -187,7 +187,7 @@ impl Daemon {
 
     async fn build(config: Config, listener: UnixListener) -> Result<Self, ServeError> {
         let config = Arc::new(config);
-        let (http, local_http) = crate::http::clients(&config)?;
+        let (http, local_http) = crate::http::clients(&*config)?;
         let metrics = Metrics::from_config(&config.metrics)?;
         let healthz = match &config.healthz {
             Some(h) => Some(endpoints::bind("healthz-port", h.port).await?),
@@ -268,7 +268,7 @@ impl Daemon {
         }
 
         let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        let rewritten: authority::RewriteHook = {
+        let rewritten: authority_rewrite::RewriteHook = {
             let metrics = metrics.clone();
             Arc::new(move || metrics.authority_rewritten())
         };
@@ -321,7 +321,7 @@ impl Daemon {
 fn accepted(
     listener: UnixListener,
     connections: Arc<Semaphore>,
-    rewritten: authority::RewriteHook,
+    rewritten: authority_rewrite::RewriteHook,
 ) -> impl Stream<Item = Result<Limited<AuthorityFix<UnixStream>>, std::io::Error>> {
     let state = (listener, endpoints::AcceptBackoff::new());
     futures_util::stream::unfold(state, move |(listener, mut backoff)| {

@@ -3,7 +3,7 @@
 //! and the bound's value; afterwards the daemon still answers Health and serves a good Mount.
 //!
 //! Bounds covered elsewhere: the `:authority` layer's frame and header caps (unit tests of
-//! `src/server/authority/`), `--mount-timeout` and the caller's deadline (`faults.rs`),
+//! `src/server/authority_rewrite/`), `--mount-timeout` and the caller's deadline (`faults.rs`),
 //! `--max-concurrent-fetches` and `Retry-After` (`load.rs`, `versions.rs`), the caches (unit tests).
 //! Not tested: the IMDS and NMI answer bound (only Entra ID's), the 16 token requests in flight
 //! per Entra authority, and the liveness and metrics endpoints' 10 s header deadline.
