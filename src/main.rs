@@ -2,6 +2,9 @@
 //! one; otherwise the daemon, which parses the Go provider's flags, sets up logging, binds the socket
 //! and runs the server until SIGTERM or SIGINT.
 
+#![forbid(unsafe_code)]
+#![warn(clippy::too_many_lines)]
+
 use std::process::ExitCode;
 
 use akv_csi_provider::config::{self, Command};
