@@ -11,7 +11,7 @@ pub mod demo;
 pub mod emulator;
 pub mod grpc_v15;
 pub mod mount;
-pub mod table;
+pub(crate) mod table;
 
 /// Writes to standard output; a closed pipe (`| head`) is not an error worth a panic.
 pub(crate) fn print(text: &str) {

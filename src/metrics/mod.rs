@@ -14,7 +14,7 @@
 //! names and buckets).
 
 mod backend;
-pub mod class;
+pub(crate) mod class;
 mod go;
 mod instruments;
 
