@@ -20,11 +20,12 @@ mod instruments;
 
 pub use backend::OtlpError;
 pub use class::ErrorClass;
-pub use go::{BUCKETS, go_code_name};
+pub(crate) use go::go_code_name;
 pub use instruments::{CacheEvent, Metrics};
 
 #[cfg(test)]
 mod tests {
+    use super::go::BUCKETS;
     use super::*;
     use std::time::Duration;
 
