@@ -360,6 +360,7 @@ pub struct Resolver {
 
 impl Resolver {
     /// A resolver with overrides only.
+    #[cfg(test)]
     pub fn new(overrides: &[ResolveOverride]) -> Self {
         Self::with_aliases(overrides, &[])
     }

@@ -2,7 +2,7 @@
 #![no_main]
 
 use akv_csi_provider::convert::jwk::public_key_pem;
-use akv_csi_provider::keyvault::models::Jwk;
+use akv_csi_provider::convert::jwk::Jwk;
 use akv_csi_provider::convert::pem;
 use libfuzzer_sys::fuzz_target;
 

@@ -34,7 +34,6 @@ use cache::TokenCache;
 /// A bearer token for Key Vault. `Debug` never shows it.
 #[derive(Clone)]
 pub struct AccessToken {
-    secret: SecretString,
     /// `Bearer <token>`, built once and marked sensitive so that HTTP logging never shows it.
     header: HeaderValue,
     /// When the token stops being valid, from `expires_in`.
@@ -52,7 +51,6 @@ impl AccessToken {
             HeaderValue::try_from(format!("Bearer {}", secret.expose_secret())).ok()?;
         header.set_sensitive(true);
         Some(Self {
-            secret,
             header,
             expires_at: Instant::now() + lifetime,
             serial: SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -64,9 +62,11 @@ impl AccessToken {
         self.serial
     }
 
-    /// The token itself.
-    pub fn secret(&self) -> &SecretString {
-        &self.secret
+    /// The token itself (the header holds the only copy).
+    #[cfg(test)]
+    pub fn secret(&self) -> SecretString {
+        let header = self.header.to_str().unwrap_or_default();
+        SecretString::from(header.trim_start_matches("Bearer ").to_owned())
     }
 
     /// The `Authorization` header value (sensitive).
@@ -184,6 +184,8 @@ impl Mode {
 
 /// The identity a Mount authenticates as, selected and validated by [`crate::mount`].
 #[derive(Clone, Debug)]
+// The variants are the modes' names as users know them ("VM managed identity", "pod identity").
+#[allow(clippy::enum_variant_names)]
 pub enum Identity {
     /// Workload identity: the pod's service-account token federated with `client_id`.
     Workload {

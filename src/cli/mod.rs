@@ -15,7 +15,7 @@ pub mod demo;
 pub mod emulator;
 pub mod grpc_v15;
 pub mod mount;
-pub mod table;
+pub(crate) mod table;
 
 use std::process::ExitCode;
 

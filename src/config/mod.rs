@@ -1,7 +1,7 @@
 //! Daemon configuration: the command line ([`flags`]) and the environment, validated once at start
 //! into the [`Config`] the rest of the crate uses.
 
-pub mod flags;
+pub(crate) mod flags;
 
 use std::path::PathBuf;
 use std::time::Duration;

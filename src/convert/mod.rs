@@ -7,10 +7,10 @@ pub mod chain;
 mod der_writer;
 mod ec;
 mod encoding;
-pub mod files;
+pub(crate) mod files;
 pub mod jwk;
 pub mod pem;
-pub mod pkcs12;
+pub(crate) mod pkcs12;
 
 use zeroize::Zeroizing;
 

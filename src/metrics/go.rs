@@ -1,7 +1,7 @@
 //! The Go provider's names for things, kept so that existing dashboards and alerts keep working.
 
 /// The Go provider's histogram buckets (seconds).
-pub const BUCKETS: [f64; 14] = [
+pub(super) const BUCKETS: [f64; 14] = [
     0.1, 0.2, 0.3, 0.4, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0, 10.0, 15.0, 30.0,
 ];
 /// `provider` label of the Go-compatible histograms.

@@ -14,17 +14,18 @@
 //! names and buckets).
 
 mod backend;
-pub mod class;
+pub(crate) mod class;
 mod go;
 mod instruments;
 
 pub use backend::OtlpError;
 pub use class::ErrorClass;
-pub use go::{BUCKETS, go_code_name};
+pub(crate) use go::go_code_name;
 pub use instruments::{CacheEvent, Metrics};
 
 #[cfg(test)]
 mod tests {
+    use super::go::BUCKETS;
     use super::*;
     use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! assemble the files. All or nothing: any object failing fails the whole Mount, so a pod never
 //! starts with half its files.
 
-pub mod error;
+pub(crate) mod error;
 mod fetch;
 pub mod findings;
 pub(crate) mod identity;

@@ -1,5 +1,5 @@
 //! The `objects` parameter: YAML `array:` of strings, each string a YAML mapping describing one Key
-//! Vault object (spec 2.2). Parsed into [`RawObject`] (text as written) and validated into
+//! Vault object (README, "The SecretProviderClass it accepts"). Parsed into [`RawObject`] (text as written) and validated into
 //! [`ObjectSpec`]; every error names the object by index and name and shows a valid value.
 
 use serde::Deserialize;

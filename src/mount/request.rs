@@ -1,4 +1,5 @@
-//! A `MountRequest` parsed and validated into a [`MountPlan`] before any network call (spec 1.3, 2.1).
+//! A `MountRequest` parsed and validated into a [`MountPlan`] before any network call
+//! (ARCHITECTURE.md, "The flow of one Mount"; the parameters: README, "The SecretProviderClass it accepts").
 //!
 //! `attributes` is deserialized into [`RawAttributes`] (serde renames give the parameter names);
 //! every rule is then checked here and in [`super::objects`] and [`super::identity`], and all

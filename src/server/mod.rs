@@ -2,7 +2,7 @@
 //! `grpc.health.v1.Health`, plus the HTTP liveness and metrics endpoints, with graceful shutdown.
 
 pub mod authority_rewrite;
-pub mod endpoints;
+pub(crate) mod endpoints;
 pub mod health;
 mod limited;
 pub mod socket;
