@@ -44,7 +44,12 @@ fn git_commit() -> String {
 }
 
 fn git(args: &[&str]) -> Option<String> {
-    let out = Command::new("git").args(args).output().ok()?;
+    // No optional locks: `git status` must not rewrite the index, or every build would see it change.
+    let out = Command::new("git")
+        .arg("--no-optional-locks")
+        .args(args)
+        .output()
+        .ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
@@ -59,9 +64,11 @@ fn from_git() -> Option<String> {
         return None;
     }
     let commit = git(&["-C", &manifest_dir, "rev-parse", "HEAD"])?;
-    // Rebuild when HEAD moves (checkout, commit) or the index changes (add, commit); edits to the
-    // sources rebuild the crate anyway, and re-running this script then re-reads the dirty state.
-    for what in ["HEAD", "index", "packed-refs"] {
+    // Re-run when HEAD moves (checkout, commit: the branch's ref) and when the sources change (they
+    // rebuild the crate anyway). Not on the index: `git status` elsewhere refreshes it, and watching it
+    // would rebuild the crate for nothing. Edits outside these paths (tests/, docs) are seen at the next
+    // commit or source change.
+    for what in ["HEAD", "packed-refs"] {
         if let Some(path) = git(&["-C", &manifest_dir, "rev-parse", "--git-path", what]) {
             println!(
                 "cargo:rerun-if-changed={}",

@@ -170,10 +170,13 @@ pm import --quiet "$work/base.tar" localhost/akv-csi-provider-runtime-base:check
 cp Dockerfile "$work/context/Dockerfile"
 cp "$binary" "$work/context/prebuilt/akv-csi-provider"
 if [ "$break_variant" = socket-kept ]; then
-  # A daemon stopped by a signal it does not handle: killed at once, it cannot remove its socket.
+  # A daemon that does not handle its stop signal: as the container's PID 1 it ignores it (the kernel
+  # drops default-action signals to a namespace's init), is killed at the end of the grace period and
+  # leaves its socket, as a daemon that ignored SIGTERM would.
   printf 'FROM localhost/akv-csi-provider:check\nSTOPSIGNAL SIGUSR2\n' >"$work/context/Dockerfile.break"
 fi
-commit=$(git rev-parse HEAD)$(git status --porcelain --untracked-files=no | grep -q . && echo -dirty || true)
+# As build.rs names it (without optional locks: the index is not rewritten, so cargo sees nothing new).
+commit=$(git rev-parse HEAD)$(git --no-optional-locks status --porcelain --untracked-files=no | grep -q . && echo -dirty || true)
 image=localhost/akv-csi-provider:check
 pm build --quiet --pull=never --target prebuilt \
   --build-arg RUST_IMAGE=localhost/akv-csi-provider-runtime-base:check \
