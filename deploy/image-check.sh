@@ -196,8 +196,21 @@ size=$(pm image inspect "$image" --format '{{.Size}}')
 pm create --name akv-files "$image" >/dev/null
 pm export akv-files -o "$work/image.tar"
 pm rm akv-files >/dev/null
-tar -tvf "$work/image.tar" | awk '{ print $1, $3, $NF }' | sed 's#\./##' | LC_ALL=C sort -k3 >"$work/image-files.txt"
+tar -tvf "$work/image.tar" | LC_ALL=C sort -k6 >"$work/image-files.txt"
 files=$(tar -tf "$work/image.tar" | grep -cv '/$' || true)
+# Where the bytes and the entries are (files and symlinks, directories left out).
+python3 - "$work/image.tar" <<'EOF'
+import sys, tarfile
+groups = {}
+for m in tarfile.open(sys.argv[1]):
+    if m.isdir():
+        continue
+    parts = m.name.lstrip("./").split("/")
+    key = "/".join(parts[:3]) if parts[0] == "usr" else "/".join(parts[:2]) if parts[0] == "etc" and len(parts) > 2 else parts[0] if len(parts) > 1 else m.name.lstrip("./")
+    n, size = groups.get(key, (0, 0))
+    groups[key] = (n + 1, size + m.size)
+print("image contents: " + "; ".join(f"{k} {n} entr{'y' if n == 1 else 'ies'} {size:,} B" for k, (n, size) in sorted(groups.items(), key=lambda kv: -kv[1][1])))
+EOF
 echo "image: $image $((size / 1000)) kB ($size bytes), $files files; binary $(stat -c %s "$binary") bytes; list: target/image-check/image-files.txt"
 if [ "$size" -lt 20000000 ]; then
   pass "image size" "$size bytes, under 20 MB"
