@@ -67,22 +67,18 @@ fn from_git() -> Option<String> {
     // Re-run when HEAD moves (checkout, commit: the branch's ref) and when the sources change (they
     // rebuild the crate anyway). Not on the index: `git status` elsewhere refreshes it, and watching it
     // would rebuild the crate for nothing. Edits outside these paths (tests/, docs) are seen at the next
-    // commit or source change.
-    for what in ["HEAD", "packed-refs"] {
-        if let Some(path) = git(&["-C", &manifest_dir, "rev-parse", "--git-path", what]) {
-            println!(
-                "cargo:rerun-if-changed={}",
-                Path::new(&manifest_dir).join(path).display()
-            );
-        }
+    // commit or source change. Only files that exist: cargo takes a missing one as always changed.
+    let mut watched = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
+    if let Some(branch) = git(&["-C", &manifest_dir, "symbolic-ref", "-q", "HEAD"]) {
+        watched.push(branch);
     }
-    if let Some(branch) = git(&["-C", &manifest_dir, "symbolic-ref", "-q", "HEAD"])
-        && let Some(path) = git(&["-C", &manifest_dir, "rev-parse", "--git-path", &branch])
-    {
-        println!(
-            "cargo:rerun-if-changed={}",
-            Path::new(&manifest_dir).join(path).display()
-        );
+    for what in &watched {
+        if let Some(path) = git(&["-C", &manifest_dir, "rev-parse", "--git-path", what]) {
+            let path = Path::new(&manifest_dir).join(path);
+            if path.exists() {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
+        }
     }
     for dir in [
         "src",
