@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the image from the Dockerfile and runs the chart's DaemonSet pod with it, offline, as CI does
-# (.ci/run): podman, buildah, runc, catatonit and mmdebstrap from Debian (installed here with apt-get when
-# missing), no registry.
+# (.ci/run): podman, buildah, runc, catatonit (podman's local pause image), mmdebstrap and file from Debian
+# (installed here with apt-get when missing), no registry.
 #
 #   1. the static release binary, built once on the host exactly as the Dockerfile's build stage builds it
 #      (cargo build --release --locked --no-default-features, +crt-static), and the Dockerfile's
@@ -68,14 +68,14 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 need=()
-for tool in podman buildah runc catatonit mmdebstrap; do
+for tool in podman buildah runc catatonit mmdebstrap file; do
   command -v "$tool" >/dev/null || need+=("$tool")
 done
 if [ ${#need[@]} -gt 0 ]; then
   echo "image-check: installing ${need[*]} (apt-get)"
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    podman buildah runc catatonit mmdebstrap ca-certificates >/dev/null
+    podman buildah runc catatonit mmdebstrap file ca-certificates >/dev/null
 fi
 
 work="$root/target/image-check"
