@@ -44,7 +44,12 @@ fn git_commit() -> String {
 }
 
 fn git(args: &[&str]) -> Option<String> {
-    let out = Command::new("git").args(args).output().ok()?;
+    // No optional locks: `git status` must not rewrite the index, or every build would see it change.
+    let out = Command::new("git")
+        .arg("--no-optional-locks")
+        .args(args)
+        .output()
+        .ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
@@ -59,23 +64,21 @@ fn from_git() -> Option<String> {
         return None;
     }
     let commit = git(&["-C", &manifest_dir, "rev-parse", "HEAD"])?;
-    // Rebuild when HEAD moves (checkout, commit) or the index changes (add, commit); edits to the
-    // sources rebuild the crate anyway, and re-running this script then re-reads the dirty state.
-    for what in ["HEAD", "index", "packed-refs"] {
-        if let Some(path) = git(&["-C", &manifest_dir, "rev-parse", "--git-path", what]) {
-            println!(
-                "cargo:rerun-if-changed={}",
-                Path::new(&manifest_dir).join(path).display()
-            );
-        }
+    // Re-run when HEAD moves (checkout, commit: the branch's ref) and when the sources change (they
+    // rebuild the crate anyway). Not on the index: `git status` elsewhere refreshes it, and watching it
+    // would rebuild the crate for nothing. Edits outside these paths (tests/, docs) are seen at the next
+    // commit or source change. Only files that exist: cargo takes a missing one as always changed.
+    let mut watched = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
+    if let Some(branch) = git(&["-C", &manifest_dir, "symbolic-ref", "-q", "HEAD"]) {
+        watched.push(branch);
     }
-    if let Some(branch) = git(&["-C", &manifest_dir, "symbolic-ref", "-q", "HEAD"])
-        && let Some(path) = git(&["-C", &manifest_dir, "rev-parse", "--git-path", &branch])
-    {
-        println!(
-            "cargo:rerun-if-changed={}",
-            Path::new(&manifest_dir).join(path).display()
-        );
+    for what in &watched {
+        if let Some(path) = git(&["-C", &manifest_dir, "rev-parse", "--git-path", what]) {
+            let path = Path::new(&manifest_dir).join(path);
+            if path.exists() {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
+        }
     }
     for dir in [
         "src",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the image from the Dockerfile and runs the chart's DaemonSet pod with it, offline, as CI does
-# (.ci/run): podman, buildah, runc, catatonit and mmdebstrap from Debian (installed here with apt-get when
-# missing), no registry.
+# (.ci/run): podman, buildah, runc, catatonit (podman's local pause image), mmdebstrap and file from Debian
+# (installed here with apt-get when missing), no registry.
 #
 #   1. the static release binary, built once on the host exactly as the Dockerfile's build stage builds it
 #      (cargo build --release --locked --no-default-features, +crt-static), and the Dockerfile's
@@ -68,14 +68,14 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 need=()
-for tool in podman buildah runc catatonit mmdebstrap; do
+for tool in podman buildah runc catatonit mmdebstrap file; do
   command -v "$tool" >/dev/null || need+=("$tool")
 done
 if [ ${#need[@]} -gt 0 ]; then
   echo "image-check: installing ${need[*]} (apt-get)"
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    podman buildah runc catatonit mmdebstrap ca-certificates >/dev/null
+    podman buildah runc catatonit mmdebstrap file ca-certificates >/dev/null
 fi
 
 work="$root/target/image-check"
@@ -170,10 +170,13 @@ pm import --quiet "$work/base.tar" localhost/akv-csi-provider-runtime-base:check
 cp Dockerfile "$work/context/Dockerfile"
 cp "$binary" "$work/context/prebuilt/akv-csi-provider"
 if [ "$break_variant" = socket-kept ]; then
-  # A daemon stopped by a signal it does not handle: killed at once, it cannot remove its socket.
+  # A daemon that does not handle its stop signal: as the container's PID 1 it ignores it (the kernel
+  # drops default-action signals to a namespace's init), is killed at the end of the grace period and
+  # leaves its socket, as a daemon that ignored SIGTERM would.
   printf 'FROM localhost/akv-csi-provider:check\nSTOPSIGNAL SIGUSR2\n' >"$work/context/Dockerfile.break"
 fi
-commit=$(git rev-parse HEAD)$(git status --porcelain --untracked-files=no | grep -q . && echo -dirty || true)
+# As build.rs names it (without optional locks: the index is not rewritten, so cargo sees nothing new).
+commit=$(git rev-parse HEAD)$(git --no-optional-locks status --porcelain --untracked-files=no | grep -q . && echo -dirty || true)
 image=localhost/akv-csi-provider:check
 pm build --quiet --pull=never --target prebuilt \
   --build-arg RUST_IMAGE=localhost/akv-csi-provider-runtime-base:check \
@@ -193,8 +196,21 @@ size=$(pm image inspect "$image" --format '{{.Size}}')
 pm create --name akv-files "$image" >/dev/null
 pm export akv-files -o "$work/image.tar"
 pm rm akv-files >/dev/null
-tar -tvf "$work/image.tar" | awk '{ print $1, $3, $NF }' | sed 's#\./##' | LC_ALL=C sort -k3 >"$work/image-files.txt"
+tar -tvf "$work/image.tar" | LC_ALL=C sort -k6 >"$work/image-files.txt"
 files=$(tar -tf "$work/image.tar" | grep -cv '/$' || true)
+# Where the bytes and the entries are (files and symlinks, directories left out).
+python3 - "$work/image.tar" <<'EOF'
+import sys, tarfile
+groups = {}
+for m in tarfile.open(sys.argv[1]):
+    if m.isdir():
+        continue
+    parts = m.name.lstrip("./").split("/")
+    key = "/".join(parts[:3]) if parts[0] == "usr" else "/".join(parts[:2]) if parts[0] == "etc" and len(parts) > 2 else parts[0] if len(parts) > 1 else m.name.lstrip("./")
+    n, size = groups.get(key, (0, 0))
+    groups[key] = (n + 1, size + m.size)
+print("image contents: " + "; ".join(f"{k} {n} entr{'y' if n == 1 else 'ies'} {size:,} B" for k, (n, size) in sorted(groups.items(), key=lambda kv: -kv[1][1])))
+EOF
 echo "image: $image $((size / 1000)) kB ($size bytes), $files files; binary $(stat -c %s "$binary") bytes; list: target/image-check/image-files.txt"
 if [ "$size" -lt 20000000 ]; then
   pass "image size" "$size bytes, under 20 MB"
