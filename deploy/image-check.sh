@@ -121,11 +121,13 @@ t0=$(date +%s)
 RUSTFLAGS="-C target-feature=+crt-static" \
   cargo build --release --locked --no-default-features -p akv-csi-provider --target "$triple" 2>"$work/cargo-release.log" \
   || { tail -n 30 "$work/cargo-release.log"; echo "FAIL build: cargo build of the image's binary"; exit 1; }
-binary="target/$triple/release/akv-csi-provider"
+# Cargo's target directory (CARGO_TARGET_DIR when set).
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+binary="$target_dir/$triple/release/akv-csi-provider"
 # The host's helper: emulator and the Mount client (default features; built by `cargo test` already in CI).
 cargo build --locked -p akv-csi-provider 2>"$work/cargo-debug.log" \
   || { tail -n 30 "$work/cargo-debug.log"; echo "FAIL build: cargo build of the host's emulator"; exit 1; }
-host_bin="$root/target/debug/akv-csi-provider"
+host_bin="$target_dir/debug/akv-csi-provider"
 build_seconds=$(($(date +%s) - t0))
 if file "$binary" | grep -q 'static-pie linked\|statically linked'; then
   pass "binary" "$binary is statically linked, $(stat -c %s "$binary") bytes ($build_seconds s to build)"

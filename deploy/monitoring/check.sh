@@ -48,7 +48,8 @@ if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ] || ! "$venv/
   echo "$want" >"$venv/.requirements.sha256"
 fi
 
-binary=${AKV_BINARY:-target/debug/akv-csi-provider}
+# Cargo's own target directory (CARGO_TARGET_DIR when set), where the build below puts the binary.
+binary=${AKV_BINARY:-${CARGO_TARGET_DIR:-$root/target}/debug/akv-csi-provider}
 if [ -z "${AKV_BINARY:-}" ]; then
   cargo build --quiet --bin akv-csi-provider
 fi
