@@ -504,21 +504,18 @@ async fn get_once(
     if status == StatusCode::OK {
         return Ok(Zeroizing::new(body.to_vec()));
     }
-    let mut err = status_error(status, &body);
-    if let KeyVaultError::Status { claims: c, .. } = &mut err {
-        *c = claims;
-    }
-    Err((err, retry_after))
+    Err((status_error(status, &body, claims), retry_after))
 }
 
-fn status_error(status: StatusCode, body: &[u8]) -> KeyVaultError {
+/// The error answer `body` with `status`; `claims` from a 401's challenge.
+fn status_error(status: StatusCode, body: &[u8], claims: Option<String>) -> KeyVaultError {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(ErrorBody { error }) => KeyVaultError::Status {
             status: status.as_u16(),
             code: error.code,
             inner: error.innererror.map(|i| i.code).filter(|c| !c.is_empty()),
             message: error.message,
-            claims: None,
+            claims,
         },
         Err(_) => KeyVaultError::Status {
             status: status.as_u16(),
@@ -527,7 +524,7 @@ fn status_error(status: StatusCode, body: &[u8]) -> KeyVaultError {
             // Bodies of non-JSON errors (proxies, gateways) are short HTML or text; a bounded excerpt
             // helps more than nothing and cannot carry a secret (the request had none in its body).
             message: excerpt(body),
-            claims: None,
+            claims,
         },
     }
 }
@@ -618,13 +615,13 @@ mod tests {
     #[test]
     fn error_bodies_keep_code_inner_code_and_message() {
         let body = br#"{"error":{"code":"Forbidden","message":"Caller is not authorized","innererror":{"code":"ForbiddenByRbac"}}}"#;
-        let err = status_error(StatusCode::FORBIDDEN, body);
+        let err = status_error(StatusCode::FORBIDDEN, body, None);
         assert_eq!(
             err.to_string(),
             "HTTP 403 Forbidden (ForbiddenByRbac): Caller is not authorized"
         );
         assert!(!err.is_transient());
-        let err = status_error(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
+        let err = status_error(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>", None);
         assert!(err.is_transient());
         assert!(err.to_string().contains("bad gateway"));
     }
