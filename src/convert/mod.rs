@@ -8,6 +8,7 @@ mod der_writer;
 mod ec;
 mod encoding;
 pub(crate) mod files;
+pub mod json;
 pub mod jwk;
 pub mod pem;
 pub(crate) mod pkcs12;
@@ -63,6 +64,9 @@ pub enum ConvertError {
     /// The PFX could not be read (the message says why and what to do).
     #[error("cannot decode the certificate's PFX: {0}")]
     Pkcs12(String),
+    /// A `jmesPath` item could not be written.
+    #[error(transparent)]
+    JsonKey(#[from] json::JsonKeyError),
     /// A field of Key Vault's answer is not what the API documents.
     #[error("Key Vault's {field} field is not valid: {reason}")]
     Malformed {

@@ -151,6 +151,20 @@ impl KeyVaultError {
         }
     }
 
+    /// The object does not exist (404) or is disabled (403 `…Disabled`): what `optional: "true"`
+    /// forgives. `Some("not_found" | "disabled")`, the reason as metrics and logs name it.
+    pub fn absence(&self) -> Option<&'static str> {
+        match self {
+            Self::Status { status: 404, .. } => Some("not_found"),
+            Self::Status {
+                status: 403,
+                inner: Some(inner),
+                ..
+            } if inner.ends_with("Disabled") => Some("disabled"),
+            _ => None,
+        }
+    }
+
     /// The metrics class of this failure.
     pub fn class(&self) -> ErrorClass {
         match self {
@@ -320,11 +334,42 @@ impl KeyVaultClient {
         kind: ObjectKind,
         name: &str,
     ) -> Result<Vec<VersionItem>, Arc<KeyVaultError>> {
-        let mut url = format!(
+        let url = format!(
             "{vault_url}/{}/{}/versions?api-version={API_VERSION}&maxresults=25",
             kind.collection(),
             utf8_percent_encode(name, SEGMENT)
         );
+        self.list(caller, (vault_url, url), kind, name, "versions")
+            .await
+    }
+
+    /// Every object of a kind in the vault (`GET /{collection}`), following `nextLink`: its base id
+    /// (no version), attributes and whether it is managed (backs a certificate).
+    pub async fn list_objects(
+        &self,
+        caller: Caller<'_>,
+        vault_url: &str,
+        kind: ObjectKind,
+    ) -> Result<Vec<VersionItem>, Arc<KeyVaultError>> {
+        let url = format!(
+            "{vault_url}/{}?api-version={API_VERSION}&maxresults=25",
+            kind.collection()
+        );
+        let what = format!("({} listing)", kind.collection());
+        self.list(caller, (vault_url, url), kind, &what, kind.collection())
+            .await
+    }
+
+    /// The items of every page from the first (`(vault URL, first page URL)`) on; pages past
+    /// the first only from the same vault. `noun` names what is listed, in errors.
+    async fn list(
+        &self,
+        caller: Caller<'_>,
+        (vault_url, mut url): (&str, String),
+        kind: ObjectKind,
+        name: &str,
+        noun: &str,
+    ) -> Result<Vec<VersionItem>, Arc<KeyVaultError>> {
         let mut items = Vec::new();
         for _ in 0..MAX_PAGES {
             let body = self.fetch(caller, url, kind, name, MAX_PAGE_BODY).await?;
@@ -333,7 +378,7 @@ impl KeyVaultClient {
             // make the list (kept while the pages are followed) grow past what 200 real pages hold.
             if items.len() + page.value.len() > MAX_VERSIONS {
                 return Err(Arc::new(KeyVaultError::Decode {
-                    reason: format!("more than {MAX_VERSIONS} versions listed"),
+                    reason: format!("more than {MAX_VERSIONS} {noun} listed"),
                 }));
             }
             items.extend(page.value);
@@ -353,7 +398,7 @@ impl KeyVaultClient {
             }
         }
         Err(Arc::new(KeyVaultError::Decode {
-            reason: format!("more than {MAX_PAGES} pages of versions"),
+            reason: format!("more than {MAX_PAGES} pages of {noun}"),
         }))
     }
 

@@ -50,7 +50,8 @@ pub struct VersionPage {
     pub next_link: Option<String>,
 }
 
-/// One version in a listing; keys carry `kid`, secrets and certificates `id`.
+/// One item of a listing (of an object's versions, or of a vault's objects); keys carry `kid`,
+/// secrets and certificates `id`.
 #[derive(Debug, Deserialize)]
 pub struct VersionItem {
     /// Secrets and certificates: the version's id.
@@ -62,6 +63,9 @@ pub struct VersionItem {
     /// Enabled and created.
     #[serde(default)]
     pub attributes: Attributes,
+    /// Set on the secret and key behind a certificate.
+    #[serde(default)]
+    pub managed: Option<bool>,
 }
 
 /// Object attributes (Unix seconds).

@@ -58,6 +58,7 @@ struct Instruments {
     mounts_queued: GaugeVec,
     mount_duration: HistogramVec,
     authority_rewritten: CounterVec,
+    optional_skipped: CounterVec,
     build_info: GaugeVec,
 }
 
@@ -114,6 +115,11 @@ impl Instruments {
             authority_rewritten: b.counter(
                 "akv_authority_rewritten_connections_total",
                 "Connections whose HTTP/2 :authority was a socket path (CSI driver v1.5) and was rewritten",
+            ),
+            optional_skipped: b.counter(
+                "akv_optional_objects_skipped_total",
+                "Objects marked optional that were not mounted because they do not exist or are \
+                 disabled, by object type and reason (not_found, disabled)",
             ),
             build_info: b.gauge("akv_build_info", "Always 1; the version label is the provider's"),
         };
@@ -279,6 +285,17 @@ impl Metrics {
             .object_cache_entries
             .add(Vec::new(), entries);
         self.instruments.object_cache_bytes.add(Vec::new(), bytes);
+    }
+
+    /// An optional object was skipped: `reason` is `not_found` or `disabled`.
+    pub fn optional_skipped(&self, object_type: &'static str, reason: &'static str) {
+        self.instruments.optional_skipped.add(
+            vec![
+                ("object_type", object_type.to_owned()),
+                ("reason", reason.to_owned()),
+            ],
+            1,
+        );
     }
 
     /// A 429 from `vault`.

@@ -40,6 +40,18 @@ pub enum MountError {
         /// What Key Vault (or the network) said; shared by every Mount that waited for the request.
         error: Arc<KeyVaultError>,
     },
+    /// Key Vault refused or failed the listing of a vault's objects that a pattern needs.
+    #[error("{}", listing_message(.vault, .kind, .pattern, .error))]
+    Listing {
+        /// The vault listed.
+        vault: String,
+        /// `objectType`.
+        kind: ObjectKind,
+        /// The pattern (`objectName`).
+        pattern: String,
+        /// What Key Vault (or the network) said.
+        error: Arc<KeyVaultError>,
+    },
     /// Key Vault refused the identity's token (HTTP 401) twice: the cached one, and the one that
     /// replaced it.
     #[error(
@@ -150,13 +162,44 @@ fn keyvault_message(vault: &str, kind: &ObjectKind, object: &str, err: &KeyVault
     format!("{what}: {err}{hint}")
 }
 
+/// Listing needs another permission than reading one object: say which, in both permission models.
+fn listing_message(vault: &str, kind: &ObjectKind, pattern: &str, err: &KeyVaultError) -> String {
+    let what = format!(
+        "listing the {} of vault {vault} for the pattern {pattern:?}",
+        kind.collection()
+    );
+    let (action, role) = match kind {
+        ObjectKind::Secret => (
+            "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+            "Key Vault Secrets User",
+        ),
+        ObjectKind::Key => ("Microsoft.KeyVault/vaults/keys/read", "Key Vault Crypto User"),
+        ObjectKind::Cert => (
+            "Microsoft.KeyVault/vaults/certificates/read",
+            "Key Vault Certificate User",
+        ),
+    };
+    let hint = match err {
+        KeyVaultError::Status { status: 403, .. } => format!(
+            ": a pattern lists the vault, which reading objects by name does not need: with Azure \
+             RBAC grant the data action {action} (in the \"{role}\" role), with access policies the \
+             list permission for {} (get alone is not enough); or name the objects instead of a pattern",
+            kind.collection()
+        ),
+        _ => String::new(),
+    };
+    format!("{what}: {err}{hint}")
+}
+
 impl MountError {
     /// Low-cardinality outcome class, for logs and metrics.
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::Invalid(_) | Self::Cloud(_) => ErrorClass::Invalid,
             Self::Auth(e) => e.class(),
-            Self::KeyVault { error, .. } | Self::TokenRefused { error, .. } => error.class(),
+            Self::KeyVault { error, .. }
+            | Self::Listing { error, .. }
+            | Self::TokenRefused { error, .. } => error.class(),
             Self::Convert { .. } | Self::Object { .. } => ErrorClass::Conversion,
             Self::Timeout(_) | Self::Busy(_) => ErrorClass::Timeout,
             Self::TooLarge { .. } => ErrorClass::Conversion,
@@ -166,7 +209,9 @@ impl MountError {
     /// Key Vault refused the token this error came from (HTTP 401): with its challenge's claims.
     pub(crate) fn refused_token(&self) -> Option<Option<String>> {
         match self {
-            Self::KeyVault { error, .. } => error.refused_token().map(|c| c.map(str::to_owned)),
+            Self::KeyVault { error, .. } | Self::Listing { error, .. } => {
+                error.refused_token().map(|c| c.map(str::to_owned))
+            }
             _ => None,
         }
     }
@@ -186,6 +231,18 @@ impl MountError {
                 identity,
                 error,
             },
+            Self::Listing {
+                vault,
+                kind,
+                pattern,
+                error,
+            } if error.refused_token().is_some() => Self::TokenRefused {
+                vault,
+                kind,
+                object: pattern,
+                identity,
+                error,
+            },
             other => other,
         }
     }
@@ -196,7 +253,10 @@ impl MountError {
             Self::KeyVault { object, .. }
             | Self::TokenRefused { object, .. }
             | Self::Convert { object, .. }
-            | Self::Object { object, .. } => Some(object),
+            | Self::Object { object, .. }
+            | Self::Listing {
+                pattern: object, ..
+            } => Some(object),
             _ => None,
         }
     }
@@ -210,8 +270,10 @@ impl MountError {
                 Code::FailedPrecondition
             }
             Self::Auth(_) | Self::TokenRefused { .. } => Code::Unauthenticated,
-            Self::KeyVault { error, .. } if error.is_transient() => Code::Unavailable,
-            Self::KeyVault { error, .. } => match &**error {
+            Self::KeyVault { error, .. } | Self::Listing { error, .. } if error.is_transient() => {
+                Code::Unavailable
+            }
+            Self::KeyVault { error, .. } | Self::Listing { error, .. } => match &**error {
                 KeyVaultError::Transport(t) if t.kind == FailureKind::Dns => Code::NotFound,
                 KeyVaultError::Transport(t) if t.kind == FailureKind::Redirect => Code::Unavailable,
                 KeyVaultError::Status { status: 404, .. } => Code::NotFound,

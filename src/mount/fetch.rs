@@ -1,4 +1,6 @@
-//! Fetching a Mount's objects from Key Vault and turning each into its files.
+//! Fetching a Mount's objects from Key Vault and turning each into its files: patterns expanded
+//! first (`expand.rs`), then every object asked for at once, each from its own vault; an optional
+//! object that does not exist or is disabled writes nothing.
 
 use std::sync::Arc;
 
@@ -9,8 +11,10 @@ use zeroize::Zeroizing;
 use super::MountError;
 use super::objects::ObjectSpec;
 use super::request::MountPlan;
+use crate::cloud::CloudEnvironment;
 use crate::config::Config;
 use crate::convert::ConvertError;
+use crate::convert::json::JsonSecret;
 use crate::convert::files::{self, ObjectFiles, SecretFileOptions};
 use crate::keyvault::models::{CertificateBundle, KeyBundle, SecretBundle, version_of};
 use crate::keyvault::{Caller, KeyVaultClient, KeyVaultError, KeyVaultObject, ObjectKind};
@@ -25,14 +29,21 @@ pub(super) struct OutputFile {
     pub(super) version: String,
 }
 
+/// One object version, converted: its files, and the values of its `jmesPath` items.
+struct Fetched {
+    files: ObjectFiles,
+    json: Vec<Zeroizing<Vec<u8>>>,
+}
+
 /// Fetches and converts the objects of one Mount.
 pub(super) struct Fetcher<'a> {
     pub(super) config: &'a Config,
     pub(super) conversions: &'a Arc<Semaphore>,
     pub(super) keyvault: &'a KeyVaultClient,
     pub(super) plan: &'a MountPlan,
-    pub(super) vault_url: &'a str,
+    pub(super) cloud: &'a CloudEnvironment,
     pub(super) caller: Caller<'a>,
+    pub(super) metrics: &'a crate::metrics::Metrics,
 }
 
 impl Fetcher<'_> {
@@ -40,7 +51,14 @@ impl Fetcher<'_> {
     /// vault's shared in-flight bound (`--max-concurrent-fetches`) paces them, and the first failure
     /// drops (cancels) the others.
     pub(super) async fn fetch_all(&self) -> Result<Vec<OutputFile>, MountError> {
-        let fetches = self.plan.objects.iter().map(|spec| {
+        let expanded;
+        let objects = if self.plan.objects.iter().any(|o| o.pattern.is_some()) {
+            expanded = self.expand_patterns().await?;
+            &expanded
+        } else {
+            &self.plan.objects
+        };
+        let fetches = objects.iter().map(|spec| {
             // Events about one object carry its name and type.
             let span = tracing::debug_span!("object", object = %spec.name, object_type = spec.kind.as_str());
             self.fetch(spec).instrument(span)
@@ -49,11 +67,54 @@ impl Fetcher<'_> {
         Ok(per_object.into_iter().flatten().collect())
     }
 
-    /// One object's files: the single version asked for, or the newest `objectVersionHistory`.
+    /// One object's files; none for an optional object that does not exist or is disabled (one
+    /// log line and `akv_optional_objects_skipped_total` say so).
     async fn fetch(&self, spec: &ObjectSpec) -> Result<Vec<OutputFile>, MountError> {
+        match self.fetch_required(spec).await {
+            Err(MountError::KeyVault { error, .. })
+                if spec.optional
+                    && let Some(reason) = error.absence() =>
+            {
+                self.skip(spec, reason);
+                Ok(Vec::new())
+            }
+            Err(MountError::Object { .. }) if spec.optional && spec.history > 1 => {
+                // No enabled version left: the object is disabled as far as history mode goes.
+                self.skip(spec, "disabled");
+                Ok(Vec::new())
+            }
+            other => other,
+        }
+    }
+
+    fn skip(&self, spec: &ObjectSpec, reason: &'static str) {
+        tracing::info!(
+            object = %spec.name,
+            object_type = spec.kind.as_str(),
+            vault = self.vault_of(spec),
+            reason,
+            "optional object skipped: it does not exist or is disabled; no file written for it"
+        );
+        self.metrics.optional_skipped(spec.kind.as_str(), reason);
+    }
+
+    /// The object's vault, by name.
+    pub(super) fn vault_of<'s>(&'s self, spec: &'s ObjectSpec) -> &'s str {
+        spec.vault_name(&self.plan.vault_name)
+    }
+
+    /// The object's vault, as a URL.
+    pub(super) fn vault_url(&self, spec: &ObjectSpec) -> String {
+        self.cloud.vault_url(self.vault_of(spec))
+    }
+
+    /// One object's files: the single version asked for, or the newest `objectVersionHistory`.
+    async fn fetch_required(&self, spec: &ObjectSpec) -> Result<Vec<OutputFile>, MountError> {
         if spec.history <= 1 {
-            let (files, version) = self.fetch_version(spec, spec.version.as_deref()).await?;
-            return Ok(self.outputs(spec, &spec.alias, None, files, &version));
+            let (fetched, version) = self.fetch_version(spec, spec.version.as_deref()).await?;
+            let mut out = self.outputs(spec, &spec.alias, None, fetched.files, &version);
+            out.extend(self.json_files(spec, fetched.json, &version));
+            return Ok(out);
         }
         // The selected versions are fetched at once, like the objects (one round trip after the
         // listing, not one per version); the files keep the listing's order.
@@ -65,9 +126,9 @@ impl Fetcher<'_> {
         )
         .await?;
         let mut out = Vec::new();
-        for (index, (files, version)) in (0u32..).zip(fetched) {
+        for (index, (fetched, version)) in (0u32..).zip(fetched) {
             let path = format!("{}/{index}", spec.alias);
-            out.extend(self.outputs(spec, &path, Some(index), files, &version));
+            out.extend(self.outputs(spec, &path, Some(index), fetched.files, &version));
         }
         Ok(out)
     }
@@ -77,11 +138,15 @@ impl Fetcher<'_> {
         &self,
         spec: &ObjectSpec,
         version: Option<&str>,
-    ) -> Result<(ObjectFiles, String), MountError> {
+    ) -> Result<(Fetched, String), MountError> {
+        let mut json = Vec::new();
         let (converted, version) = match spec.kind {
             ObjectKind::Secret => {
                 let bundle: SecretBundle = self.download(spec, version).await?;
                 let version = bundle.version().to_owned();
+                if !spec.json_keys.is_empty() {
+                    json = self.json_values(spec, bundle.value.expose_secret())?;
+                }
                 let options = SecretFileOptions {
                     format: spec.format,
                     encoding: spec.encoding,
@@ -104,7 +169,48 @@ impl Fetcher<'_> {
         for note in &converted.notes {
             tracing::warn!(object = %spec.name, "{note}");
         }
-        Ok((converted, version))
+        let fetched = Fetched {
+            files: converted,
+            json,
+        };
+        Ok((fetched, version))
+    }
+
+    /// The value of each `jmesPath` item of a secret, in order. Cheap next to the request (a JSON
+    /// parse of at most 25 KB, Key Vault's limit on a secret), so it runs inline.
+    fn json_values(
+        &self,
+        spec: &ObjectSpec,
+        value: &str,
+    ) -> Result<Vec<Zeroizing<Vec<u8>>>, MountError> {
+        let failed = |error| self.convert_error(spec, ConvertError::JsonKey(error));
+        let doc = JsonSecret::parse(value).map_err(failed)?;
+        spec.json_keys
+            .iter()
+            .map(|key| doc.extract(&key.path).map_err(failed))
+            .collect()
+    }
+
+    /// The `jmesPath` files: each shares the secret's version; its id is the secret's with
+    /// `#alias` (aliases are unique files of the volume, so ids are unique; `#` is in no name).
+    fn json_files(
+        &self,
+        spec: &ObjectSpec,
+        values: Vec<Zeroizing<Vec<u8>>>,
+        version: &str,
+    ) -> Vec<OutputFile> {
+        let object_mode = spec.mode.unwrap_or(self.plan.default_mode);
+        spec.json_keys
+            .iter()
+            .zip(values)
+            .map(|(key, contents)| OutputFile {
+                path: key.alias.clone(),
+                mode: key.mode.unwrap_or(object_mode),
+                contents,
+                id: format!("{}#{}", spec.version_id(None), key.alias),
+                version: version.to_owned(),
+            })
+            .collect()
     }
 
     /// Converts a secret. Decoding a PFX derives keys with thousands of hash iterations, so it runs on
@@ -157,7 +263,7 @@ impl Fetcher<'_> {
         version: Option<&str>,
     ) -> Result<T, MountError> {
         self.keyvault
-            .get::<T>(self.caller, self.vault_url, &spec.name, version)
+            .get::<T>(self.caller, &self.vault_url(spec), &spec.name, version)
             .await
             .map_err(|e| self.kv_error(spec, e))
     }
@@ -166,7 +272,7 @@ impl Fetcher<'_> {
     async fn select_versions(&self, spec: &ObjectSpec) -> Result<Vec<String>, MountError> {
         let items = self
             .keyvault
-            .list_versions(self.caller, self.vault_url, spec.kind, &spec.name)
+            .list_versions(self.caller, &self.vault_url(spec), spec.kind, &spec.name)
             .await
             .map_err(|e| self.kv_error(spec, e))?;
         let mut versions: Vec<(i64, String)> = items
@@ -234,16 +340,16 @@ impl Fetcher<'_> {
 
     fn kv_error(&self, spec: &ObjectSpec, error: Arc<KeyVaultError>) -> MountError {
         MountError::KeyVault {
-            vault: self.plan.vault_name.clone(),
+            vault: self.vault_of(spec).to_owned(),
             kind: spec.kind,
             object: spec.name.clone(),
             error,
         }
     }
 
-    fn object_error(&self, spec: &ObjectSpec, message: String) -> MountError {
+    pub(super) fn object_error(&self, spec: &ObjectSpec, message: String) -> MountError {
         MountError::Object {
-            vault: self.plan.vault_name.clone(),
+            vault: self.vault_of(spec).to_owned(),
             kind: spec.kind,
             object: spec.name.clone(),
             message,
@@ -252,7 +358,7 @@ impl Fetcher<'_> {
 
     fn convert_error(&self, spec: &ObjectSpec, error: ConvertError) -> MountError {
         MountError::Convert {
-            vault: self.plan.vault_name.clone(),
+            vault: self.vault_of(spec).to_owned(),
             kind: spec.kind,
             object: spec.name.clone(),
             error,

@@ -16,8 +16,13 @@ pub const MAX_FILES: usize = 1024;
 
 /// Every path an object may write: its alias (or `alias/i` in history mode), plus `.crt` and
 /// `.key` beside each when the split-files flag is on and the object is a PEM secret (whether it is
-/// certificate-backed is only known after the fetch, so the split files are reserved either way).
+/// certificate-backed is only known after the fetch, so the split files are reserved either way),
+/// plus its `jmesPath` files. A pattern's files are only known once the vault is listed: none here,
+/// and the Mount checks the layout again with the matches ([`check_volume`]).
 pub fn planned(spec: &ObjectSpec, split_files: bool) -> Vec<String> {
+    if spec.pattern.is_some() {
+        return Vec::new();
+    }
     let bases: Vec<String> = if spec.history > 1 {
         (0..spec.history)
             .map(|i| format!("{}/{i}", spec.alias))
@@ -35,7 +40,25 @@ pub fn planned(spec: &ObjectSpec, split_files: bool) -> Vec<String> {
     bases
         .iter()
         .flat_map(|base| suffixes.iter().map(move |suffix| format!("{base}{suffix}")))
+        .chain(spec.json_keys.iter().map(|key| key.alias.clone()))
         .collect()
+}
+
+/// The volume as a whole: no two objects writing one file ([`check_collisions`]) and at most
+/// [`MAX_FILES`] files. Run at validation, and again by a Mount whose patterns were expanded.
+pub fn check_volume(objects: &[ObjectSpec], split_files: bool, errors: &mut Vec<Finding>) {
+    check_collisions(objects, split_files, errors);
+    let files: usize = objects
+        .iter()
+        .map(|o| planned(o, split_files).len())
+        .sum();
+    if files > MAX_FILES {
+        errors.push(Finding::objects(format!(
+            "objects: these objects write {files} files, more than the {MAX_FILES} one volume may hold; \
+             lower objectVersionHistory, narrow a pattern or split the objects over several \
+             SecretProviderClasses"
+        )));
+    }
 }
 
 /// Refuses two objects writing the same file, and one object's file standing where another needs a

@@ -3,6 +3,7 @@
 //! starts with half its files.
 
 pub(crate) mod error;
+mod expand;
 mod fetch;
 pub mod findings;
 pub(crate) mod identity;
@@ -220,8 +221,7 @@ impl MountService {
             .auth
             .token(&cloud, &plan.tenant, &plan.identity, deadline)
             .await?;
-        let vault_url = cloud.vault_url(&plan.vault_name);
-        let files = match self.fetch(plan, &vault_url, &token, deadline).await {
+        let files = match self.fetch(plan, &cloud, &token, deadline).await {
             // Key Vault refused the token (revoked, or continuous access evaluation asks for
             // claims): the cache must not serve it until it expires. Replace it once and retry.
             Err(err) if let Some(claims) = err.refused_token() => {
@@ -237,7 +237,7 @@ impl MountService {
                         deadline,
                     )
                     .await?;
-                self.fetch(plan, &vault_url, &fresh, deadline)
+                self.fetch(plan, &cloud, &fresh, deadline)
                     .await
                     .map_err(|e| e.refused_again(plan.identity.describe()))?
             }
@@ -251,7 +251,7 @@ impl MountService {
     async fn fetch(
         &self,
         plan: &MountPlan,
-        vault_url: &str,
+        cloud: &cloud::CloudEnvironment,
         token: &crate::auth::IdentityToken,
         deadline: Instant,
     ) -> Result<Vec<OutputFile>, MountError> {
@@ -260,8 +260,9 @@ impl MountService {
             conversions: &self.conversions,
             keyvault: &self.keyvault,
             plan,
-            vault_url,
+            cloud,
             caller: Caller { token, deadline },
+            metrics: &self.metrics,
         }
         .fetch_all()
         .await

@@ -139,9 +139,6 @@ fn valid_tenant(t: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
-fn valid_vault_name(v: &str) -> bool {
-    (3..=24).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
 
 /// What parsing needs besides the request.
 #[derive(Clone, Copy, Debug)]
@@ -220,19 +217,31 @@ pub fn validate_parameters(
             ctx.default_cloud
         }),
     };
+    let vault_name = vault_name(attrs, errors);
+    let mut objects = objects(attrs, ctx.split_files, errors);
+    // An entry naming the class's own vault is an object of the class's vault: same id as without.
+    for object in &mut objects {
+        if object
+            .vault
+            .as_deref()
+            .is_some_and(|v| v.eq_ignore_ascii_case(&vault_name))
+        {
+            object.vault = None;
+        }
+    }
     SpcParameters {
-        vault_name: vault_name(attrs, errors),
+        vault_name,
         tenant: tenant(attrs, errors),
         cloud,
         cloud_env_file: trimmed(&attrs.cloud_env_file_name).map(str::to_owned),
         mode: identity::select(&attrs.identity(), has_secret_keys, errors),
-        objects: objects(attrs, ctx.split_files, errors),
+        objects,
     }
 }
 
 fn vault_name(attrs: &RawAttributes, errors: &mut Vec<Finding>) -> String {
     match trimmed(&attrs.keyvault_name) {
-        Some(v) if valid_vault_name(v) => return v.to_owned(),
+        Some(v) if objects::valid_vault_name(v) => return v.to_owned(),
         Some(v) => errors.push(Finding::parameter(
             "keyvaultName",
             format!(
@@ -288,18 +297,7 @@ fn objects(attrs: &RawAttributes, split_files: bool, errors: &mut Vec<Finding>) 
         return Vec::new();
     };
     let objects = objects::parse(yaml, errors);
-    layout::check_collisions(&objects, split_files, errors);
-    let files: usize = objects
-        .iter()
-        .map(|o| layout::planned(o, split_files).len())
-        .sum();
-    if files > layout::MAX_FILES {
-        errors.push(Finding::objects(format!(
-            "objects: these objects write {files} files, more than the {} one volume may hold; lower \
-             objectVersionHistory or split the objects over several SecretProviderClasses",
-            layout::MAX_FILES
-        )));
-    }
+    layout::check_volume(&objects, split_files, errors);
     objects
 }
 

@@ -1,6 +1,13 @@
 //! The `objects` parameter: YAML `array:` of strings, each string a YAML mapping describing one Key
 //! Vault object (README, "The SecretProviderClass it accepts"). Parsed into [`RawObject`] (text as written) and validated into
 //! [`ObjectSpec`]; every error names the object by index and name and shows a valid value.
+//!
+//! The fields this provider adds to Azure's (each opt-in: a class without them mounts what Azure's
+//! provider mounts) are validated in their own modules: [`json_keys`] (`jmesPath`) and [`pattern`]
+//! (a glob as `objectName`); `keyvaultName` and `optional` are single values checked here.
+
+pub mod json_keys;
+pub mod pattern;
 
 use serde::Deserialize;
 
@@ -38,6 +45,10 @@ pub const FIELDS: &[&str] = &[
     "objectFormat",
     "objectEncoding",
     "filePermission",
+    "keyvaultName",
+    "optional",
+    "jmesPath",
+    "includeManaged",
 ];
 
 /// One object's fields as written. Every field is taken as text, like the Go provider's YAML
@@ -61,6 +72,14 @@ pub struct RawObject {
     pub object_encoding: Option<String>,
     /// `filePermission`.
     pub file_permission: Option<String>,
+    /// `keyvaultName`: the object's vault, when not the class's.
+    pub keyvault_name: Option<String>,
+    /// `optional`.
+    pub optional: Option<String>,
+    /// `jmesPath`: files from fields of a JSON secret (AWS's provider's syntax).
+    pub jmes_path: Option<Vec<json_keys::RawJsonKey>>,
+    /// `includeManaged`: a pattern also matches certificate-backed secrets and keys.
+    pub include_managed: Option<String>,
 }
 
 /// A validated object.
@@ -84,16 +103,53 @@ pub struct ObjectSpec {
     pub encoding: ObjectEncoding,
     /// File mode; `None` = the request's `permission`.
     pub mode: Option<u32>,
+    /// `keyvaultName` of the entry, when it names another vault than the class's.
+    pub vault: Option<String>,
+    /// `optional: "true"`: an object that does not exist or is disabled writes no file.
+    pub optional: bool,
+    /// `objectName` is a pattern: the vault's objects are listed and each match is mounted.
+    pub pattern: Option<pattern::PatternOptions>,
+    /// `jmesPath`: more files, from the fields of the secret's JSON value.
+    pub json_keys: Vec<json_keys::JsonKey>,
 }
 
 impl ObjectSpec {
     /// The `ObjectVersion.id` of the object (single-version form) or of version `i` (history form).
+    /// Objects of the class's vault keep the Go provider's ids (`secret/name`, `secret/name/2`), so
+    /// switching providers rewrites nothing; an object of another vault adds `@vault`, which no id of
+    /// the class's vault can contain (names are letters, digits and '-').
     pub fn version_id(&self, index: Option<u32>) -> String {
-        match index {
-            Some(i) => format!("{}/{}/{i}", self.kind.as_str(), self.name),
-            None => format!("{}/{}", self.kind.as_str(), self.name),
+        let mut id = format!("{}/{}", self.kind.as_str(), self.name);
+        if let Some(vault) = &self.vault {
+            id.push('@');
+            id.push_str(vault);
         }
+        if let Some(i) = index {
+            id.push('/');
+            id.push_str(&i.to_string());
+        }
+        id
     }
+
+    /// The vault this object is read from: its own `keyvaultName`, else the class's.
+    pub fn vault_name<'a>(&'a self, class_vault: &'a str) -> &'a str {
+        self.vault.as_deref().unwrap_or(class_vault)
+    }
+}
+
+/// `filePermission`: an octal mode as text.
+fn file_mode(p: &str) -> Result<u32, String> {
+    match u32::from_str_radix(p, 8) {
+        Ok(m) if m <= 0o777 => Ok(m),
+        _ => Err(format!(
+            "filePermission {p:?} is not an octal file mode up to 0777, e.g. \"0600\" or \"644\""
+        )),
+    }
+}
+
+/// Key Vault names: 3-24 letters, digits and '-' (the first label of the vault's host name).
+pub(crate) fn valid_vault_name(v: &str) -> bool {
+    (3..=24).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 const EXAMPLE: &str =
@@ -186,21 +242,29 @@ pub fn validate(index: usize, raw: RawObject, errors: &mut Vec<Finding>) -> Opti
         },
         errors,
     };
-    entry.check_name(&name);
-    let kind = entry.kind(&raw);
-    let alias = trimmed(&raw.object_alias).unwrap_or(&name).to_owned();
-    if !alias.is_empty()
-        && let Err(problem) = paths::check(&alias)
-    {
-        let message =
-            format!("objectAlias {alias:?} {problem}; it becomes the file name inside the volume");
-        entry.push("objectAlias", message);
+    let is_pattern = pattern::is_pattern(&name);
+    if is_pattern {
+        entry.check_pattern_name(&name);
+    } else {
+        entry.check_name(&name);
     }
+    let kind = entry.kind(&raw);
+    let alias = entry.alias(&raw, &name, is_pattern);
     let version = entry.version(&raw);
     let history = entry.history(&raw);
     let format = entry.format(&raw, kind);
     let encoding = entry.encoding(&raw, kind);
     let mode = entry.mode(&raw);
+    let vault = entry.vault(&raw);
+    let optional = entry.flag("optional", &raw.optional);
+    let json_keys = entry.json_keys(&raw, kind, history);
+    let pattern = entry.pattern_options(&raw, is_pattern, kind, version.is_some(), history);
+    if !json_keys.is_empty() && is_pattern {
+        let message = "jmesPath cannot be used with a pattern as objectName (each JSON key needs \
+                       its own objectAlias); list the secret by name"
+            .to_owned();
+        entry.push("jmesPath", message);
+    }
     if entry.errors.len() > before {
         return None;
     }
@@ -214,6 +278,10 @@ pub fn validate(index: usize, raw: RawObject, errors: &mut Vec<Finding>) -> Opti
         format,
         encoding,
         mode,
+        vault,
+        optional,
+        pattern,
+        json_keys,
     })
 }
 
@@ -249,6 +317,52 @@ impl Entry<'_> {
                 "objectName {name:?} is not a Key Vault object name (1-127 letters, digits and '-')"
             );
             self.push("objectName", message);
+        }
+    }
+
+    /// `objectAlias`: the file name (default: the object's name); for a pattern, a directory for
+    /// the matches ending in '/' (default: none, each match under its own name).
+    fn alias(&mut self, raw: &RawObject, name: &str, is_pattern: bool) -> String {
+        let written = trimmed(&raw.object_alias);
+        if is_pattern {
+            return self.pattern_alias(written);
+        }
+        let alias = written.unwrap_or(name).to_owned();
+        if !alias.is_empty()
+            && let Err(problem) = paths::check(&alias)
+        {
+            let message = format!(
+                "objectAlias {alias:?} {problem}; it becomes the file name inside the volume"
+            );
+            self.push("objectAlias", message);
+        }
+        alias
+    }
+
+    /// `keyvaultName` on an entry: another vault of the same tenant, read with the same identity.
+    fn vault(&mut self, raw: &RawObject) -> Option<String> {
+        let v = trimmed(&raw.keyvault_name)?;
+        if valid_vault_name(v) {
+            return Some(v.to_owned());
+        }
+        let message = format!(
+            "keyvaultName {v:?} is not a Key Vault name (3-24 letters, digits and '-'); leave it out \
+             to read the object from the class's keyvaultName"
+        );
+        self.push("keyvaultName", message);
+        None
+    }
+
+    /// A yes/no field, written as text like every object field: "true" or "false".
+    fn flag(&mut self, field: &'static str, value: &Option<String>) -> bool {
+        match trimmed(value).map(str::to_ascii_lowercase).as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                let message = format!("{field} {other:?} is not valid; use \"true\" or \"false\"");
+                self.push(field, message);
+                false
+            }
         }
     }
 
@@ -359,16 +473,9 @@ impl Entry<'_> {
 
     fn mode(&mut self, raw: &RawObject) -> Option<u32> {
         let p = trimmed(&raw.file_permission)?;
-        match u32::from_str_radix(p, 8) {
-            Ok(m) if m <= 0o777 => Some(m),
-            _ => {
-                let message = format!(
-                    "filePermission {p:?} is not an octal file mode up to 0777, e.g. \"0600\" or \"644\""
-                );
-                self.push("filePermission", message);
-                None
-            }
-        }
+        file_mode(p)
+            .map_err(|message| self.push("filePermission", message))
+            .ok()
     }
 }
 
