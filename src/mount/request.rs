@@ -218,6 +218,8 @@ pub fn validate_parameters(
         }),
     };
     let vault_name = vault_name(attrs, errors);
+    let tenant = tenant(attrs, errors);
+    let mode = identity::select(&attrs.identity(), has_secret_keys, errors);
     let mut objects = objects(attrs, ctx.split_files, errors);
     // An entry naming the class's own vault is an object of the class's vault: same id as without.
     for object in &mut objects {
@@ -231,10 +233,10 @@ pub fn validate_parameters(
     }
     SpcParameters {
         vault_name,
-        tenant: tenant(attrs, errors),
+        tenant,
         cloud,
         cloud_env_file: trimmed(&attrs.cloud_env_file_name).map(str::to_owned),
-        mode: identity::select(&attrs.identity(), has_secret_keys, errors),
+        mode,
         objects,
     }
 }

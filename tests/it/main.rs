@@ -2,6 +2,7 @@
 //! client the way the driver does, against the `akv-emulator` crate's Entra ID, Key Vault and
 //! IMDS/NMI, served over HTTPS with the CA it generates.
 
+mod additions;
 mod cli;
 mod clouds;
 mod daemon;
