@@ -27,7 +27,9 @@ use serde_json::{Value, json};
 use crate::clock::now;
 use crate::http::{Resp, header, json_response, kv_error, percent_decode, query_param, set_header};
 use crate::recorded::{replace_between, with_message};
-use crate::state::{KvRequest, ObjectKind, Shared, State, Vault, VersionMeta, Versioned};
+use crate::state::{
+    KvRequest, ObjectKind, Shared, State, StoredSecret, Vault, VersionMeta, Versioned, current,
+};
 
 /// (Entra authority, Key Vault resource) of the cloud a vault host belongs to.
 fn cloud_of(host: &str) -> (String, String) {
@@ -90,9 +92,18 @@ fn object_id(client_id: &str) -> String {
 /// What the path asks for.
 struct Target {
     kind: ObjectKind,
+    /// Empty for a collection listing (`/secrets`).
     name: String,
     version: Option<String>,
+    /// `/{name}/versions`, or the collection listing.
     listing: bool,
+}
+
+impl Target {
+    /// `GET /secrets` (`/keys`, `/certificates`): every object of the kind.
+    fn collection(&self) -> bool {
+        self.name.is_empty()
+    }
 }
 
 /// The path's target, or the message of the 400 `BadParameter` it deserves.
@@ -118,6 +129,15 @@ fn parse_path(path: &str) -> Result<Target, String> {
         _ => return Err(unsupported()),
     };
     if name.is_empty() {
+        // `/secrets` and `/secrets/` list the collection; `/secrets//…` names nothing.
+        if rest.is_empty() {
+            return Ok(Target {
+                kind,
+                name,
+                version: None,
+                listing: true,
+            });
+        }
         return Err(format!(
             "The request URI '{path}' is missing the object name."
         ));
@@ -213,7 +233,10 @@ pub(crate) fn handle(req: &Request<Incoming>, host: &str, shared: &Shared) -> Re
         path,
         query: req.uri().query().unwrap_or_default().to_owned(),
         kind: target.as_ref().map(|t| t.kind),
-        name: target.as_ref().map(|t| t.name.clone()),
+        name: target
+            .as_ref()
+            .filter(|t| !t.collection())
+            .map(|t| t.name.clone()),
         version: target.as_ref().and_then(|t| t.version.clone()),
         listing: target.as_ref().is_some_and(|t| t.listing),
         authorization_present: req.headers().contains_key(hyper::header::AUTHORIZATION),
@@ -350,8 +373,11 @@ fn respond(shared: &Shared, s: &mut State, entry: &mut KvRequest, auth: Option<&
         Err(message) => return kv_error(400, "BadParameter", &message),
     };
 
-    // Authorization.
-    if !v.grants.contains(&caller.client_id) {
+    // Authorization: a get-only grant reads every object but lists none, as a real access policy
+    // with `get` alone or a role with only the get action does.
+    let allowed = v.grants.contains(&caller.client_id)
+        || (!target.listing && v.get_only.contains(&caller.client_id));
+    if !allowed {
         return forbidden(
             shared,
             v,
@@ -360,6 +386,14 @@ fn respond(shared: &Shared, s: &mut State, entry: &mut KvRequest, auth: Option<&
             &caller.client_id,
             &caller.tenant,
         );
+    }
+    let listing = Listing {
+        host: &host,
+        query: &entry.query,
+        page_size,
+    };
+    if target.collection() {
+        return list_collection(v, &listing, target.kind);
     }
 
     // Objects.
@@ -375,16 +409,7 @@ fn respond(shared: &Shared, s: &mut State, entry: &mut KvRequest, auth: Option<&
     let base = format!("https://{host}/{}/{stored_name}", target.kind.collection());
 
     if target.listing {
-        return list_versions(
-            v,
-            page_size,
-            &target,
-            &host,
-            &base,
-            &key,
-            &entry.query,
-            &versions,
-        );
+        return list_versions(v, &listing, target.kind, &stored_name, &versions);
     }
 
     let chosen = match &target.version {
@@ -392,8 +417,7 @@ fn respond(shared: &Shared, s: &mut State, entry: &mut KvRequest, auth: Option<&
             .iter()
             .rev()
             .find(|(id, _, _)| id.eq_ignore_ascii_case(wanted)),
-        // The current version is the newest, enabled or not.
-        None => versions.iter().max_by_key(|(_, c, _)| *c),
+        None => current(&versions),
     };
     let Some((version, created, enabled)) = chosen.cloned() else {
         return not_found(
@@ -506,9 +530,14 @@ fn forbidden(
                 } else if line.starts_with("Action: ") {
                     format!("Action: '{}'", rbac_action(target.kind, target.listing))
                 } else if line.starts_with("Resource: ") {
+                    // A collection listing is authorized on the vault itself.
+                    let object = if target.collection() {
+                        String::new()
+                    } else {
+                        format!("/{collection}/{}", target.name.to_ascii_lowercase())
+                    };
                     format!(
-                        "Resource: '/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg/providers/microsoft.keyvault/vaults/{vault}/{collection}/{}'",
-                        target.name.to_ascii_lowercase()
+                        "Resource: '/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg/providers/microsoft.keyvault/vaults/{vault}{object}'"
                     )
                 } else if line.starts_with("Vault: ") {
                     format!("Vault: {vault};location=westeurope")
@@ -522,63 +551,106 @@ fn forbidden(
     json_response(403, &body)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn list_versions(
-    v: &Vault,
+/// What every listing needs besides the objects: where it was asked and how large a page may be.
+struct Listing<'a> {
+    host: &'a str,
+    query: &'a str,
+    /// The emulator's page size (`Emulator::set_page_size`), the largest page without `maxresults`.
     page_size: usize,
-    target: &Target,
-    host: &str,
-    base: &str,
-    key: &str,
-    query: &str,
-    versions: &[VersionMeta],
-) -> Resp {
-    let mut page = page_size;
-    let maxresults = query_param(query, "maxresults");
-    if let Some(m) = &maxresults {
-        match m.parse::<usize>() {
-            Ok(n @ 1..=25) => page = page.min(n),
-            _ => {
-                return kv_error(
-                    400,
-                    "BadParameter",
-                    &format!("Invalid maxresults value '{m}'. It must be between 1 and 25."),
-                );
+}
+
+/// One page of a listing: `size` items after the first `skip`.
+struct Page {
+    skip: usize,
+    size: usize,
+    /// As sent, repeated in `nextLink` (the real service does too).
+    maxresults: Option<String>,
+}
+
+impl Listing<'_> {
+    /// The page asked for, or the message of the 400 `BadParameter` a `maxresults` outside
+    /// 1..=25 or a `$skiptoken` the emulator did not issue deserves.
+    fn page(&self) -> Result<Page, String> {
+        let mut size = self.page_size;
+        let maxresults = query_param(self.query, "maxresults");
+        if let Some(m) = &maxresults {
+            match m.parse::<usize>() {
+                Ok(n @ 1..=25) => size = size.min(n),
+                _ => {
+                    return Err(format!(
+                        "Invalid maxresults value '{m}'. It must be between 1 and 25."
+                    ));
+                }
             }
         }
+        let skip = match query_param(self.query, "$skiptoken") {
+            None => 0,
+            Some(t) => {
+                skiptoken_decode(&t).ok_or_else(|| "The skip token is not valid.".to_owned())?
+            }
+        };
+        Ok(Page {
+            skip,
+            size,
+            maxresults,
+        })
     }
-    let skip = match query_param(query, "$skiptoken") {
-        None => 0,
-        Some(t) => match skiptoken_decode(&t) {
-            Some(n) => n,
-            None => return kv_error(400, "BadParameter", "The skip token is not valid."),
-        },
+
+    /// `{"value": items, "nextLink": …}` for `page` of a listing of `total` items at `path`
+    /// (e.g. `/secrets`): `nextLink` is absolute on the request's host (no `:443`, see the module
+    /// doc) and null on the last page.
+    fn body(&self, path: &str, page: &Page, total: usize, items: Vec<Value>) -> Resp {
+        let end = page.skip.saturating_add(page.size);
+        let next = (end < total).then(|| {
+            let api_version = query_param(self.query, "api-version").unwrap_or_default();
+            let mut link = format!(
+                "https://{}{path}?api-version={api_version}&$skiptoken={}",
+                self.host,
+                skiptoken_encode(end)
+            );
+            if let Some(m) = &page.maxresults {
+                link.push_str(&format!("&maxresults={m}"));
+            }
+            link
+        });
+        json_response(200, &json!({ "value": items, "nextLink": next }))
+    }
+}
+
+fn list_versions(
+    v: &Vault,
+    listing: &Listing<'_>,
+    kind: ObjectKind,
+    stored_name: &str,
+    versions: &[VersionMeta],
+) -> Resp {
+    let page = match listing.page() {
+        Ok(p) => p,
+        Err(message) => return kv_error(400, "BadParameter", &message),
     };
+    let path = format!("/{}/{stored_name}", kind.collection());
+    let base = format!("https://{}{path}", listing.host);
+    let key = stored_name.to_ascii_lowercase();
     let items: Vec<Value> = versions
         .iter()
-        .skip(skip)
-        .take(page)
+        .skip(page.skip)
+        .take(page.size)
         .map(|(version, created, enabled)| {
             let id = format!("{base}/{version}");
-            let mut item = match target.kind {
+            let mut item = match kind {
                 ObjectKind::Key => json!({ "kid": id }),
                 _ => json!({ "id": id }),
             };
             item["attributes"] = attributes(*created, *enabled);
             item["tags"] = json!({});
-            match target.kind {
+            match kind {
                 ObjectKind::Secret => {
-                    if let Some(x) = find(v.secrets.get(key), version) {
-                        if let Some(ct) = &x.secret.content_type {
-                            item["contentType"] = ct.clone().into();
-                        }
-                        if x.secret.kid.is_some() || x.kid_from_host {
-                            item["managed"] = true.into();
-                        }
+                    if let Some(x) = find(v.secrets.get(&key), version) {
+                        secret_fields(&mut item, x);
                     }
                 }
                 ObjectKind::Certificate => {
-                    if let Some(x) = find(v.certificates.get(key), version) {
+                    if let Some(x) = find(v.certificates.get(&key), version) {
                         item["x5t"] = x.payload["x5t"].clone();
                     }
                 }
@@ -587,21 +659,76 @@ fn list_versions(
             item
         })
         .collect();
-    let next = (skip.saturating_add(page) < versions.len()).then(|| {
-        let api_version = query_param(query, "api-version").unwrap_or_default();
-        let path = base
-            .strip_prefix(&format!("https://{host}"))
-            .unwrap_or(base);
-        let mut link = format!(
-            "https://{host}{path}/versions?api-version={api_version}&$skiptoken={}",
-            skiptoken_encode(skip + page)
-        );
-        if let Some(m) = maxresults {
-            link.push_str(&format!("&maxresults={m}"));
-        }
-        link
-    });
-    json_response(200, &json!({ "value": items, "nextLink": next }))
+    listing.body(&format!("{path}/versions"), &page, versions.len(), items)
+}
+
+/// A secret item's `contentType` and, for a certificate's secret, `managed: true`.
+fn secret_fields(item: &mut Value, x: &StoredSecret) {
+    if let Some(ct) = &x.secret.content_type {
+        item["contentType"] = ct.clone().into();
+    }
+    if x.managed() {
+        item["managed"] = true.into();
+    }
+}
+
+/// `GET /{collection}`: one item per object, its current version's attributes, no version in the
+/// id (as the real service lists), in lower-case name order so pages are stable. Disabled objects
+/// are listed too, with `enabled: false`.
+fn list_collection(v: &Vault, listing: &Listing<'_>, kind: ObjectKind) -> Resp {
+    let page = match listing.page() {
+        Ok(p) => p,
+        Err(message) => return kv_error(400, "BadParameter", &message),
+    };
+    let mut names: Vec<&String> = match kind {
+        ObjectKind::Secret => v.secrets.keys().collect(),
+        ObjectKind::Key => v.keys.keys().collect(),
+        ObjectKind::Certificate => v.certificates.keys().collect(),
+    };
+    names.sort();
+    let host = listing.host;
+    let collection = kind.collection();
+    let item = |key: &String| -> Option<Value> {
+        let (stored, mut item, meta) = match kind {
+            ObjectKind::Secret => {
+                let (stored, versions) = v.secrets.get(key)?;
+                let x = current(versions)?;
+                let mut item = json!({});
+                secret_fields(&mut item, x);
+                (stored, item, x.meta())
+            }
+            ObjectKind::Key => {
+                let (stored, versions) = v.keys.get(key)?;
+                // A key named like a certificate is that certificate's key: Key Vault refuses
+                // to create one otherwise, and marks it managed.
+                let item = if v.certificates.contains_key(key) {
+                    json!({ "managed": true })
+                } else {
+                    json!({})
+                };
+                (stored, item, current(versions)?.meta())
+            }
+            ObjectKind::Certificate => {
+                let (stored, versions) = v.certificates.get(key)?;
+                let x = current(versions)?;
+                let item = json!({ "x5t": x.payload["x5t"], "subject": "" });
+                (stored, item, x.meta())
+            }
+        };
+        let id = format!("https://{host}/{collection}/{stored}");
+        item[if kind == ObjectKind::Key { "kid" } else { "id" }] = id.into();
+        item["attributes"] = attributes(meta.1, meta.2);
+        item["tags"] = json!({});
+        Some(item)
+    };
+    // `item` is `Some` for every name: an object is stored with its first version.
+    let items: Vec<Value> = names
+        .iter()
+        .skip(page.skip)
+        .take(page.size)
+        .filter_map(|k| item(k))
+        .collect();
+    listing.body(&format!("/{collection}"), &page, names.len(), items)
 }
 
 #[cfg(test)]
