@@ -1,9 +1,20 @@
 //! The Key Vault data plane (spec 4) for `<vault>.vault.*` hosts: `GET
-//! /{secrets|keys|certificates}/{name}[/{version}]` and `/{…}/{name}/versions` with `maxresults` and
-//! `nextLink` paging, behind the bearer-token challenge, RBAC or access policies, injected faults
-//! and a per-vault throttling model.
+//! /{secrets|keys|certificates}/{name}[/{version}]`, and the listings `/{…}/{name}/versions` and
+//! `/{secrets|keys|certificates}[/]` (the collection: one item per object) with `maxresults`
+//! (1..=25) and `nextLink` paging, behind the bearer-token challenge, RBAC or access policies,
+//! injected faults and a per-vault throttling model.
 //!
 //! Fidelity choices a test writer should know:
+//! - A collection listing's items carry no version in their id (`…/secrets/{name}`, keys `kid`),
+//!   as the real service lists, with the current version's attributes (disabled objects are listed
+//!   with `enabled: false`), `tags`, and: secrets `contentType` if any and `managed: true` for a
+//!   certificate's secret; keys `managed: true` when a certificate of the same name exists (its
+//!   key); certificates `x5t` and `"subject": ""` as recorded. Items come in lower-case name
+//!   order. Attributes are the emulator's usual ones (certificates: no `nbf`/`exp`).
+//! - A get-only grant (`VaultRef::grant_without_list`) reads objects but gets 403 on both kinds
+//!   of listing: RBAC names the listing's action (`secrets/readMetadata/action`, `keys/read`,
+//!   `certificates/read`; a collection's resource is the vault), access policies the `list`
+//!   permission.
 //! - "latest" is the NEWEST version by `created`, enabled or not, as in the real service: if it
 //!   is disabled, a GET without a version gets 403 `SecretDisabled` (no fallback to an older one).
 //! - Object names are case-insensitive (the returned id keeps the stored casing).
