@@ -39,7 +39,8 @@ use crate::clock::now;
 use crate::http::{Resp, header, json_response, kv_error, percent_decode, query_param, set_header};
 use crate::recorded::{replace_between, with_message};
 use crate::state::{
-    KvRequest, ObjectKind, Shared, State, StoredSecret, Vault, VersionMeta, Versioned, current,
+    IssuedToken, KvRequest, ObjectKind, Shared, State, StoredSecret, Vault, VersionMeta, Versioned,
+    current,
 };
 
 /// (Entra authority, Key Vault resource) of the cloud a vault host belongs to.
@@ -277,8 +278,6 @@ pub(crate) fn handle(req: &Request<Incoming>, host: &str, shared: &Shared) -> Re
 }
 
 fn respond(shared: &Shared, s: &mut State, entry: &mut KvRequest, auth: Option<&str>) -> Resp {
-    let host = entry.host.clone();
-    let vault = entry.vault.clone();
     if query_param(&entry.query, "api-version").is_none_or(|v| v.is_empty()) {
         return kv_error(
             400,
@@ -286,83 +285,14 @@ fn respond(shared: &Shared, s: &mut State, entry: &mut KvRequest, auth: Option<&
             "The 'api-version' query parameter is missing.",
         );
     }
-
-    // Authentication.
-    let tenant = s.vault_tenant(&vault);
-    let presented = auth.and_then(|a| {
-        a.strip_prefix("Bearer ")
-            .or_else(|| a.strip_prefix("bearer "))
-    });
-    let Some(presented) = presented.map(str::trim).filter(|t| !t.is_empty()) else {
-        return challenge(shared, &host, &tenant, None);
+    let caller = match authenticate(shared, s, entry, auth) {
+        Ok(c) => c,
+        Err(r) => return *r,
     };
-    let Some(caller) = s.tokens.get(presented).cloned() else {
-        return challenge(shared, &host, &tenant, None);
-    };
-    entry.client_id = Some(caller.client_id.clone());
-    if caller.expires_at <= now() {
-        return challenge(
-            shared,
-            &host,
-            &tenant,
-            Some("[TokenExpired] Error validating token: 'S2S12086'."),
-        );
-    }
-    let (_, expected_resource) = cloud_of(&host);
-    if let Some(found) = &caller.resource
-        && *found != expected_resource
-    {
-        return challenge(
-            shared,
-            &host,
-            &tenant,
-            Some(&format!(
-                "AKV10022: Invalid audience. Expected {expected_resource}, found: {found}."
-            )),
-        );
-    }
     let page_size = s.page_size;
-    let v = s.vault(&vault);
-    if v.tenant.is_some() && caller.tenant != tenant {
-        return challenge(
-            shared,
-            &host,
-            &tenant,
-            Some(&format!(
-                "AKV10032: Invalid issuer. Expected one of https://sts.windows.net/{tenant}/, found https://sts.windows.net/{}/.",
-                caller.tenant
-            )),
-        );
-    }
-
-    if let Some(required) = &v.required_claims
-        && caller.claims.as_deref() != Some(required.as_str())
-    {
-        return claims_challenge(shared, &host, &tenant, required);
-    }
-
-    // Injected throttling and failures, then the throttling model.
-    let throttled = |retry_after: u64| {
-        let mut r = json_response(429, &shared.recorded.throttled);
-        set_header(&mut r, "retry-after", &retry_after.to_string());
-        r
-    };
-    if v.throttle_next.0 > 0 {
-        v.throttle_next.0 -= 1;
-        return throttled(v.throttle_next.1);
-    }
-    if let Some(limit) = &mut v.limit
-        && let Err(retry_after) = limit.admit(entry.at)
-    {
-        return throttled(retry_after);
-    }
-    if v.fail_next.0 > 0 {
-        v.fail_next.0 -= 1;
-        return kv_error(
-            v.fail_next.1,
-            "ServiceUnavailable",
-            "The service is temporarily unavailable, please retry later.",
-        );
+    let v = s.vault(&entry.vault);
+    if let Some(r) = injected_fault(shared, v, entry.at) {
+        return r;
     }
 
     if let Some((status, body)) = v.raw.get(&entry.path) {
@@ -392,22 +322,104 @@ fn respond(shared: &Shared, s: &mut State, entry: &mut KvRequest, auth: Option<&
         return forbidden(
             shared,
             v,
-            &vault,
+            &entry.vault,
             &target,
             &caller.client_id,
             &caller.tenant,
         );
     }
     let listing = Listing {
-        host: &host,
+        host: &entry.host,
         query: &entry.query,
         page_size,
     };
     if target.collection() {
         return list_collection(v, &listing, target.kind);
     }
+    serve_object(shared, v, &listing, target)
+}
 
-    // Objects.
+/// The caller of an accepted bearer token (its client id recorded in `entry`), or the 401
+/// challenge the vault answers instead.
+fn authenticate(
+    shared: &Shared,
+    s: &mut State,
+    entry: &mut KvRequest,
+    auth: Option<&str>,
+) -> Result<IssuedToken, Box<Resp>> {
+    let host = entry.host.clone();
+    let vault = entry.vault.clone();
+    let tenant = s.vault_tenant(&vault);
+    let refuse = |message: Option<&str>| Box::new(challenge(shared, &host, &tenant, message));
+    let presented = auth.and_then(|a| {
+        a.strip_prefix("Bearer ")
+            .or_else(|| a.strip_prefix("bearer "))
+    });
+    let Some(presented) = presented.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Err(refuse(None));
+    };
+    let Some(caller) = s.tokens.get(presented).cloned() else {
+        return Err(refuse(None));
+    };
+    entry.client_id = Some(caller.client_id.clone());
+    if caller.expires_at <= now() {
+        return Err(refuse(Some(
+            "[TokenExpired] Error validating token: 'S2S12086'.",
+        )));
+    }
+    let (_, expected_resource) = cloud_of(&host);
+    if let Some(found) = &caller.resource
+        && *found != expected_resource
+    {
+        return Err(refuse(Some(&format!(
+            "AKV10022: Invalid audience. Expected {expected_resource}, found: {found}."
+        ))));
+    }
+    let v = s.vault(&vault);
+    if v.tenant.is_some() && caller.tenant != tenant {
+        return Err(refuse(Some(&format!(
+            "AKV10032: Invalid issuer. Expected one of https://sts.windows.net/{tenant}/, found https://sts.windows.net/{}/.",
+            caller.tenant
+        ))));
+    }
+    if let Some(required) = &v.required_claims
+        && caller.claims.as_deref() != Some(required.as_str())
+    {
+        return Err(Box::new(claims_challenge(shared, &host, &tenant, required)));
+    }
+    Ok(caller)
+}
+
+/// Injected throttling and failures, then the throttling model: the answer that replaces the
+/// vault's own, if any.
+fn injected_fault(shared: &Shared, v: &mut Vault, at: Instant) -> Option<Resp> {
+    let throttled = |retry_after: u64| {
+        let mut r = json_response(429, &shared.recorded.throttled);
+        set_header(&mut r, "retry-after", &retry_after.to_string());
+        r
+    };
+    if v.throttle_next.0 > 0 {
+        v.throttle_next.0 -= 1;
+        return Some(throttled(v.throttle_next.1));
+    }
+    if let Some(limit) = &mut v.limit
+        && let Err(retry_after) = limit.admit(at)
+    {
+        return Some(throttled(retry_after));
+    }
+    if v.fail_next.0 > 0 {
+        v.fail_next.0 -= 1;
+        return Some(kv_error(
+            v.fail_next.1,
+            "ServiceUnavailable",
+            "The service is temporarily unavailable, please retry later.",
+        ));
+    }
+    None
+}
+
+/// A named object: its versions listing, or one version (the current one without a version).
+fn serve_object(shared: &Shared, v: &Vault, listing: &Listing<'_>, target: Target) -> Resp {
     let key = target.name.to_ascii_lowercase();
     let object: Option<(String, Vec<VersionMeta>)> = match target.kind {
         ObjectKind::Secret => metas(v.secrets.get(&key)),
@@ -417,10 +429,8 @@ fn respond(shared: &Shared, s: &mut State, entry: &mut KvRequest, auth: Option<&
     let Some((stored_name, versions)) = object.filter(|(_, v)| !v.is_empty()) else {
         return not_found(shared, target.kind, &target.name);
     };
-    let base = format!("https://{host}/{}/{stored_name}", target.kind.collection());
-
     if target.listing {
-        return list_versions(v, &listing, target.kind, &stored_name, &versions);
+        return list_versions(v, listing, target.kind, &stored_name, &versions);
     }
 
     let chosen = match &target.version {
@@ -430,14 +440,14 @@ fn respond(shared: &Shared, s: &mut State, entry: &mut KvRequest, auth: Option<&
             .find(|(id, _, _)| id.eq_ignore_ascii_case(wanted)),
         None => current(&versions),
     };
-    let Some((version, created, enabled)) = chosen.cloned() else {
+    let Some(meta) = chosen.cloned() else {
         return not_found(
             shared,
             target.kind,
             &format!("{}/{}", target.name, target.version.unwrap_or_default()),
         );
     };
-    if !enabled {
+    if !meta.2 {
         let singular = target.kind.singular();
         let mut capitalized = singular.to_owned();
         capitalized[..1].make_ascii_uppercase();
@@ -447,13 +457,32 @@ fn respond(shared: &Shared, s: &mut State, entry: &mut KvRequest, auth: Option<&
         body["error"]["innererror"]["code"] = format!("{capitalized}Disabled").into();
         return json_response(403, &body);
     }
-    let id = format!("{base}/{version}");
-    let body = match target.kind {
+    match object_body(v, listing.host, target.kind, &stored_name, &meta) {
+        Some(body) => json_response(200, &body),
+        None => not_found(shared, target.kind, &target.name),
+    }
+}
+
+/// The GET answer for one enabled version (`None` if it vanished, which cannot happen under the
+/// state lock but is answered as the 404 it would be).
+fn object_body(
+    v: &Vault,
+    host: &str,
+    kind: ObjectKind,
+    stored_name: &str,
+    (version, created, enabled): &VersionMeta,
+) -> Option<Value> {
+    let key = stored_name.to_ascii_lowercase();
+    let id = format!(
+        "https://{host}/{}/{stored_name}/{version}",
+        kind.collection()
+    );
+    let attributes = attributes(*created, *enabled);
+    let body = match kind {
         ObjectKind::Secret => {
-            let Some(x) = find(v.secrets.get(&key), &version) else {
-                return not_found(shared, target.kind, &target.name);
-            };
-            let mut b = json!({ "value": x.secret.value, "id": id, "attributes": attributes(created, enabled), "tags": {} });
+            let x = find(v.secrets.get(&key), version)?;
+            let mut b =
+                json!({ "value": x.secret.value, "id": id, "attributes": attributes, "tags": {} });
             if let Some(ct) = &x.secret.content_type {
                 b["contentType"] = ct.clone().into();
             }
@@ -469,32 +498,28 @@ fn respond(shared: &Shared, s: &mut State, entry: &mut KvRequest, auth: Option<&
             b
         }
         ObjectKind::Key => {
-            let Some(x) = find(v.keys.get(&key), &version) else {
-                return not_found(shared, target.kind, &target.name);
-            };
+            let x = find(v.keys.get(&key), version)?;
             let mut jwk = x.payload.clone();
             if !jwk.is_object() {
                 jwk = json!({});
             }
-            jwk["kid"] = id.clone().into();
-            json!({ "key": jwk, "attributes": attributes(created, enabled), "tags": {} })
+            jwk["kid"] = id.into();
+            json!({ "key": jwk, "attributes": attributes, "tags": {} })
         }
         ObjectKind::Certificate => {
-            let Some(x) = find(v.certificates.get(&key), &version) else {
-                return not_found(shared, target.kind, &target.name);
-            };
+            let x = find(v.certificates.get(&key), version)?;
             json!({
                 "id": id,
                 "kid": format!("https://{host}/keys/{stored_name}/{version}"),
                 "sid": format!("https://{host}/secrets/{stored_name}/{version}"),
                 "x5t": x.payload["x5t"],
                 "cer": x.payload["cer"],
-                "attributes": attributes(created, enabled),
+                "attributes": attributes,
                 "tags": {},
             })
         }
     };
-    json_response(200, &body)
+    Some(body)
 }
 
 fn metas<T: Versioned>(entry: Option<&(String, Vec<T>)>) -> Option<(String, Vec<VersionMeta>)> {
