@@ -1684,6 +1684,44 @@ async fn collection_listings_page_in_name_order_with_item_shapes() {
 }
 
 #[tokio::test]
+async fn a_seeded_get_only_grant_reads_but_does_not_list() {
+    let emu = Emulator::start().await.unwrap();
+    let config = akv_emulator::EmulatorConfig::from_yaml(&format!(
+        "identities:\n  - clientId: {SP}\n    tenant: {TENANT}\n    clientSecret: right\n    getOnlyVaults: [other]\nvaults:\n  other:\n    secrets:\n      s:\n        - value: v\n"
+    ))
+    .unwrap();
+    emu.seed(&config).unwrap();
+    let c = client(&emu, false);
+    let token: Value = c
+        .post(format!("{LOGIN}/{TENANT}/oauth2/v2.0/token"))
+        .form(&form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", SP),
+            ("client_secret", "right"),
+            ("scope", "https://vault.azure.net/.default"),
+        ]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap();
+    let get = |path: &str| {
+        c.get(format!(
+            "https://other.vault.azure.net{path}?api-version=7.4"
+        ))
+        .bearer_auth(token)
+        .send()
+    };
+    assert_eq!(get("/secrets/s").await.unwrap().status(), StatusCode::OK);
+    let listing = get("/secrets").await.unwrap();
+    assert_eq!(listing.status(), StatusCode::FORBIDDEN);
+    let body: Value = listing.json().await.unwrap();
+    assert_eq!(body["error"]["innererror"]["code"], "ForbiddenByRbac");
+}
+
+#[tokio::test]
 async fn latency_delays_key_vault_answers() {
     let emu = fixture().await;
     let (c, token) = app_token(&emu).await;
