@@ -1,9 +1,20 @@
 //! The Key Vault data plane (spec 4) for `<vault>.vault.*` hosts: `GET
-//! /{secrets|keys|certificates}/{name}[/{version}]` and `/{…}/{name}/versions` with `maxresults` and
-//! `nextLink` paging, behind the bearer-token challenge, RBAC or access policies, injected faults
-//! and a per-vault throttling model.
+//! /{secrets|keys|certificates}/{name}[/{version}]`, and the listings `/{…}/{name}/versions` and
+//! `/{secrets|keys|certificates}[/]` (the collection: one item per object) with `maxresults`
+//! (1..=25) and `nextLink` paging, behind the bearer-token challenge, RBAC or access policies,
+//! injected faults and a per-vault throttling model.
 //!
 //! Fidelity choices a test writer should know:
+//! - A collection listing's items carry no version in their id (`…/secrets/{name}`, keys `kid`),
+//!   as the real service lists, with the current version's attributes (disabled objects are listed
+//!   with `enabled: false`), `tags`, and: secrets `contentType` if any and `managed: true` for a
+//!   certificate's secret; keys `managed: true` when a certificate of the same name exists (its
+//!   key); certificates `x5t` and `"subject": ""` as recorded. Items come in lower-case name
+//!   order. Attributes are the emulator's usual ones (certificates: no `nbf`/`exp`).
+//! - A get-only grant (`VaultRef::grant_without_list`) reads objects but gets 403 on both kinds
+//!   of listing: RBAC names the listing's action (`secrets/readMetadata/action`, `keys/read`,
+//!   `certificates/read`; a collection's resource is the vault), access policies the `list`
+//!   permission.
 //! - "latest" is the NEWEST version by `created`, enabled or not, as in the real service: if it
 //!   is disabled, a GET without a version gets 403 `SecretDisabled` (no fallback to an older one).
 //! - Object names are case-insensitive (the returned id keeps the stored casing).
@@ -27,7 +38,10 @@ use serde_json::{Value, json};
 use crate::clock::now;
 use crate::http::{Resp, header, json_response, kv_error, percent_decode, query_param, set_header};
 use crate::recorded::{replace_between, with_message};
-use crate::state::{KvRequest, ObjectKind, Shared, State, Vault, VersionMeta, Versioned};
+use crate::state::{
+    IssuedToken, KvRequest, ObjectKind, Shared, State, StoredSecret, Vault, VersionMeta, Versioned,
+    current,
+};
 
 /// (Entra authority, Key Vault resource) of the cloud a vault host belongs to.
 fn cloud_of(host: &str) -> (String, String) {
@@ -90,9 +104,18 @@ fn object_id(client_id: &str) -> String {
 /// What the path asks for.
 struct Target {
     kind: ObjectKind,
+    /// Empty for a collection listing (`/secrets`).
     name: String,
     version: Option<String>,
+    /// `/{name}/versions`, or the collection listing.
     listing: bool,
+}
+
+impl Target {
+    /// `GET /secrets` (`/keys`, `/certificates`): every object of the kind.
+    fn collection(&self) -> bool {
+        self.name.is_empty()
+    }
 }
 
 /// The path's target, or the message of the 400 `BadParameter` it deserves.
@@ -118,6 +141,15 @@ fn parse_path(path: &str) -> Result<Target, String> {
         _ => return Err(unsupported()),
     };
     if name.is_empty() {
+        // `/secrets` and `/secrets/` list the collection; `/secrets//…` names nothing.
+        if rest.is_empty() {
+            return Ok(Target {
+                kind,
+                name,
+                version: None,
+                listing: true,
+            });
+        }
         return Err(format!(
             "The request URI '{path}' is missing the object name."
         ));
@@ -213,7 +245,10 @@ pub(crate) fn handle(req: &Request<Incoming>, host: &str, shared: &Shared) -> Re
         path,
         query: req.uri().query().unwrap_or_default().to_owned(),
         kind: target.as_ref().map(|t| t.kind),
-        name: target.as_ref().map(|t| t.name.clone()),
+        name: target
+            .as_ref()
+            .filter(|t| !t.collection())
+            .map(|t| t.name.clone()),
         version: target.as_ref().and_then(|t| t.version.clone()),
         listing: target.as_ref().is_some_and(|t| t.listing),
         authorization_present: req.headers().contains_key(hyper::header::AUTHORIZATION),
@@ -243,8 +278,6 @@ pub(crate) fn handle(req: &Request<Incoming>, host: &str, shared: &Shared) -> Re
 }
 
 fn respond(shared: &Shared, s: &mut State, entry: &mut KvRequest, auth: Option<&str>) -> Resp {
-    let host = entry.host.clone();
-    let vault = entry.vault.clone();
     if query_param(&entry.query, "api-version").is_none_or(|v| v.is_empty()) {
         return kv_error(
             400,
@@ -252,83 +285,14 @@ fn respond(shared: &Shared, s: &mut State, entry: &mut KvRequest, auth: Option<&
             "The 'api-version' query parameter is missing.",
         );
     }
-
-    // Authentication.
-    let tenant = s.vault_tenant(&vault);
-    let presented = auth.and_then(|a| {
-        a.strip_prefix("Bearer ")
-            .or_else(|| a.strip_prefix("bearer "))
-    });
-    let Some(presented) = presented.map(str::trim).filter(|t| !t.is_empty()) else {
-        return challenge(shared, &host, &tenant, None);
+    let caller = match authenticate(shared, s, entry, auth) {
+        Ok(c) => c,
+        Err(r) => return *r,
     };
-    let Some(caller) = s.tokens.get(presented).cloned() else {
-        return challenge(shared, &host, &tenant, None);
-    };
-    entry.client_id = Some(caller.client_id.clone());
-    if caller.expires_at <= now() {
-        return challenge(
-            shared,
-            &host,
-            &tenant,
-            Some("[TokenExpired] Error validating token: 'S2S12086'."),
-        );
-    }
-    let (_, expected_resource) = cloud_of(&host);
-    if let Some(found) = &caller.resource
-        && *found != expected_resource
-    {
-        return challenge(
-            shared,
-            &host,
-            &tenant,
-            Some(&format!(
-                "AKV10022: Invalid audience. Expected {expected_resource}, found: {found}."
-            )),
-        );
-    }
     let page_size = s.page_size;
-    let v = s.vault(&vault);
-    if v.tenant.is_some() && caller.tenant != tenant {
-        return challenge(
-            shared,
-            &host,
-            &tenant,
-            Some(&format!(
-                "AKV10032: Invalid issuer. Expected one of https://sts.windows.net/{tenant}/, found https://sts.windows.net/{}/.",
-                caller.tenant
-            )),
-        );
-    }
-
-    if let Some(required) = &v.required_claims
-        && caller.claims.as_deref() != Some(required.as_str())
-    {
-        return claims_challenge(shared, &host, &tenant, required);
-    }
-
-    // Injected throttling and failures, then the throttling model.
-    let throttled = |retry_after: u64| {
-        let mut r = json_response(429, &shared.recorded.throttled);
-        set_header(&mut r, "retry-after", &retry_after.to_string());
-        r
-    };
-    if v.throttle_next.0 > 0 {
-        v.throttle_next.0 -= 1;
-        return throttled(v.throttle_next.1);
-    }
-    if let Some(limit) = &mut v.limit
-        && let Err(retry_after) = limit.admit(entry.at)
-    {
-        return throttled(retry_after);
-    }
-    if v.fail_next.0 > 0 {
-        v.fail_next.0 -= 1;
-        return kv_error(
-            v.fail_next.1,
-            "ServiceUnavailable",
-            "The service is temporarily unavailable, please retry later.",
-        );
+    let v = s.vault(&entry.vault);
+    if let Some(r) = injected_fault(shared, v, entry.at) {
+        return r;
     }
 
     if let Some((status, body)) = v.raw.get(&entry.path) {
@@ -350,19 +314,112 @@ fn respond(shared: &Shared, s: &mut State, entry: &mut KvRequest, auth: Option<&
         Err(message) => return kv_error(400, "BadParameter", &message),
     };
 
-    // Authorization.
-    if !v.grants.contains(&caller.client_id) {
+    // Authorization: a get-only grant reads every object but lists none, as a real access policy
+    // with `get` alone or a role with only the get action does.
+    let allowed = v.grants.contains(&caller.client_id)
+        || (!target.listing && v.get_only.contains(&caller.client_id));
+    if !allowed {
         return forbidden(
             shared,
             v,
-            &vault,
+            &entry.vault,
             &target,
             &caller.client_id,
             &caller.tenant,
         );
     }
+    let listing = Listing {
+        host: &entry.host,
+        query: &entry.query,
+        page_size,
+    };
+    if target.collection() {
+        return list_collection(v, &listing, target.kind);
+    }
+    serve_object(shared, v, &listing, target)
+}
 
-    // Objects.
+/// The caller of an accepted bearer token (its client id recorded in `entry`), or the 401
+/// challenge the vault answers instead.
+fn authenticate(
+    shared: &Shared,
+    s: &mut State,
+    entry: &mut KvRequest,
+    auth: Option<&str>,
+) -> Result<IssuedToken, Box<Resp>> {
+    let host = entry.host.clone();
+    let vault = entry.vault.clone();
+    let tenant = s.vault_tenant(&vault);
+    let refuse = |message: Option<&str>| Box::new(challenge(shared, &host, &tenant, message));
+    let presented = auth.and_then(|a| {
+        a.strip_prefix("Bearer ")
+            .or_else(|| a.strip_prefix("bearer "))
+    });
+    let Some(presented) = presented.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Err(refuse(None));
+    };
+    let Some(caller) = s.tokens.get(presented).cloned() else {
+        return Err(refuse(None));
+    };
+    entry.client_id = Some(caller.client_id.clone());
+    if caller.expires_at <= now() {
+        return Err(refuse(Some(
+            "[TokenExpired] Error validating token: 'S2S12086'.",
+        )));
+    }
+    let (_, expected_resource) = cloud_of(&host);
+    if let Some(found) = &caller.resource
+        && *found != expected_resource
+    {
+        return Err(refuse(Some(&format!(
+            "AKV10022: Invalid audience. Expected {expected_resource}, found: {found}."
+        ))));
+    }
+    let v = s.vault(&vault);
+    if v.tenant.is_some() && caller.tenant != tenant {
+        return Err(refuse(Some(&format!(
+            "AKV10032: Invalid issuer. Expected one of https://sts.windows.net/{tenant}/, found https://sts.windows.net/{}/.",
+            caller.tenant
+        ))));
+    }
+    if let Some(required) = &v.required_claims
+        && caller.claims.as_deref() != Some(required.as_str())
+    {
+        return Err(Box::new(claims_challenge(shared, &host, &tenant, required)));
+    }
+    Ok(caller)
+}
+
+/// Injected throttling and failures, then the throttling model: the answer that replaces the
+/// vault's own, if any.
+fn injected_fault(shared: &Shared, v: &mut Vault, at: Instant) -> Option<Resp> {
+    let throttled = |retry_after: u64| {
+        let mut r = json_response(429, &shared.recorded.throttled);
+        set_header(&mut r, "retry-after", &retry_after.to_string());
+        r
+    };
+    if v.throttle_next.0 > 0 {
+        v.throttle_next.0 -= 1;
+        return Some(throttled(v.throttle_next.1));
+    }
+    if let Some(limit) = &mut v.limit
+        && let Err(retry_after) = limit.admit(at)
+    {
+        return Some(throttled(retry_after));
+    }
+    if v.fail_next.0 > 0 {
+        v.fail_next.0 -= 1;
+        return Some(kv_error(
+            v.fail_next.1,
+            "ServiceUnavailable",
+            "The service is temporarily unavailable, please retry later.",
+        ));
+    }
+    None
+}
+
+/// A named object: its versions listing, or one version (the current one without a version).
+fn serve_object(shared: &Shared, v: &Vault, listing: &Listing<'_>, target: Target) -> Resp {
     let key = target.name.to_ascii_lowercase();
     let object: Option<(String, Vec<VersionMeta>)> = match target.kind {
         ObjectKind::Secret => metas(v.secrets.get(&key)),
@@ -372,19 +429,8 @@ fn respond(shared: &Shared, s: &mut State, entry: &mut KvRequest, auth: Option<&
     let Some((stored_name, versions)) = object.filter(|(_, v)| !v.is_empty()) else {
         return not_found(shared, target.kind, &target.name);
     };
-    let base = format!("https://{host}/{}/{stored_name}", target.kind.collection());
-
     if target.listing {
-        return list_versions(
-            v,
-            page_size,
-            &target,
-            &host,
-            &base,
-            &key,
-            &entry.query,
-            &versions,
-        );
+        return list_versions(v, listing, target.kind, &stored_name, &versions);
     }
 
     let chosen = match &target.version {
@@ -392,17 +438,16 @@ fn respond(shared: &Shared, s: &mut State, entry: &mut KvRequest, auth: Option<&
             .iter()
             .rev()
             .find(|(id, _, _)| id.eq_ignore_ascii_case(wanted)),
-        // The current version is the newest, enabled or not.
-        None => versions.iter().max_by_key(|(_, c, _)| *c),
+        None => current(&versions),
     };
-    let Some((version, created, enabled)) = chosen.cloned() else {
+    let Some(meta) = chosen.cloned() else {
         return not_found(
             shared,
             target.kind,
             &format!("{}/{}", target.name, target.version.unwrap_or_default()),
         );
     };
-    if !enabled {
+    if !meta.2 {
         let singular = target.kind.singular();
         let mut capitalized = singular.to_owned();
         capitalized[..1].make_ascii_uppercase();
@@ -412,13 +457,32 @@ fn respond(shared: &Shared, s: &mut State, entry: &mut KvRequest, auth: Option<&
         body["error"]["innererror"]["code"] = format!("{capitalized}Disabled").into();
         return json_response(403, &body);
     }
-    let id = format!("{base}/{version}");
-    let body = match target.kind {
+    match object_body(v, listing.host, target.kind, &stored_name, &meta) {
+        Some(body) => json_response(200, &body),
+        None => not_found(shared, target.kind, &target.name),
+    }
+}
+
+/// The GET answer for one enabled version (`None` if it vanished, which cannot happen under the
+/// state lock but is answered as the 404 it would be).
+fn object_body(
+    v: &Vault,
+    host: &str,
+    kind: ObjectKind,
+    stored_name: &str,
+    (version, created, enabled): &VersionMeta,
+) -> Option<Value> {
+    let key = stored_name.to_ascii_lowercase();
+    let id = format!(
+        "https://{host}/{}/{stored_name}/{version}",
+        kind.collection()
+    );
+    let attributes = attributes(*created, *enabled);
+    let body = match kind {
         ObjectKind::Secret => {
-            let Some(x) = find(v.secrets.get(&key), &version) else {
-                return not_found(shared, target.kind, &target.name);
-            };
-            let mut b = json!({ "value": x.secret.value, "id": id, "attributes": attributes(created, enabled), "tags": {} });
+            let x = find(v.secrets.get(&key), version)?;
+            let mut b =
+                json!({ "value": x.secret.value, "id": id, "attributes": attributes, "tags": {} });
             if let Some(ct) = &x.secret.content_type {
                 b["contentType"] = ct.clone().into();
             }
@@ -434,32 +498,28 @@ fn respond(shared: &Shared, s: &mut State, entry: &mut KvRequest, auth: Option<&
             b
         }
         ObjectKind::Key => {
-            let Some(x) = find(v.keys.get(&key), &version) else {
-                return not_found(shared, target.kind, &target.name);
-            };
+            let x = find(v.keys.get(&key), version)?;
             let mut jwk = x.payload.clone();
             if !jwk.is_object() {
                 jwk = json!({});
             }
-            jwk["kid"] = id.clone().into();
-            json!({ "key": jwk, "attributes": attributes(created, enabled), "tags": {} })
+            jwk["kid"] = id.into();
+            json!({ "key": jwk, "attributes": attributes, "tags": {} })
         }
         ObjectKind::Certificate => {
-            let Some(x) = find(v.certificates.get(&key), &version) else {
-                return not_found(shared, target.kind, &target.name);
-            };
+            let x = find(v.certificates.get(&key), version)?;
             json!({
                 "id": id,
                 "kid": format!("https://{host}/keys/{stored_name}/{version}"),
                 "sid": format!("https://{host}/secrets/{stored_name}/{version}"),
                 "x5t": x.payload["x5t"],
                 "cer": x.payload["cer"],
-                "attributes": attributes(created, enabled),
+                "attributes": attributes,
                 "tags": {},
             })
         }
     };
-    json_response(200, &body)
+    Some(body)
 }
 
 fn metas<T: Versioned>(entry: Option<&(String, Vec<T>)>) -> Option<(String, Vec<VersionMeta>)> {
@@ -506,9 +566,14 @@ fn forbidden(
                 } else if line.starts_with("Action: ") {
                     format!("Action: '{}'", rbac_action(target.kind, target.listing))
                 } else if line.starts_with("Resource: ") {
+                    // A collection listing is authorized on the vault itself.
+                    let object = if target.collection() {
+                        String::new()
+                    } else {
+                        format!("/{collection}/{}", target.name.to_ascii_lowercase())
+                    };
                     format!(
-                        "Resource: '/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg/providers/microsoft.keyvault/vaults/{vault}/{collection}/{}'",
-                        target.name.to_ascii_lowercase()
+                        "Resource: '/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg/providers/microsoft.keyvault/vaults/{vault}{object}'"
                     )
                 } else if line.starts_with("Vault: ") {
                     format!("Vault: {vault};location=westeurope")
@@ -522,63 +587,106 @@ fn forbidden(
     json_response(403, &body)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn list_versions(
-    v: &Vault,
+/// What every listing needs besides the objects: where it was asked and how large a page may be.
+struct Listing<'a> {
+    host: &'a str,
+    query: &'a str,
+    /// The emulator's page size (`Emulator::set_page_size`), the largest page without `maxresults`.
     page_size: usize,
-    target: &Target,
-    host: &str,
-    base: &str,
-    key: &str,
-    query: &str,
-    versions: &[VersionMeta],
-) -> Resp {
-    let mut page = page_size;
-    let maxresults = query_param(query, "maxresults");
-    if let Some(m) = &maxresults {
-        match m.parse::<usize>() {
-            Ok(n @ 1..=25) => page = page.min(n),
-            _ => {
-                return kv_error(
-                    400,
-                    "BadParameter",
-                    &format!("Invalid maxresults value '{m}'. It must be between 1 and 25."),
-                );
+}
+
+/// One page of a listing: `size` items after the first `skip`.
+struct Page {
+    skip: usize,
+    size: usize,
+    /// As sent, repeated in `nextLink` (the real service does too).
+    maxresults: Option<String>,
+}
+
+impl Listing<'_> {
+    /// The page asked for, or the message of the 400 `BadParameter` a `maxresults` outside
+    /// 1..=25 or a `$skiptoken` the emulator did not issue deserves.
+    fn page(&self) -> Result<Page, String> {
+        let mut size = self.page_size;
+        let maxresults = query_param(self.query, "maxresults");
+        if let Some(m) = &maxresults {
+            match m.parse::<usize>() {
+                Ok(n @ 1..=25) => size = size.min(n),
+                _ => {
+                    return Err(format!(
+                        "Invalid maxresults value '{m}'. It must be between 1 and 25."
+                    ));
+                }
             }
         }
+        let skip = match query_param(self.query, "$skiptoken") {
+            None => 0,
+            Some(t) => {
+                skiptoken_decode(&t).ok_or_else(|| "The skip token is not valid.".to_owned())?
+            }
+        };
+        Ok(Page {
+            skip,
+            size,
+            maxresults,
+        })
     }
-    let skip = match query_param(query, "$skiptoken") {
-        None => 0,
-        Some(t) => match skiptoken_decode(&t) {
-            Some(n) => n,
-            None => return kv_error(400, "BadParameter", "The skip token is not valid."),
-        },
+
+    /// `{"value": items, "nextLink": …}` for `page` of a listing of `total` items at `path`
+    /// (e.g. `/secrets`): `nextLink` is absolute on the request's host (no `:443`, see the module
+    /// doc) and null on the last page.
+    fn body(&self, path: &str, page: &Page, total: usize, items: Vec<Value>) -> Resp {
+        let end = page.skip.saturating_add(page.size);
+        let next = (end < total).then(|| {
+            let api_version = query_param(self.query, "api-version").unwrap_or_default();
+            let mut link = format!(
+                "https://{}{path}?api-version={api_version}&$skiptoken={}",
+                self.host,
+                skiptoken_encode(end)
+            );
+            if let Some(m) = &page.maxresults {
+                link.push_str(&format!("&maxresults={m}"));
+            }
+            link
+        });
+        json_response(200, &json!({ "value": items, "nextLink": next }))
+    }
+}
+
+fn list_versions(
+    v: &Vault,
+    listing: &Listing<'_>,
+    kind: ObjectKind,
+    stored_name: &str,
+    versions: &[VersionMeta],
+) -> Resp {
+    let page = match listing.page() {
+        Ok(p) => p,
+        Err(message) => return kv_error(400, "BadParameter", &message),
     };
+    let path = format!("/{}/{stored_name}", kind.collection());
+    let base = format!("https://{}{path}", listing.host);
+    let key = stored_name.to_ascii_lowercase();
     let items: Vec<Value> = versions
         .iter()
-        .skip(skip)
-        .take(page)
+        .skip(page.skip)
+        .take(page.size)
         .map(|(version, created, enabled)| {
             let id = format!("{base}/{version}");
-            let mut item = match target.kind {
+            let mut item = match kind {
                 ObjectKind::Key => json!({ "kid": id }),
                 _ => json!({ "id": id }),
             };
             item["attributes"] = attributes(*created, *enabled);
             item["tags"] = json!({});
-            match target.kind {
+            match kind {
                 ObjectKind::Secret => {
-                    if let Some(x) = find(v.secrets.get(key), version) {
-                        if let Some(ct) = &x.secret.content_type {
-                            item["contentType"] = ct.clone().into();
-                        }
-                        if x.secret.kid.is_some() || x.kid_from_host {
-                            item["managed"] = true.into();
-                        }
+                    if let Some(x) = find(v.secrets.get(&key), version) {
+                        secret_fields(&mut item, x);
                     }
                 }
                 ObjectKind::Certificate => {
-                    if let Some(x) = find(v.certificates.get(key), version) {
+                    if let Some(x) = find(v.certificates.get(&key), version) {
                         item["x5t"] = x.payload["x5t"].clone();
                     }
                 }
@@ -587,21 +695,76 @@ fn list_versions(
             item
         })
         .collect();
-    let next = (skip.saturating_add(page) < versions.len()).then(|| {
-        let api_version = query_param(query, "api-version").unwrap_or_default();
-        let path = base
-            .strip_prefix(&format!("https://{host}"))
-            .unwrap_or(base);
-        let mut link = format!(
-            "https://{host}{path}/versions?api-version={api_version}&$skiptoken={}",
-            skiptoken_encode(skip + page)
-        );
-        if let Some(m) = maxresults {
-            link.push_str(&format!("&maxresults={m}"));
-        }
-        link
-    });
-    json_response(200, &json!({ "value": items, "nextLink": next }))
+    listing.body(&format!("{path}/versions"), &page, versions.len(), items)
+}
+
+/// A secret item's `contentType` and, for a certificate's secret, `managed: true`.
+fn secret_fields(item: &mut Value, x: &StoredSecret) {
+    if let Some(ct) = &x.secret.content_type {
+        item["contentType"] = ct.clone().into();
+    }
+    if x.managed() {
+        item["managed"] = true.into();
+    }
+}
+
+/// `GET /{collection}`: one item per object, its current version's attributes, no version in the
+/// id (as the real service lists), in lower-case name order so pages are stable. Disabled objects
+/// are listed too, with `enabled: false`.
+fn list_collection(v: &Vault, listing: &Listing<'_>, kind: ObjectKind) -> Resp {
+    let page = match listing.page() {
+        Ok(p) => p,
+        Err(message) => return kv_error(400, "BadParameter", &message),
+    };
+    let mut names: Vec<&String> = match kind {
+        ObjectKind::Secret => v.secrets.keys().collect(),
+        ObjectKind::Key => v.keys.keys().collect(),
+        ObjectKind::Certificate => v.certificates.keys().collect(),
+    };
+    names.sort();
+    let host = listing.host;
+    let collection = kind.collection();
+    let item = |key: &String| -> Option<Value> {
+        let (stored, mut item, meta) = match kind {
+            ObjectKind::Secret => {
+                let (stored, versions) = v.secrets.get(key)?;
+                let x = current(versions)?;
+                let mut item = json!({});
+                secret_fields(&mut item, x);
+                (stored, item, x.meta())
+            }
+            ObjectKind::Key => {
+                let (stored, versions) = v.keys.get(key)?;
+                // A key named like a certificate is that certificate's key: Key Vault refuses
+                // to create one otherwise, and marks it managed.
+                let item = if v.certificates.contains_key(key) {
+                    json!({ "managed": true })
+                } else {
+                    json!({})
+                };
+                (stored, item, current(versions)?.meta())
+            }
+            ObjectKind::Certificate => {
+                let (stored, versions) = v.certificates.get(key)?;
+                let x = current(versions)?;
+                let item = json!({ "x5t": x.payload["x5t"], "subject": "" });
+                (stored, item, x.meta())
+            }
+        };
+        let id = format!("https://{host}/{collection}/{stored}");
+        item[if kind == ObjectKind::Key { "kid" } else { "id" }] = id.into();
+        item["attributes"] = attributes(meta.1, meta.2);
+        item["tags"] = json!({});
+        Some(item)
+    };
+    // `item` is `Some` for every name: an object is stored with its first version.
+    let items: Vec<Value> = names
+        .iter()
+        .skip(page.skip)
+        .take(page.size)
+        .filter_map(|k| item(k))
+        .collect();
+    listing.body(&format!("/{collection}"), &page, names.len(), items)
 }
 
 #[cfg(test)]

@@ -247,7 +247,8 @@ impl Emulator {
         self.shared.lock().latency = latency;
     }
 
-    /// Largest page of a versions listing (default 25, as the service); `maxresults` may lower it.
+    /// Largest page of a listing, of versions or of a collection (default 25, as the service);
+    /// `maxresults` may lower it.
     pub fn set_page_size(&self, n: usize) {
         self.shared.lock().page_size = n.max(1);
     }
@@ -448,10 +449,27 @@ impl VaultRef<'_> {
         f(self.shared.lock().vault(&self.name))
     }
 
-    /// Gives `client_id` read access to every object (an RBAC role assignment or a get/list
-    /// access policy).
+    /// Gives `client_id` read access to every object, listings included (an RBAC role assignment
+    /// such as Key Vault Secrets User, or a get/list access policy). Replaces a
+    /// [`grant_without_list`](Self::grant_without_list).
     pub fn grant(&self, client_id: &str) -> &Self {
-        self.with(|v| v.grants.insert(client_id.into()));
+        self.with(|v| {
+            v.get_only.remove(client_id);
+            v.grants.insert(client_id.into())
+        });
+        self
+    }
+
+    /// Lets `client_id` GET every object but not list: the collection listings (`GET /secrets`…)
+    /// and `/{name}/versions` get 403 in the vault's style (RBAC `ForbiddenByRbac` naming the
+    /// listing's action, e.g. `…/secrets/readMetadata/action`; access policies `AccessDenied` "does
+    /// not have secrets list permission"), as for an access policy with `get` alone or a role with
+    /// only the get action. Replaces a [`grant`](Self::grant).
+    pub fn grant_without_list(&self, client_id: &str) -> &Self {
+        self.with(|v| {
+            v.grants.remove(client_id);
+            v.get_only.insert(client_id.into())
+        });
         self
     }
 

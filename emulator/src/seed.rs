@@ -99,6 +99,10 @@ pub struct IdentityConfig {
     /// Vaults it may read (an RBAC role assignment such as Key Vault Secrets User).
     #[serde(default)]
     pub vaults: Vec<String>,
+    /// Vaults whose objects it may GET but not list (an access policy with `get` alone): listings
+    /// get 403. A vault in both lists is fully granted.
+    #[serde(default)]
+    pub get_only_vaults: Vec<String>,
 }
 
 /// One federated identity credential.
@@ -362,6 +366,9 @@ impl EmulatorConfig {
             for (j, vault) in id.vaults.iter().enumerate() {
                 check_vault_name(&format!("{at}.vaults[{j}]"), vault)?;
             }
+            for (j, vault) in id.get_only_vaults.iter().enumerate() {
+                check_vault_name(&format!("{at}.getOnlyVaults[{j}]"), vault)?;
+            }
         }
         for (i, p) in self.pod_identities.iter().enumerate() {
             if !is_guidish(&p.client_id) {
@@ -597,6 +604,10 @@ pub(crate) fn apply(
                 &fic.subject,
                 audience,
             );
+        }
+        // Full grants last, so a vault in both lists is fully granted.
+        for vault in &id.get_only_vaults {
+            emulator.vault(vault).grant_without_list(&id.client_id);
         }
         for vault in &id.vaults {
             emulator.vault(vault).grant(&id.client_id);

@@ -112,6 +112,13 @@ pub(crate) struct StoredSecret {
     pub kid_from_host: bool,
 }
 
+impl StoredSecret {
+    /// A certificate's secret: Key Vault answers `managed: true` for it (and refuses to change it).
+    pub fn managed(&self) -> bool {
+        self.secret.kid.is_some() || self.kid_from_host
+    }
+}
+
 /// One version of a key or certificate: the payload fields besides id and attributes.
 #[derive(Clone, Debug)]
 pub(crate) struct StoredVersion {
@@ -142,6 +149,18 @@ impl Versioned for StoredVersion {
     fn meta(&self) -> VersionMeta {
         (self.version.clone(), self.created, self.enabled)
     }
+}
+
+impl Versioned for VersionMeta {
+    fn meta(&self) -> VersionMeta {
+        self.clone()
+    }
+}
+
+/// An object's current version: the NEWEST by `created`, enabled or not, as the real service
+/// chooses for a GET without a version and for the collection listing (one rule, so they agree).
+pub(crate) fn current<T: Versioned>(versions: &[T]) -> Option<&T> {
+    versions.iter().max_by_key(|x| x.meta().1)
 }
 
 /// Objects of one kind by lower-case name → (stored name, versions in insertion order).
@@ -192,8 +211,11 @@ impl RateLimit {
 /// One vault's objects, access rules and behaviour.
 #[derive(Debug, Default)]
 pub(crate) struct Vault {
-    /// Client ids with read access to every object.
+    /// Client ids with read access to every object, listings included.
     pub grants: HashSet<String>,
+    /// Client ids that may GET every object but not list (an access policy with `get` alone, or
+    /// a role with only the get action): the common least-privilege setup.
+    pub get_only: HashSet<String>,
     /// Access-policy vault: 403 `AccessDenied` instead of `ForbiddenByRbac`.
     pub access_policies: bool,
     /// Named in the challenge; tokens of other tenants get 401 `AKV10032`.
@@ -258,11 +280,11 @@ pub struct KvRequest {
     pub query: String,
     /// The collection, if the path named one.
     pub kind: Option<ObjectKind>,
-    /// The object name (decoded), if any.
+    /// The object name (decoded), if any (`None` for a collection listing).
     pub name: Option<String>,
     /// The version named in the path, if any.
     pub version: Option<String>,
-    /// A `/versions` listing.
+    /// A listing: `/{name}/versions`, or the collection itself (then `name` is `None`).
     pub listing: bool,
     /// Whether an `Authorization` header was sent.
     pub authorization_present: bool,

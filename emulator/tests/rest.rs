@@ -846,6 +846,210 @@ fn cases() -> Vec<Case> {
                 ],
             )],
         ),
+        case(
+            "get-only grant on an RBAC vault: objects yes, listings 403 naming the list action",
+            |e| {
+                e.vault(VAULT).grant_without_list(APP);
+            },
+            vec![
+                get(secret_url("db-password"), Auth::App, 200, vec![]),
+                get(
+                    format!("{KV}/secrets?api-version=7.4"),
+                    Auth::App,
+                    403,
+                    vec![
+                        Check::Eq("/error/code", json!("Forbidden")),
+                        Check::Eq("/error/innererror/code", json!("ForbiddenByRbac")),
+                        Check::Contains(
+                            "/error/message",
+                            s(
+                                "\r\nAction: 'Microsoft.KeyVault/vaults/secrets/readMetadata/action'\r\n",
+                            ),
+                        ),
+                        Check::Contains(
+                            "/error/message",
+                            s("/providers/microsoft.keyvault/vaults/myvault'\r\n"),
+                        ),
+                    ],
+                ),
+                get(
+                    format!("{KV}/keys/?api-version=7.4"),
+                    Auth::App,
+                    403,
+                    vec![Check::Contains(
+                        "/error/message",
+                        s("\r\nAction: 'Microsoft.KeyVault/vaults/keys/read'\r\n"),
+                    )],
+                ),
+                get(
+                    format!("{KV}/certificates?api-version=7.4"),
+                    Auth::App,
+                    403,
+                    vec![Check::Contains(
+                        "/error/message",
+                        s("\r\nAction: 'Microsoft.KeyVault/vaults/certificates/read'\r\n"),
+                    )],
+                ),
+                get(
+                    format!("{KV}/secrets/db-password/versions?api-version=7.4"),
+                    Auth::App,
+                    403,
+                    vec![
+                        Check::Contains(
+                            "/error/message",
+                            s(
+                                "\r\nAction: 'Microsoft.KeyVault/vaults/secrets/readMetadata/action'\r\n",
+                            ),
+                        ),
+                        Check::Contains(
+                            "/error/message",
+                            s(
+                                "/providers/microsoft.keyvault/vaults/myvault/secrets/db-password'\r\n",
+                            ),
+                        ),
+                    ],
+                ),
+            ],
+        ),
+        case(
+            "get-only grant on an access-policy vault: listings 403 AccessDenied without list",
+            |e| {
+                e.vault(VAULT).use_access_policies().grant_without_list(APP);
+            },
+            vec![
+                get(
+                    format!("{KV}/keys/rsa?api-version=7.4"),
+                    Auth::App,
+                    200,
+                    vec![],
+                ),
+                get(
+                    format!("{KV}/secrets?api-version=7.4"),
+                    Auth::App,
+                    403,
+                    vec![
+                        Check::Eq("/error/innererror/code", json!("AccessDenied")),
+                        Check::StartsWith(
+                            "/error/message",
+                            format!("The user, group or application 'appid={APP};oid="),
+                        ),
+                        Check::Contains(
+                            "/error/message",
+                            s(
+                                "' does not have secrets list permission on key vault 'myvault;location=",
+                            ),
+                        ),
+                    ],
+                ),
+                get(
+                    format!("{KV}/certificates?api-version=7.4"),
+                    Auth::App,
+                    403,
+                    vec![Check::Contains(
+                        "/error/message",
+                        s("' does not have certificates list permission on key vault"),
+                    )],
+                ),
+                get(
+                    format!("{KV}/keys/rsa/versions?api-version=7.4"),
+                    Auth::App,
+                    403,
+                    vec![Check::Contains(
+                        "/error/message",
+                        s("' does not have keys list permission on key vault"),
+                    )],
+                ),
+            ],
+        ),
+        case(
+            "a full grant after a get-only one lists again",
+            |e| {
+                e.vault(VAULT).grant_without_list(APP).grant(APP);
+            },
+            vec![get(
+                format!("{KV}/secrets?api-version=7.4"),
+                Auth::App,
+                200,
+                vec![Check::Eq(
+                    "/value/0/id",
+                    json!(format!("{KV}/secrets/bundle")),
+                )],
+            )],
+        ),
+        case(
+            "collection listing: maxresults outside 1..=25, bad skiptoken, no object name",
+            none,
+            vec![
+                get(
+                    format!("{KV}/secrets?api-version=7.4&maxresults=26"),
+                    Auth::App,
+                    400,
+                    vec![
+                        Check::Eq("/error/code", json!("BadParameter")),
+                        Check::Contains("/error/message", s("'26'")),
+                    ],
+                ),
+                get(
+                    format!("{KV}/keys?api-version=7.4&maxresults=0"),
+                    Auth::App,
+                    400,
+                    vec![Check::Eq("/error/code", json!("BadParameter"))],
+                ),
+                get(
+                    format!("{KV}/certificates?api-version=7.4&$skiptoken=zzz"),
+                    Auth::App,
+                    400,
+                    vec![Check::Eq("/error/code", json!("BadParameter"))],
+                ),
+                get(
+                    format!("{KV}/secrets//versions?api-version=7.4"),
+                    Auth::App,
+                    400,
+                    vec![Check::Contains(
+                        "/error/message",
+                        s("missing the object name"),
+                    )],
+                ),
+                get(
+                    format!("{KV}/secrets?api-version=7.4&maxresults=25"),
+                    Auth::App,
+                    200,
+                    vec![Check::Eq("/nextLink", Value::Null)],
+                ),
+            ],
+        ),
+        case(
+            "collection listing: throttling, faults and the challenge apply",
+            |e| {
+                e.vault(VAULT).throttle_next(1, 3).fail_next(1, 503);
+            },
+            vec![
+                get(
+                    format!("{KV}/secrets?api-version=7.4"),
+                    Auth::None,
+                    401,
+                    vec![Check::Header("www-authenticate", challenge.clone())],
+                ),
+                get(
+                    format!("{KV}/secrets?api-version=7.4"),
+                    Auth::App,
+                    429,
+                    vec![Check::Header("retry-after", s("3"))],
+                ),
+                get(
+                    format!("{KV}/secrets?api-version=7.4"),
+                    Auth::App,
+                    503,
+                    vec![],
+                ),
+                get(
+                    format!("{KV}/secrets?api-version=7.4"),
+                    Auth::App,
+                    200,
+                    vec![],
+                ),
+            ],
+        ),
         // ---- Key Vault: faults ----
         case(
             "injected 429 with Retry-After, then served",
@@ -1305,6 +1509,216 @@ async fn versions_listing_pages_with_next_link() {
     assert_eq!(body["value"].as_array().unwrap().len(), 1);
     assert_eq!(body["value"][0]["kid"], format!("{KV}/keys/rsa/{V1}"));
     assert!(body["nextLink"].is_string());
+}
+
+/// Every page of a listing from `url` on, following `nextLink` until null; checks each link.
+async fn all_pages(c: &Client, token: &str, mut url: String, link_prefix: &str) -> Vec<Vec<Value>> {
+    let mut pages = Vec::new();
+    loop {
+        let resp = c.get(&url).bearer_auth(token).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{url}");
+        let body: Value = resp.json().await.unwrap();
+        pages.push(body["value"].as_array().unwrap().clone());
+        match body["nextLink"].as_str() {
+            Some(next) => {
+                assert!(next.starts_with(link_prefix), "{next}");
+                url = next.to_owned();
+            }
+            None => {
+                assert!(body["nextLink"].is_null(), "{body}");
+                return pages;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn collection_listings_page_in_name_order_with_item_shapes() {
+    let emu = fixture().await;
+    let v = emu.vault(VAULT);
+    v.put_secret("App1-b", SecretVersion::new(V1, "b", 10))
+        .put_secret("app1-a", SecretVersion::new(V1, "a", 10))
+        .put_secret(
+            "app1-c",
+            SecretVersion::new(V1, "c", 10).content_type("text/plain"),
+        );
+    // The key of certificate "bundle" (Key Vault creates it with the certificate).
+    v.put_key(
+        "bundle",
+        V2,
+        json!({"kty":"RSA","n":"AA","e":"AQAB"}),
+        5,
+        true,
+    );
+    let (_, token) = app_token(&emu).await;
+    let c = client(&emu, true);
+
+    // The configured page size pages the listing; every name once, in lower-case name order.
+    emu.set_page_size(2);
+    let pages = all_pages(
+        &c,
+        &token,
+        format!("{KV}/secrets?api-version=7.4"),
+        &format!("{KV}/secrets?api-version=7.4&$skiptoken="),
+    )
+    .await;
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![2, 2, 2, 1]
+    );
+    let all: Vec<&Value> = pages.iter().flatten().collect();
+    let ids: Vec<&str> = all.iter().map(|x| x["id"].as_str().unwrap()).collect();
+    let want: Vec<String> = [
+        "app1-a",
+        "App1-b",
+        "app1-c",
+        "bundle",
+        "db-password",
+        "off",
+        "web-tls",
+    ]
+    .iter()
+    .map(|n| format!("{KV}/secrets/{n}"))
+    .collect();
+    assert_eq!(ids, want);
+    let by_name = |n: &str| {
+        all[want
+            .iter()
+            .position(|w| w.ends_with(&format!("/{n}")))
+            .unwrap()]
+    };
+    // The current version's attributes, no value; plain secrets are not managed.
+    assert_eq!(
+        *by_name("db-password"),
+        json!({"id": format!("{KV}/secrets/db-password"), "attributes": {"enabled": true, "created": 200, "updated": 200, "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90}, "tags": {}})
+    );
+    assert_eq!(by_name("app1-c")["contentType"], "text/plain");
+    assert!(by_name("app1-c").get("managed").is_none());
+    // A certificate's secret is managed, with its content type.
+    assert_eq!(by_name("bundle")["managed"], true);
+    assert_eq!(by_name("bundle")["contentType"], "application/x-pkcs12");
+    assert_eq!(by_name("web-tls")["managed"], true);
+    // The newest version is disabled: listed, with enabled false.
+    assert_eq!(by_name("off")["attributes"]["enabled"], false);
+    assert_eq!(by_name("off")["attributes"]["created"], 200);
+
+    // maxresults (and a trailing slash) page the same, and the links repeat maxresults.
+    emu.set_page_size(25);
+    let pages = all_pages(
+        &c,
+        &token,
+        format!("{KV}/secrets/?api-version=7.4&maxresults=3"),
+        &format!("{KV}/secrets?api-version=7.4&$skiptoken="),
+    )
+    .await;
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![3, 3, 1]
+    );
+    let again: Vec<&Value> = pages.iter().flatten().collect();
+    assert_eq!(again, all);
+
+    // Keys: "kid" without version; the certificate's key is managed.
+    let keys: Value = c
+        .get(format!("{KV}/keys?api-version=7.4"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        keys,
+        json!({"value": [
+            {"kid": format!("{KV}/keys/bundle"), "managed": true, "attributes": {"enabled": true, "created": 5, "updated": 5, "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90}, "tags": {}},
+            {"kid": format!("{KV}/keys/rsa"), "attributes": {"enabled": true, "created": 1, "updated": 1, "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90}, "tags": {}},
+        ], "nextLink": null})
+    );
+
+    // Certificates: id without version, the certificate's x5t, an empty subject (as recorded).
+    let cert: Value = c
+        .get(format!("{KV}/certificates/web?api-version=7.4"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let certs: Value = c
+        .get(format!("{KV}/certificates?api-version=7.4&maxresults=1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(certs["value"].as_array().unwrap().len(), 1);
+    assert_eq!(certs["value"][0]["id"], format!("{KV}/certificates/bundle"));
+    let next = certs["nextLink"].as_str().unwrap();
+    assert!(next.ends_with("&maxresults=1"), "{next}");
+    let page2: Value = c
+        .get(next)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        page2,
+        json!({"value": [
+            {"id": format!("{KV}/certificates/web"), "x5t": cert["x5t"], "subject": "", "attributes": {"enabled": true, "created": 1, "updated": 1, "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90}, "tags": {}},
+        ], "nextLink": null})
+    );
+
+    // The log names the collection, no object, and a listing.
+    let last = emu.kv_requests().pop().unwrap();
+    assert_eq!(last.kind, Some(ObjectKind::Certificate));
+    assert_eq!(last.name, None);
+    assert!(last.listing);
+    assert_eq!(last.status, 200);
+}
+
+#[tokio::test]
+async fn a_seeded_get_only_grant_reads_but_does_not_list() {
+    let emu = Emulator::start().await.unwrap();
+    let config = akv_emulator::EmulatorConfig::from_yaml(&format!(
+        "identities:\n  - clientId: {SP}\n    tenant: {TENANT}\n    clientSecret: right\n    getOnlyVaults: [other]\nvaults:\n  other:\n    secrets:\n      s:\n        - value: v\n"
+    ))
+    .unwrap();
+    emu.seed(&config).unwrap();
+    let c = client(&emu, false);
+    let token: Value = c
+        .post(format!("{LOGIN}/{TENANT}/oauth2/v2.0/token"))
+        .form(&form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", SP),
+            ("client_secret", "right"),
+            ("scope", "https://vault.azure.net/.default"),
+        ]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap();
+    let get = |path: &str| {
+        c.get(format!(
+            "https://other.vault.azure.net{path}?api-version=7.4"
+        ))
+        .bearer_auth(token)
+        .send()
+    };
+    assert_eq!(get("/secrets/s").await.unwrap().status(), StatusCode::OK);
+    let listing = get("/secrets").await.unwrap();
+    assert_eq!(listing.status(), StatusCode::FORBIDDEN);
+    let body: Value = listing.json().await.unwrap();
+    assert_eq!(body["error"]["innererror"]["code"], "ForbiddenByRbac");
 }
 
 #[tokio::test]
