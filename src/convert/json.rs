@@ -56,11 +56,10 @@ impl JsonSecret {
                 line: e.line(),
                 column: e.column(),
             })?;
-        let variable =
-            jmespath::Variable::try_from(doc).map_err(|e| JsonKeyError::Expression {
-                path: String::new(),
-                reason: e.reason.to_string(),
-            })?;
+        let variable = jmespath::Variable::try_from(doc).map_err(|e| JsonKeyError::Expression {
+            path: String::new(),
+            reason: e.reason.to_string(),
+        })?;
         Ok(Self(jmespath::Rcvar::new(variable)))
     }
 

@@ -173,7 +173,10 @@ fn listing_message(vault: &str, kind: &ObjectKind, pattern: &str, err: &KeyVault
             "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
             "Key Vault Secrets User",
         ),
-        ObjectKind::Key => ("Microsoft.KeyVault/vaults/keys/read", "Key Vault Crypto User"),
+        ObjectKind::Key => (
+            "Microsoft.KeyVault/vaults/keys/read",
+            "Key Vault Crypto User",
+        ),
         ObjectKind::Cert => (
             "Microsoft.KeyVault/vaults/certificates/read",
             "Key Vault Certificate User",

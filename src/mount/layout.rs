@@ -48,10 +48,7 @@ pub fn planned(spec: &ObjectSpec, split_files: bool) -> Vec<String> {
 /// [`MAX_FILES`] files. Run at validation, and again by a Mount whose patterns were expanded.
 pub fn check_volume(objects: &[ObjectSpec], split_files: bool, errors: &mut Vec<Finding>) {
     check_collisions(objects, split_files, errors);
-    let files: usize = objects
-        .iter()
-        .map(|o| planned(o, split_files).len())
-        .sum();
+    let files: usize = objects.iter().map(|o| planned(o, split_files).len()).sum();
     if files > MAX_FILES {
         errors.push(Finding::objects(format!(
             "objects: these objects write {files} files, more than the {MAX_FILES} one volume may hold; \

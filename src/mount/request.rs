@@ -139,7 +139,6 @@ fn valid_tenant(t: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
-
 /// What parsing needs besides the request.
 #[derive(Clone, Copy, Debug)]
 pub struct ParseContext {

@@ -28,7 +28,9 @@ fn entries(items: &[&str]) -> String {
 }
 
 /// path → (id, version), asserting one version per file and unique ids.
-fn versions(response: &akv_csi_provider::proto::MountResponse) -> BTreeMap<String, (String, String)> {
+fn versions(
+    response: &akv_csi_provider::proto::MountResponse,
+) -> BTreeMap<String, (String, String)> {
     assert_eq!(response.files.len(), response.object_version.len());
     let ids: std::collections::BTreeSet<&str> = response
         .object_version
@@ -48,7 +50,8 @@ fn text(response: &akv_csi_provider::proto::MountResponse, path: &str) -> String
     String::from_utf8(file(response, path).contents.clone()).expect("UTF-8")
 }
 
-const DB: &str = r#"{"username":"app","connection-string":"Server=db;Password=p4ss-json","port":5432}"#;
+const DB: &str =
+    r#"{"username":"app","connection-string":"Server=db;Password=p4ss-json","port":5432}"#;
 
 fn put_db_credentials(emu: &Emulator) {
     emu.vault(VAULT)
@@ -108,10 +111,17 @@ async fn a_json_key_that_is_not_a_string_fails_naming_the_path_never_the_value()
         .mount_fails(
             MountBuilder::workload(&entries(&[number])).build(),
             Code::FailedPrecondition,
-            &["\"db-credentials\" from vault kv-main", "\"port\"", "a number"],
+            &[
+                "\"db-credentials\" from vault kv-main",
+                "\"port\"",
+                "a number",
+            ],
         )
         .await;
-    assert!(!message.contains("5432") && !message.contains("p4ss"), "{message}");
+    assert!(
+        !message.contains("5432") && !message.contains("p4ss"),
+        "{message}"
+    );
     let missing = "objectName: db-credentials\nobjectType: secret\njmesPath:\n  - path: password\n    objectAlias: pw";
     provider
         .mount_fails(
@@ -120,7 +130,8 @@ async fn a_json_key_that_is_not_a_string_fails_naming_the_path_never_the_value()
             &["\"password\"", "null (no such field)"],
         )
         .await;
-    let plain = "objectName: not-json\nobjectType: secret\njmesPath:\n  - path: a\n    objectAlias: a";
+    let plain =
+        "objectName: not-json\nobjectType: secret\njmesPath:\n  - path: a\n    objectAlias: a";
     let (_, message) = provider
         .mount_fails(
             MountBuilder::workload(&entries(&[plain])).build(),
@@ -136,7 +147,7 @@ async fn objects_from_another_vault_keep_apart_and_the_class_vault_keeps_azures_
     let emu = federated_emulator().await;
     emu.vault(VAULT)
         .put_secret("shared", plain_secret(V, "from-main", 1))
-        .put_secret("main-too", plain_secret(V, "main-too", 1));
+        .put_secret("main-too", plain_secret(V, "value-of-main-too", 1));
     emu.vault(OTHER)
         .grant(CLIENT_ID)
         .put_secret("shared", plain_secret(V, "from-other", 1));
@@ -155,9 +166,12 @@ async fn objects_from_another_vault_keep_apart_and_the_class_vault_keeps_azures_
     assert_eq!(ids["shared"].0, "secret/shared");
     assert_eq!(ids["shared-other"].0, "secret/shared@kv-other");
     assert_eq!(ids["main-too"].0, "secret/main-too");
-    assert_eq!(text(&response, "main-too"), "main-too");
+    assert_eq!(text(&response, "main-too"), "value-of-main-too");
     assert_eq!(emu.vault(OTHER).gets(), 1);
-    assert_eq!(versions(&provider.mount(request).await.expect("again")), ids);
+    assert_eq!(
+        versions(&provider.mount(request).await.expect("again")),
+        ids
+    );
 }
 
 #[tokio::test]
@@ -182,7 +196,8 @@ async fn a_denial_by_another_vault_names_that_vault() {
 #[tokio::test]
 async fn an_optional_object_that_is_missing_or_disabled_is_skipped_and_counted() {
     let emu = federated_emulator().await;
-    emu.vault(VAULT).put_secret("here", plain_secret(V, "here", 1));
+    emu.vault(VAULT)
+        .put_secret("here", plain_secret(V, "here", 1));
     let mut off = plain_secret(V, "off", 1);
     off.enabled = false;
     emu.vault(VAULT).put_secret("off", off);
@@ -254,4 +269,178 @@ async fn an_optional_object_still_fails_on_anything_but_absence() {
         matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded),
         "{status:?}"
     );
+}
+
+/// A secret of `kv-main` with `value`, plain or (with `managed`) behind a certificate.
+fn put(emu: &Emulator, name: &str, value: &str, enabled: bool, managed: bool) {
+    let mut secret = plain_secret(V, value, 1);
+    secret.enabled = enabled;
+    if managed {
+        // PEM passes through unchanged: the value need not be a real certificate here.
+        secret.kid = Some(format!("https://kv-main.vault.azure.net/keys/{name}/{V}"));
+        secret.content_type = Some("application/x-pem-file".to_owned());
+    }
+    emu.vault(VAULT).put_secret(name, secret);
+}
+
+#[tokio::test]
+async fn a_pattern_mounts_every_enabled_match_and_rotation_sees_new_ones() {
+    let emu = federated_emulator().await;
+    // Pages of two: the listing is followed across pages.
+    emu.set_page_size(2);
+    put(&emu, "app1-a", "value-a", true, false);
+    put(&emu, "APP1-b", "value-b", true, false);
+    put(&emu, "app1-off", "value-off", false, false);
+    put(&emu, "app1-tls", "value-tls", true, true);
+    put(&emu, "app2-x", "value-x", true, false);
+    put(&emu, "app1-named", "value-named", true, false);
+    let provider = Provider::start(&emu, |_| {}).await;
+    let request = MountBuilder::workload(&entries(&[
+        "objectName: \"app1-*\"\nobjectType: secret\nobjectAlias: app1/",
+        // Named on its own: the pattern leaves it to this entry.
+        "objectName: app1-named\nobjectType: secret\nobjectAlias: named.txt",
+    ]))
+    .build();
+    let response = provider.mount(request.clone()).await.expect("Mount");
+    let first = versions(&response);
+    let paths: Vec<&str> = first.keys().map(String::as_str).collect();
+    assert_eq!(paths, ["app1/APP1-b", "app1/app1-a", "named.txt"]);
+    assert_eq!(text(&response, "app1/app1-a"), "value-a");
+    assert_eq!(first["app1/app1-a"].0, "secret/app1-a");
+    assert_eq!(first["app1/APP1-b"].0, "secret/APP1-b");
+    let listings = emu
+        .vault(VAULT)
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/secrets")
+        .count();
+    assert!(listings >= 3, "{listings} pages");
+    // Stable across Mounts; a new match appears on the next one.
+    assert_eq!(
+        versions(&provider.mount(request.clone()).await.expect("again")),
+        first
+    );
+    put(&emu, "app1-new", "value-new", true, false);
+    let after = versions(&provider.mount(request).await.expect("after a new secret"));
+    assert!(after.contains_key("app1/app1-new"), "{after:?}");
+    assert_eq!(after.len(), first.len() + 1);
+}
+
+#[tokio::test]
+async fn include_managed_adds_certificate_backed_secrets_and_no_match_is_an_error() {
+    let emu = federated_emulator().await;
+    put(&emu, "web-tls", "tls-value", true, true);
+    put(&emu, "web-key", "key-value", true, false);
+    let provider = Provider::start(&emu, |_| {}).await;
+    let response = provider
+        .mount(
+            MountBuilder::workload(&entries(&[
+                "objectName: \"web-*\"\nobjectType: secret\nincludeManaged: \"true\"",
+            ]))
+            .build(),
+        )
+        .await
+        .expect("Mount");
+    assert_eq!(versions(&response).len(), 2);
+    provider
+        .mount_fails(
+            MountBuilder::workload(&entries(&["objectName: \"api-*\"\nobjectType: secret"]))
+                .build(),
+            Code::FailedPrecondition,
+            &[
+                "\"api-*\" from vault kv-main",
+                "no enabled secrets",
+                "optional",
+            ],
+        )
+        .await;
+    let empty = provider
+        .mount(
+            MountBuilder::workload(&entries(&[
+                "objectName: web-key\nobjectType: secret",
+                "objectName: \"api-*\"\nobjectType: secret\noptional: \"true\"",
+            ]))
+            .build(),
+        )
+        .await
+        .expect("an optional pattern may match nothing");
+    assert_eq!(empty.files.len(), 1);
+}
+
+#[tokio::test]
+async fn a_pattern_without_the_list_permission_names_it_in_both_models() {
+    let emu = emulator().await;
+    federate(&emu);
+    emu.vault(VAULT).grant_without_list(CLIENT_ID);
+    put(&emu, "app1-a", "value-a", true, false);
+    let provider = Provider::start(&emu, |_| {}).await;
+    let request = || {
+        MountBuilder::workload(&entries(&["objectName: \"app1-*\"\nobjectType: secret"])).build()
+    };
+    provider
+        .mount_fails(
+            request(),
+            Code::PermissionDenied,
+            &[
+                "listing the secrets of vault kv-main for the pattern \"app1-*\"",
+                "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+                "list permission for secrets",
+            ],
+        )
+        .await;
+    emu.vault(VAULT).use_access_policies();
+    provider
+        .mount_fails(
+            request(),
+            Code::PermissionDenied,
+            &["AccessDenied", "list permission"],
+        )
+        .await;
+    // Reading the object by name needs no listing.
+    provider
+        .mount(
+            MountBuilder::workload(&entries(&["objectName: app1-a\nobjectType: secret"])).build(),
+        )
+        .await
+        .expect("get-only identities still read named objects");
+}
+
+#[tokio::test]
+async fn a_pattern_over_the_object_limit_fails_naming_pattern_and_count() {
+    let emu = federated_emulator().await;
+    for i in 0..257 {
+        put(&emu, &format!("many-{i:03}"), "value-many", true, false);
+    }
+    let provider = Provider::start(&emu, |_| {}).await;
+    provider
+        .mount_fails(
+            MountBuilder::workload(&entries(&["objectName: \"many-*\"\nobjectType: secret"]))
+                .build(),
+            Code::FailedPrecondition,
+            &["\"many-*\"", "matches 257 objects", "more than the 256"],
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn a_match_colliding_with_another_file_fails_at_the_mount_naming_both() {
+    let emu = federated_emulator().await;
+    put(&emu, "app1-a", "value-a", true, false);
+    put(&emu, "other", "value-other", true, false);
+    let provider = Provider::start(&emu, |_| {}).await;
+    provider
+        .mount_fails(
+            MountBuilder::workload(&entries(&[
+                "objectName: other\nobjectType: secret\nobjectAlias: app1-a",
+                "objectName: \"app1-*\"\nobjectType: secret",
+            ]))
+            .build(),
+            Code::InvalidArgument,
+            &[
+                "objects.array[0] (other)",
+                "objects.array[1] (app1-a)",
+                "\"app1-a\"",
+            ],
+        )
+        .await;
 }

@@ -77,7 +77,10 @@ impl Entry<'_> {
         };
         let dir = alias.trim_end_matches('/');
         let problem = if !alias.ends_with('/') {
-            Some("must be a directory ending in '/' (a pattern matches several objects), e.g. app1/".to_owned())
+            Some(
+                "must be a directory ending in '/' (a pattern matches several objects), e.g. app1/"
+                    .to_owned(),
+            )
         } else {
             paths::check(dir).err()
         };
