@@ -346,6 +346,14 @@ fn unknown_fields(class: &mut Class<'_>) {
                 .iter()
                 .find(|f| f.eq_ignore_ascii_case(field))
                 .map(|f| format!("; field names are case-sensitive: write {f}"))
+                .or_else(|| {
+                    // GCP's provider's field for the same need: point at the one this provider reads.
+                    (field == "extractJSONKey").then(|| {
+                        "; this provider reads AWS's syntax for JSON keys: jmesPath: [{path: <key>, \
+                         objectAlias: <file>}]"
+                            .to_owned()
+                    })
+                })
                 .unwrap_or_default();
             warnings.push((
                 *field_line,
@@ -897,6 +905,43 @@ spec:
                 Severity::Warning,
                 "objects.array[1]: objectAlais is not an object field",
                 ("objectAlais: x", 0),
+            ),
+            // The fields this provider adds, each at its own line.
+            (
+                "objectName: a\nobjectType: secret\nkeyvaultName: x",
+                Severity::Error,
+                "objects.array[1] (a): keyvaultName",
+                ("keyvaultName: x", 0),
+            ),
+            (
+                "objectName: a\nobjectType: secret\noptional: maybe",
+                Severity::Error,
+                "objects.array[1] (a): optional",
+                ("optional: maybe", 0),
+            ),
+            (
+                "objectName: a\nobjectType: secret\njmesPath:\n  - path: a-b\n    objectAlias: x",
+                Severity::Error,
+                "objects.array[1] (a): jmesPath[0]: path",
+                ("jmesPath:", 0),
+            ),
+            (
+                "objectName: \"a-*\"\nobjectType: secret\nobjectAlias: dir",
+                Severity::Error,
+                "objects.array[1] (a-*): objectAlias",
+                ("objectAlias: dir", 0),
+            ),
+            (
+                "objectName: a\nobjectType: secret\nincludeManaged: \"true\"",
+                Severity::Error,
+                "objects.array[1] (a): includeManaged",
+                ("includeManaged: \"true\"", 0),
+            ),
+            (
+                "objectName: a\nobjectType: secret\nextractJSONKey: user",
+                Severity::Warning,
+                "extractJSONKey is not an object field and is ignored; this provider reads AWS's syntax",
+                ("extractJSONKey: user", 0),
             ),
         ];
         for (entry, severity, says, (needle, nth)) in cases {

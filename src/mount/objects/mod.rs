@@ -573,4 +573,137 @@ mod tests {
         );
         assert_eq!(specs[0].alias, "tls..pem");
     }
+
+    fn entry(fields: &str) -> String {
+        let mut yaml = String::from("array:\n  - |\n");
+        for line in fields.lines() {
+            yaml.push_str("    ");
+            yaml.push_str(line);
+            yaml.push('\n');
+        }
+        yaml
+    }
+
+    #[test]
+    fn added_fields_parse() {
+        let specs = parse_ok(&entry(
+            "objectName: db\nobjectType: secret\nkeyvaultName: kv-b\noptional: \"TRUE\"\njmesPath:\n  - path: user\n    objectAlias: db-user\n    filePermission: \"0600\"",
+        ));
+        let spec = &specs[0];
+        assert_eq!(spec.vault.as_deref(), Some("kv-b"));
+        assert!(spec.optional);
+        assert_eq!(spec.json_keys.len(), 1);
+        assert_eq!(spec.json_keys[0].alias, "db-user");
+        assert_eq!(spec.json_keys[0].mode, Some(0o600));
+        assert_eq!(spec.version_id(None), "secret/db@kv-b");
+        assert_eq!(spec.version_id(Some(1)), "secret/db@kv-b/1");
+        let specs = parse_ok(&entry(
+            "objectName: \"app1-*\"\nobjectType: secret\nobjectAlias: app1/\nincludeManaged: \"true\"",
+        ));
+        assert_eq!(specs[0].alias, "app1/");
+        assert_eq!(
+            specs[0].pattern,
+            Some(pattern::PatternOptions {
+                include_managed: true
+            })
+        );
+    }
+
+    #[test]
+    fn added_fields_are_refused_where_they_cannot_work() {
+        for (fields, field, words) in [
+            (
+                "objectName: \"a*\"\nobjectType: secret\nobjectVersion: abc",
+                "objectVersion",
+                "pattern",
+            ),
+            (
+                "objectName: \"a*\"\nobjectType: secret\nobjectVersionHistory: 2",
+                "objectVersionHistory",
+                "pattern",
+            ),
+            (
+                "objectName: \"a*\"\nobjectType: secret\nobjectAlias: dir",
+                "objectAlias",
+                "ending in '/'",
+            ),
+            (
+                "objectName: \"a*\"\nobjectType: cert\nincludeManaged: \"true\"",
+                "includeManaged",
+                "secret and key",
+            ),
+            (
+                "objectName: \"a_*\"\nobjectType: secret",
+                "objectName",
+                "not a pattern",
+            ),
+            (
+                "objectName: a\nobjectType: secret\nincludeManaged: \"true\"",
+                "includeManaged",
+                "only applies to a pattern",
+            ),
+            (
+                "objectName: a\nobjectType: secret\nkeyvaultName: x",
+                "keyvaultName",
+                "3-24",
+            ),
+            (
+                "objectName: a\nobjectType: secret\noptional: yes",
+                "optional",
+                "\"true\" or \"false\"",
+            ),
+            (
+                "objectName: a\nobjectType: key\njmesPath:\n  - path: x\n    objectAlias: x",
+                "jmesPath",
+                "only valid with objectType: secret",
+            ),
+            (
+                "objectName: a\nobjectType: secret\nobjectVersionHistory: 3\njmesPath:\n  - path: x\n    objectAlias: x",
+                "jmesPath",
+                "objectVersionHistory",
+            ),
+            (
+                "objectName: a\nobjectType: secret\njmesPath: []",
+                "jmesPath",
+                "empty",
+            ),
+            (
+                "objectName: a\nobjectType: secret\njmesPath:\n  - path: x",
+                "jmesPath",
+                "jmesPath[0]: objectAlias is required",
+            ),
+            (
+                "objectName: a\nobjectType: secret\njmesPath:\n  - path: connection-string\n    objectAlias: x",
+                "jmesPath",
+                "not a JMESPath expression",
+            ),
+            (
+                "objectName: a\nobjectType: secret\njmesPath:\n  - objectAlias: x",
+                "jmesPath",
+                "path is required",
+            ),
+            (
+                "objectName: a\nobjectType: secret\njmesPath:\n  - path: x\n    objectAlias: ../x",
+                "jmesPath",
+                "objectAlias \"../x\"",
+            ),
+            (
+                "objectName: \"a*\"\nobjectType: secret\njmesPath:\n  - path: x\n    objectAlias: x",
+                "jmesPath",
+                "pattern",
+            ),
+        ] {
+            let mut errors = Vec::new();
+            assert!(parse(&entry(fields), &mut errors).is_empty(), "{fields}");
+            let found = errors.iter().find(|f| {
+                f.location
+                    == crate::mount::findings::Location::Object {
+                        index: 0,
+                        field: Some(field),
+                    }
+            });
+            let message = found.map(|f| f.message.clone()).unwrap_or_default();
+            assert!(message.contains(words), "{fields}: {errors:?}");
+        }
+    }
 }
