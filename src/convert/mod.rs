@@ -10,7 +10,9 @@ mod encoding;
 pub(crate) mod files;
 pub mod jwk;
 pub mod pem;
+mod pem_pfx;
 pub(crate) mod pkcs12;
+mod pkcs12_write;
 
 use zeroize::Zeroizing;
 
@@ -63,6 +65,10 @@ pub enum ConvertError {
     /// The PFX could not be read (the message says why and what to do).
     #[error("cannot decode the certificate's PFX: {0}")]
     Pkcs12(String),
+    /// A certificate stored as PEM cannot be written as the PKCS#12 `objectFormat: pfx` asks for (the
+    /// message says why and what to do).
+    #[error("the certificate is stored as PEM (contentType application/x-pem-file): {0}")]
+    PemAsPfx(String),
     /// A field of Key Vault's answer is not what the API documents.
     #[error("Key Vault's {field} field is not valid: {reason}")]
     Malformed {
@@ -121,6 +127,31 @@ pub fn secret_contents(
             content_type: other.map(str::to_owned),
         }),
     }
+}
+
+/// [`secret_contents`] knowing the `objectEncoding` applied next: `objectFormat: pfx` on a certificate
+/// stored as PEM becomes a PKCS#12 (base64, like Key Vault's own) when `objectEncoding: base64` asks
+/// for a binary file, the one combination the Go provider fails on (see `pem_pfx`).
+pub fn secret_contents_for(
+    value: &str,
+    content_type: Option<&str>,
+    certificate_backed: bool,
+    options: SecretOptions,
+    encoding: ObjectEncoding,
+) -> Result<Converted, ConvertError> {
+    if is_pem_as_pfx(content_type, certificate_backed, options.format) {
+        return pem_pfx::secret_contents(value, encoding);
+    }
+    secret_contents(value, content_type, certificate_backed, options)
+}
+
+/// Whether `objectFormat: pfx` meets a certificate stored as PEM.
+pub fn is_pem_as_pfx(
+    content_type: Option<&str>,
+    certificate_backed: bool,
+    format: ObjectFormat,
+) -> bool {
+    certificate_backed && format == ObjectFormat::Pfx && content_type == Some(PEM_FILE)
 }
 
 /// Keys first (PKCS#8), then certificates, ordered leaf to root when asked and possible.
