@@ -65,10 +65,6 @@ pub enum ConvertError {
     /// The PFX could not be read (the message says why and what to do).
     #[error("cannot decode the certificate's PFX: {0}")]
     Pkcs12(String),
-    /// A certificate stored as PEM cannot be written as the PKCS#12 `objectFormat: pfx` asks for (the
-    /// message says why and what to do).
-    #[error("the certificate is stored as PEM (contentType application/x-pem-file): {0}")]
-    PemAsPfx(String),
     /// A field of Key Vault's answer is not what the API documents.
     #[error("Key Vault's {field} field is not valid: {reason}")]
     Malformed {
@@ -77,6 +73,10 @@ pub enum ConvertError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A certificate stored as PEM cannot be written as the PKCS#12 `objectFormat: pfx` asks for (the
+    /// message says why and what to do).
+    #[error("the certificate is stored as PEM (contentType application/x-pem-file): {0}")]
+    PemAsPfx(String),
 }
 
 /// Options that change how a secret's value becomes a file.
