@@ -455,6 +455,80 @@ mod tests {
         assert_eq!(cert_pem(b"test"), go("getCertificate/expected_output.pem"));
     }
 
+    /// Only a certificate-backed secret stored as PEM with `objectFormat: pfx` becomes a PKCS#12, and
+    /// only that (with base64) is sent to the blocking pool; everything else is what it was.
+    #[test]
+    fn only_pem_stored_certificates_asked_as_pfx_are_built() {
+        let pem_text = std::fs::read_to_string(format!(
+            "{}/tests/data/vectors/keyvault/b_get_secret_pem/cpp__KeyVaultCertificateClientTest.DownloadImportPem__005.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&pem_text).unwrap();
+        let pem_value = v["response"]["body"]["value"].as_str().unwrap();
+        let pfx = SecretOptions {
+            format: ObjectFormat::Pfx,
+            construct_pem_chain: true,
+        };
+        let built =
+            secret_contents_for(pem_value, Some(PEM_FILE), true, pfx, ObjectEncoding::Base64)
+                .unwrap();
+        assert!(pkcs12::decode(std::str::from_utf8(&built.contents).unwrap()).is_ok());
+        for (value, content_type, backed, options, encoding) in [
+            (
+                pem_value,
+                Some(PEM_FILE),
+                false,
+                pfx,
+                ObjectEncoding::Base64,
+            ),
+            (
+                pem_value,
+                Some(PEM_FILE),
+                true,
+                PEM_CHAIN,
+                ObjectEncoding::Base64,
+            ),
+            ("QUJD", Some(PKCS12), true, pfx, ObjectEncoding::Base64),
+        ] {
+            let out = secret_contents_for(value, content_type, backed, options, encoding).unwrap();
+            assert_eq!(out.contents.as_slice(), value.as_bytes());
+        }
+        let file_options = |format, encoding| files::SecretFileOptions {
+            format,
+            encoding,
+            construct_pem_chain: true,
+            split_files: false,
+        };
+        let expensive = |content_type, backed, format, encoding| {
+            files::secret_is_expensive(content_type, backed, file_options(format, encoding))
+        };
+        assert!(expensive(
+            Some(PEM_FILE),
+            true,
+            ObjectFormat::Pfx,
+            ObjectEncoding::Base64
+        ));
+        assert!(!expensive(
+            Some(PEM_FILE),
+            true,
+            ObjectFormat::Pfx,
+            ObjectEncoding::Utf8
+        ));
+        assert!(!expensive(
+            Some(PEM_FILE),
+            false,
+            ObjectFormat::Pfx,
+            ObjectEncoding::Base64
+        ));
+        assert!(!expensive(
+            Some(PKCS12),
+            true,
+            ObjectFormat::Pfx,
+            ObjectEncoding::Base64
+        ));
+    }
+
     #[test]
     fn plain_secrets_and_pem_pass_through_and_other_types_are_refused() {
         let out = secret_contents("v", Some("application/x-pkcs12"), false, PEM_CHAIN).unwrap();
