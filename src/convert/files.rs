@@ -65,7 +65,10 @@ pub fn secret_is_expensive(
     certificate_backed: bool,
     options: SecretFileOptions,
 ) -> bool {
-    certificate_backed && options.format == ObjectFormat::Pem && content_type == Some(super::PKCS12)
+    (certificate_backed && options.format == ObjectFormat::Pem && content_type == Some(super::PKCS12))
+        // Building a PKCS#12 from a PEM costs as many iterations as reading one.
+        || (options.encoding == ObjectEncoding::Base64
+            && super::is_pem_as_pfx(content_type, certificate_backed, options.format))
 }
 
 /// How a secret becomes files.
@@ -89,7 +92,7 @@ pub fn secret(
     certificate_backed: bool,
     options: SecretFileOptions,
 ) -> Result<ObjectFiles, ConvertError> {
-    let converted = super::secret_contents(
+    let converted = super::secret_contents_for(
         value,
         content_type,
         certificate_backed,
@@ -97,6 +100,7 @@ pub fn secret(
             format: options.format,
             construct_pem_chain: options.construct_pem_chain,
         },
+        options.encoding,
     )?;
     let mut notes: Vec<String> = converted.warning.into_iter().collect();
     let split = certificate_backed && options.split_files;

@@ -11,7 +11,9 @@ pub(crate) mod files;
 pub mod json;
 pub mod jwk;
 pub mod pem;
+mod pem_pfx;
 pub(crate) mod pkcs12;
+mod pkcs12_write;
 
 use zeroize::Zeroizing;
 
@@ -75,6 +77,10 @@ pub enum ConvertError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A certificate stored as PEM cannot be written as the PKCS#12 `objectFormat: pfx` asks for (the
+    /// message says why and what to do).
+    #[error("the certificate is stored as PEM (contentType application/x-pem-file): {0}")]
+    PemAsPfx(String),
 }
 
 /// Options that change how a secret's value becomes a file.
@@ -125,6 +131,31 @@ pub fn secret_contents(
             content_type: other.map(str::to_owned),
         }),
     }
+}
+
+/// [`secret_contents`] knowing the `objectEncoding` applied next: `objectFormat: pfx` on a certificate
+/// stored as PEM becomes a PKCS#12 (base64, like Key Vault's own) when `objectEncoding: base64` asks
+/// for a binary file, the one combination the Go provider fails on (see `pem_pfx`).
+pub fn secret_contents_for(
+    value: &str,
+    content_type: Option<&str>,
+    certificate_backed: bool,
+    options: SecretOptions,
+    encoding: ObjectEncoding,
+) -> Result<Converted, ConvertError> {
+    if is_pem_as_pfx(content_type, certificate_backed, options.format) {
+        return pem_pfx::secret_contents(value, encoding);
+    }
+    secret_contents(value, content_type, certificate_backed, options)
+}
+
+/// Whether `objectFormat: pfx` meets a certificate stored as PEM.
+pub fn is_pem_as_pfx(
+    content_type: Option<&str>,
+    certificate_backed: bool,
+    format: ObjectFormat,
+) -> bool {
+    certificate_backed && format == ObjectFormat::Pfx && content_type == Some(PEM_FILE)
 }
 
 /// Keys first (PKCS#8), then certificates, ordered leaf to root when asked and possible.
@@ -426,6 +457,80 @@ mod tests {
     #[test]
     fn get_certificate_vector() {
         assert_eq!(cert_pem(b"test"), go("getCertificate/expected_output.pem"));
+    }
+
+    /// Only a certificate-backed secret stored as PEM with `objectFormat: pfx` becomes a PKCS#12, and
+    /// only that (with base64) is sent to the blocking pool; everything else is what it was.
+    #[test]
+    fn only_pem_stored_certificates_asked_as_pfx_are_built() {
+        let pem_text = std::fs::read_to_string(format!(
+            "{}/tests/data/vectors/keyvault/b_get_secret_pem/cpp__KeyVaultCertificateClientTest.DownloadImportPem__005.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&pem_text).unwrap();
+        let pem_value = v["response"]["body"]["value"].as_str().unwrap();
+        let pfx = SecretOptions {
+            format: ObjectFormat::Pfx,
+            construct_pem_chain: true,
+        };
+        let built =
+            secret_contents_for(pem_value, Some(PEM_FILE), true, pfx, ObjectEncoding::Base64)
+                .unwrap();
+        assert!(pkcs12::decode(std::str::from_utf8(&built.contents).unwrap()).is_ok());
+        for (value, content_type, backed, options, encoding) in [
+            (
+                pem_value,
+                Some(PEM_FILE),
+                false,
+                pfx,
+                ObjectEncoding::Base64,
+            ),
+            (
+                pem_value,
+                Some(PEM_FILE),
+                true,
+                PEM_CHAIN,
+                ObjectEncoding::Base64,
+            ),
+            ("QUJD", Some(PKCS12), true, pfx, ObjectEncoding::Base64),
+        ] {
+            let out = secret_contents_for(value, content_type, backed, options, encoding).unwrap();
+            assert_eq!(out.contents.as_slice(), value.as_bytes());
+        }
+        let file_options = |format, encoding| files::SecretFileOptions {
+            format,
+            encoding,
+            construct_pem_chain: true,
+            split_files: false,
+        };
+        let expensive = |content_type, backed, format, encoding| {
+            files::secret_is_expensive(content_type, backed, file_options(format, encoding))
+        };
+        assert!(expensive(
+            Some(PEM_FILE),
+            true,
+            ObjectFormat::Pfx,
+            ObjectEncoding::Base64
+        ));
+        assert!(!expensive(
+            Some(PEM_FILE),
+            true,
+            ObjectFormat::Pfx,
+            ObjectEncoding::Utf8
+        ));
+        assert!(!expensive(
+            Some(PEM_FILE),
+            false,
+            ObjectFormat::Pfx,
+            ObjectEncoding::Base64
+        ));
+        assert!(!expensive(
+            Some(PKCS12),
+            true,
+            ObjectFormat::Pfx,
+            ObjectEncoding::Base64
+        ));
     }
 
     #[test]

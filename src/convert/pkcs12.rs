@@ -34,19 +34,22 @@ use super::der_writer::{
 };
 use super::ec::Curve;
 
-const DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
-const ENCRYPTED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.6");
+pub(super) const DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
+pub(super) const ENCRYPTED_DATA: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.6");
 const KEY_BAG: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.10.1.1");
-const SHROUDED_KEY_BAG: ObjectIdentifier =
+pub(super) const SHROUDED_KEY_BAG: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.10.1.2");
-const CERT_BAG: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.10.1.3");
-const X509_CERTIFICATE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.22.1");
+pub(super) const CERT_BAG: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.10.1.3");
+pub(super) const X509_CERTIFICATE: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.22.1");
 const PBE_SHA1_3DES: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.1.3");
 const PBE_SHA1_RC2_128: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.1.5");
 const PBE_SHA1_RC2_40: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.1.6");
-const PBES2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5.13");
+pub(super) const PBES2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5.13");
 const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
-const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+pub(super) const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
 const SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
 const SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
 
@@ -330,24 +333,25 @@ where
 /// padded to the curve size and the public point derived from the scalar (Go ignores the stored one,
 /// so we do too: a file without it, or with a compressed one, gives Go's bytes).
 pub fn normalize_key(pkcs8: &[u8]) -> Result<Zeroizing<Vec<u8>>, ConvertError> {
-    let info = PrivateKeyInfoRef::from_der(pkcs8).map_err(|e| {
-        ConvertError::Pkcs12(format!(
-            "a private key in the PFX is not valid PKCS#8 ({e})"
-        ))
-    })?;
+    normalize_key_in(pkcs8, "in the PFX").map_err(ConvertError::Pkcs12)
+}
+
+/// [`normalize_key`] for a key found `place` (`"in the PFX"`, `"in the PEM"`): the error is the
+/// reason alone, for the caller to frame.
+pub(super) fn normalize_key_in(pkcs8: &[u8], place: &str) -> Result<Zeroizing<Vec<u8>>, String> {
+    let info = PrivateKeyInfoRef::from_der(pkcs8)
+        .map_err(|e| format!("a private key {place} is not valid PKCS#8 ({e})"))?;
     let version = [0x02, 0x01, 0x00];
     match info.algorithm.oid.as_bytes() {
         RSA_ENCRYPTION_OID => {
-            check_rsa_private_key(info.private_key.as_bytes())?;
+            check_rsa_private_key(info.private_key.as_bytes(), place)?;
             let algorithm = sequence(&[&oid(info.algorithm.oid.as_bytes()), &tlv(NULL, &[])]);
             let inner = Zeroizing::new(tlv(OCTET_STRING, info.private_key.as_bytes()));
             Ok(Zeroizing::new(sequence(&[&version, &algorithm, &inner])))
         }
         EC_PUBLIC_KEY_OID => {
             let ec = sec1::EcPrivateKey::from_der(info.private_key.as_bytes()).map_err(|e| {
-                ConvertError::Pkcs12(format!(
-                    "an EC private key in the PFX is not a valid ECPrivateKey ({e})"
-                ))
+                format!("an EC private key {place} is not a valid ECPrivateKey ({e})")
             })?;
             let curve_oid = info
                 .algorithm
@@ -355,23 +359,21 @@ pub fn normalize_key(pkcs8: &[u8]) -> Result<Zeroizing<Vec<u8>>, ConvertError> {
                 .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
                 .or_else(|| ec.parameters.and_then(|p| p.named_curve()))
                 .ok_or_else(|| {
-                    ConvertError::Pkcs12(
-                        "an EC private key in the PFX names no curve (explicit curve parameters are not \
+                    format!(
+                        "an EC private key {place} names no curve (explicit curve parameters are not \
                          supported); re-export it with a named curve"
-                            .to_owned(),
                     )
                 })?;
             let curve = Curve::from_oid(curve_oid.as_bytes()).ok_or_else(|| {
-                ConvertError::Pkcs12(format!(
-                    "an EC private key in the PFX is on curve {curve_oid}, which is not supported (P-256, \
+                format!(
+                    "an EC private key {place} is on curve {curve_oid}, which is not supported (P-256, \
                      P-384 and P-521 are)"
-                ))
+                )
             })?;
             let invalid = || {
-                ConvertError::Pkcs12(
-                    "an EC private key in the PFX is invalid (its scalar is zero or out of range for the \
+                format!(
+                    "an EC private key {place} is invalid (its scalar is zero or out of range for the \
                      curve)"
-                        .to_owned(),
                 )
             };
             // Like Go: leading zero bytes beyond the curve size are tolerated, a short scalar is padded.
@@ -387,21 +389,18 @@ pub fn normalize_key(pkcs8: &[u8]) -> Result<Zeroizing<Vec<u8>>, ConvertError> {
             let wrapped = Zeroizing::new(tlv(OCTET_STRING, &inner));
             Ok(Zeroizing::new(sequence(&[&version, &algorithm, &wrapped])))
         }
-        _ => Err(ConvertError::Pkcs12(format!(
-            "a private key in the PFX uses algorithm {}; only RSA and EC keys are supported",
+        _ => Err(format!(
+            "a private key {place} uses algorithm {}; only RSA and EC keys are supported",
             info.algorithm.oid
-        ))),
+        )),
     }
 }
 
 /// Go parses the RSAPrivateKey before re-encoding it, so a malformed one fails there; so it does here,
 /// instead of being written out for the workload to trip on.
-fn check_rsa_private_key(der_bytes: &[u8]) -> Result<(), ConvertError> {
-    let elements: Vec<AnyRef<'_>> = Vec::from_der(der_bytes).map_err(|e| {
-        ConvertError::Pkcs12(format!(
-            "an RSA private key in the PFX is not a valid RSAPrivateKey ({e})"
-        ))
-    })?;
+fn check_rsa_private_key(der_bytes: &[u8], place: &str) -> Result<(), String> {
+    let elements: Vec<AnyRef<'_>> = Vec::from_der(der_bytes)
+        .map_err(|e| format!("an RSA private key {place} is not a valid RSAPrivateKey ({e})"))?;
     // version, n, e, d, p, q, dp, dq, qinv (then, for multi-prime keys, otherPrimeInfos).
     let integers = elements
         .iter()
@@ -411,10 +410,9 @@ fn check_rsa_private_key(der_bytes: &[u8]) -> Result<(), ConvertError> {
     if integers == 9 {
         Ok(())
     } else {
-        Err(ConvertError::Pkcs12(
-            "an RSA private key in the PFX is not a valid RSAPrivateKey (it needs nine non-negative \
+        Err(format!(
+            "an RSA private key {place} is not a valid RSAPrivateKey (it needs nine non-negative \
              integers)"
-                .to_owned(),
         ))
     }
 }

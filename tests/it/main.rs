@@ -15,6 +15,7 @@ mod load;
 mod mount;
 mod objects;
 mod observability;
+mod pfx;
 mod support;
 mod trust;
 mod validation;
