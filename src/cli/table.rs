@@ -14,9 +14,17 @@ pub fn files(response: &MountResponse) -> String {
         .map(|f| display_name(&f.path).chars().count())
         .max()
         .unwrap_or(0);
+    // Ids of other vaults and JSON keys (`secret/db@kv-b`, `secret/db#user`) run longer than 28.
+    let ids = response
+        .object_version
+        .iter()
+        .map(|v| v.id.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(28);
     let _ = writeln!(
         out,
-        "{:width$}  {:>4}  {:>6}  {:<28} version",
+        "{:width$}  {:>4}  {:>6}  {:<ids$} version",
         "file",
         "mode",
         "bytes",
@@ -36,7 +44,7 @@ pub fn files(response: &MountResponse) -> String {
         }
         let _ = writeln!(
             out,
-            "{:width$}  {:04o}  {:>6}  {:<28} {}",
+            "{:width$}  {:04o}  {:>6}  {:<ids$} {}",
             display_name(&file.path),
             file.mode,
             file.contents.len(),

@@ -777,3 +777,95 @@ async fn mount_through_a_running_daemons_socket() {
     );
     provider.stop().await;
 }
+
+/// The shipped example of every added object field (`emulator/examples/spc-additions.yaml` on its
+/// seed `additions.yaml`), run as an operator runs it: the standalone emulator, then `mount
+/// --dry-run` with the flags, CA and token it printed. The table shows each addition's files and ids.
+#[test]
+fn the_additions_example_mounts_as_documented() {
+    use std::io::BufRead as _;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
+        .args(["emulator", "--config"])
+        .arg(format!("{root}/emulator/examples/additions.yaml"))
+        .args(["--listen", "127.0.0.1:0", "--ca-file"])
+        .arg(&ca)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (mut resolve, mut token) = (Vec::new(), None);
+    while token.is_none() {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            let _ = child.kill();
+            panic!("the emulator stopped before printing a token");
+        }
+        if line.contains("[other flags]") {
+            resolve = line
+                .split_whitespace()
+                .filter(|w| w.contains(".vault.azure.net=") || w.starts_with("login."))
+                .map(|w| format!("--resolve={w}"))
+                .collect();
+        } else if line.starts_with("eyJ") {
+            token = Some(line.trim().to_owned());
+        }
+    }
+    std::fs::write(dir.path().join("token"), token.unwrap()).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
+        .args([
+            "mount",
+            "--dry-run",
+            "--namespace",
+            "demo",
+            "--service-account",
+            "web",
+            "-f",
+        ])
+        .arg(format!("{root}/emulator/examples/spc-additions.yaml"))
+        .arg("--token-file")
+        .arg(dir.path().join("token"))
+        .args(&resolve)
+        .env("SSL_CERT_FILE", &ca)
+        .env_remove("SSL_CERT_DIR")
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = stdout(&o);
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let rows: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols.len() == 5).then(|| (cols[0], cols[3]))
+        })
+        .collect();
+    assert_eq!(
+        rows[1..],
+        [
+            ("db-credentials", "secret/db-credentials"),
+            ("db-user", "secret/db-credentials#db-user"),
+            ("db-url", "secret/db-credentials#db-url"),
+            ("shared-config", "secret/shared-config@kv-shared"),
+            ("app1-api-key", "secret/app1-api-key"),
+            ("app1-db-password", "secret/app1-db-password"),
+            ("web-tls.pfx", "secret/web-tls"),
+        ],
+        "{text}"
+    );
+    assert!(text.contains("app1/\n"), "{text}");
+    assert!(text.contains("7 file(s) fetched (dry run"), "{text}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("optional object skipped"),
+        "the absent optional object is logged"
+    );
+}
