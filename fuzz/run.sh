@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 seconds="${1:-15}"
 vectors=../tests/data/vectors/keyvault
 
-mkdir -p corpus/pkcs12 corpus/jwk corpus/objects corpus/mount_request corpus/authority
+mkdir -p corpus/pkcs12 corpus/jwk corpus/objects corpus/mount_request corpus/authority corpus/json_keys
 # The minimized corpus of the long campaigns (fuzz/campaign.sh) seeds every run.
 for dir in minimized/*/; do
   [ -d "$dir" ] && cp -n "$dir"* "corpus/$(basename "$dir")/" 2>/dev/null || true
@@ -26,6 +26,13 @@ for i, f in enumerate(sorted(vectors.glob("d_get_key_*/*.json"))[:40]):
     body = json.loads(f.read_text())["response"]["body"]
     if isinstance(body, dict) and "key" in body:
         pathlib.Path(f"corpus/jwk/{i}.json").write_text(json.dumps(body["key"]))
+pathlib.Path("corpus/objects/additions.yaml").write_text(
+    "array:\n  - |\n    objectName: db\n    objectType: secret\n    keyvaultName: kv-b\n    optional: \"true\"\n"
+    "    jmesPath:\n      - path: '\"a-b\".c[0]'\n        objectAlias: x\n"
+    "  - |\n    objectName: \"app1-*\"\n    objectType: secret\n    objectAlias: app1/\n    includeManaged: \"true\"\n")
+pathlib.Path("corpus/json_keys/basic").write_text(
+    '"connection-string"\n{"username": "app", "connection-string": "x", "n": [1, {"a": "b"}]}')
+pathlib.Path("corpus/json_keys/functions").write_text('join(\',\', n[?a].a)\n{"n": [{"a": "b"}, {"a": "c"}]}')
 pathlib.Path("corpus/objects/basic.yaml").write_text(
     "array:\n  - |\n    objectName: s\n    objectType: secret\n    objectVersionHistory: 3\n    filePermission: \"0600\"\n")
 pathlib.Path("corpus/mount_request/basic").write_text(
@@ -46,7 +53,7 @@ PY
 
 [ "${SEED_ONLY:-}" = 1 ] && exit 0
 cargo +nightly fuzz build -O
-for target in pkcs12 jwk objects mount_request authority; do
+for target in pkcs12 jwk objects mount_request authority json_keys; do
   echo "== fuzz $target for ${seconds}s"
   cargo +nightly fuzz run -O "$target" "corpus/$target" -- -max_total_time="$seconds" -max_len=8192 2>&1 \
     | grep -E "^#[0-9]+.*DONE|Done [0-9]+ runs|ERROR|panicked|SUMMARY" || true

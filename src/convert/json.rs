@@ -63,7 +63,8 @@ impl JsonSecret {
         Ok(Self(jmespath::Rcvar::new(variable)))
     }
 
-    /// The string `path` gives, as UTF-8 bytes.
+    /// The string `path` gives, as UTF-8 bytes. `path` must be one validation accepted (its length
+    /// is bounded there: the library recurses once per nesting level).
     pub fn extract(&self, path: &str) -> Result<Zeroizing<Vec<u8>>, JsonKeyError> {
         let failed = |e: jmespath::JmespathError| JsonKeyError::Expression {
             path: path.to_owned(),

@@ -444,3 +444,37 @@ async fn a_match_colliding_with_another_file_fails_at_the_mount_naming_both() {
         )
         .await;
 }
+
+/// Regression: a `jmesPath` path nested deeply enough (100,000 `!`) overflowed the parser's stack,
+/// which aborts the whole daemon. Paths are bounded at validation; the deepest accepted one is
+/// parsed and evaluated on the runtime's thread without harm.
+#[tokio::test]
+async fn a_deeply_nested_jmespath_is_refused_and_the_deepest_accepted_one_is_harmless() {
+    let emu = federated_emulator().await;
+    put_db_credentials(&emu);
+    let provider = Provider::start(&emu, |_| {}).await;
+    let entry = |path: String| {
+        MountBuilder::workload(&entries(&[&format!(
+            "objectName: db-credentials\nobjectType: secret\njmesPath:\n  - path: \"{path}\"\n    objectAlias: x"
+        )]))
+        .build()
+    };
+    provider
+        .mount_fails(
+            entry(format!("{}a", "!".repeat(100_000))),
+            Code::InvalidArgument,
+            &["jmesPath[0]: path is 100001 bytes long, more than 128"],
+        )
+        .await;
+    provider
+        .mount_fails(
+            entry(format!("{}username", "!".repeat(120))),
+            Code::FailedPrecondition,
+            &["a boolean, not a string"],
+        )
+        .await;
+    provider
+        .mount(MountBuilder::workload(&entries(&[JSON_ENTRY])).build())
+        .await
+        .expect("the daemon still serves");
+}

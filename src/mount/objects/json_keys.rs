@@ -12,6 +12,11 @@ use crate::mount::paths;
 
 /// Items of one `jmesPath` list: far above real use, low enough to bound a Mount's work.
 pub const MAX_JSON_KEYS: usize = 64;
+/// Bytes of one `path`. The `jmespath` parser and interpreter recurse once per nesting level (`!!!a`,
+/// `((a))`), so a long enough expression would overflow a thread's stack and abort the daemon: 128
+/// one-byte levels measured well within a 2 MiB runtime thread even unoptimized (256 `!` overflow it),
+/// and real paths (`creds.db[0].password`, `"connection-string"`) are far shorter.
+pub const MAX_PATH_BYTES: usize = 128;
 
 /// One `jmesPath` item as written.
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +87,11 @@ impl Entry<'_> {
         let mut problems = Vec::new();
         match path {
             None => problems.push("path is required, e.g. path: username".to_owned()),
+            Some(p) if p.len() > MAX_PATH_BYTES => problems.push(format!(
+                "path is {} bytes long, more than {MAX_PATH_BYTES}; point at the field with a shorter \
+                 expression",
+                p.len()
+            )),
             Some(p) => {
                 if let Err(e) = jmespath::compile(p) {
                     problems.push(format!(
