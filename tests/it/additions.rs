@@ -478,3 +478,42 @@ async fn a_deeply_nested_jmespath_is_refused_and_the_deepest_accepted_one_is_har
         .await
         .expect("the daemon still serves");
 }
+
+/// Throttling is per vault: one vault's 429 fails the Mounts that need it, naming it, while
+/// Mounts of the other vault go on at once.
+#[tokio::test]
+async fn one_vaults_throttling_names_it_and_holds_only_its_objects() {
+    let emu = federated_emulator().await;
+    emu.vault(VAULT)
+        .put_secret("a", plain_secret(V, "value-a", 1));
+    emu.vault(OTHER)
+        .grant(CLIENT_ID)
+        .put_secret("b", plain_secret(V, "value-b", 1))
+        .throttle_next(1, 120);
+    let provider = Provider::start(&emu, |_| {}).await;
+    let both = MountBuilder::workload(&entries(&[
+        "objectName: a\nobjectType: secret",
+        "objectName: b\nobjectType: secret\nkeyvaultName: kv-other",
+    ]))
+    .build();
+    provider
+        .mount_fails(
+            both,
+            Code::Unavailable,
+            &["secret \"b\" from vault kv-other", "throttling"],
+        )
+        .await;
+    let started = std::time::Instant::now();
+    provider
+        .mount(MountBuilder::workload(&entries(&["objectName: a\nobjectType: secret"])).build())
+        .await
+        .expect("the class's vault is not held by the other's throttling");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let metrics = provider.metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "akv_keyvault_throttled_total{vault=\"kv-other\"} 1"),
+        "{metrics}"
+    );
+}
