@@ -321,9 +321,26 @@ async fn a_pattern_mounts_every_enabled_match_and_rotation_sees_new_ones() {
         first
     );
     put(&emu, "app1-new", "value-new", true, false);
-    let after = versions(&provider.mount(request).await.expect("after a new secret"));
+    let after = versions(
+        &provider
+            .mount(request.clone())
+            .await
+            .expect("after a new secret"),
+    );
     assert!(after.contains_key("app1/app1-new"), "{after:?}");
     assert_eq!(after.len(), first.len() + 1);
+    // A match whose current version is disabled is gone at the next Mount.
+    let mut disabled = plain_secret("d1sab1ed", "value-a2", 2);
+    disabled.enabled = false;
+    emu.vault(VAULT).put_secret("app1-a", disabled);
+    let later = versions(
+        &provider
+            .mount(request)
+            .await
+            .expect("after a disabled version"),
+    );
+    assert!(!later.contains_key("app1/app1-a"), "{later:?}");
+    assert_eq!(later.len(), after.len() - 1);
 }
 
 #[tokio::test]
