@@ -279,6 +279,7 @@ fn check_class(
     unknown_parameters(&mut class, &reported);
     unknown_fields(&mut class);
     key_history(&mut class, &validated.objects);
+    pattern_notes(&mut class, &validated.objects);
     if let Some(mode) = &validated.mode {
         mode_note(&mut class, mode);
     }
@@ -365,6 +366,25 @@ fn unknown_fields(class: &mut Class<'_>) {
     }
     for (line, message) in warnings {
         class.push(line, Severity::Warning, message);
+    }
+}
+
+/// A pattern lists the vault at every Mount: a permission that reading objects by name does not need.
+fn pattern_notes(class: &mut Class<'_>, objects: &[crate::mount::objects::ObjectSpec]) {
+    for spec in objects.iter().filter(|o| o.pattern.is_some()) {
+        let line = class.locate(&Location::Object {
+            index: spec.index,
+            field: Some("objectName"),
+        });
+        let message = format!(
+            "objects.array[{}] ({}): a pattern lists the vault's {} at every Mount; the identity needs \
+             the permission to list them: {}",
+            spec.index,
+            spec.name,
+            spec.kind.collection(),
+            crate::mount::error::list_permission(spec.kind)
+        );
+        class.push(line, Severity::Note, message);
     }
 }
 
@@ -936,6 +956,14 @@ spec:
                 Severity::Error,
                 "objects.array[1] (a): includeManaged",
                 ("includeManaged: \"true\"", 0),
+            ),
+            (
+                "objectName: \"app1-*\"\nobjectType: key",
+                Severity::Note,
+                "objects.array[1] (app1-*): a pattern lists the vault's keys at every Mount; the identity \
+                 needs the permission to list them: with Azure RBAC the data action \
+                 Microsoft.KeyVault/vaults/keys/read",
+                ("objectName: \"app1-*\"", 0),
             ),
             (
                 "objectName: a\nobjectType: secret\nextractJSONKey: user",

@@ -162,12 +162,9 @@ fn keyvault_message(vault: &str, kind: &ObjectKind, object: &str, err: &KeyVault
     format!("{what}: {err}{hint}")
 }
 
-/// Listing needs another permission than reading one object: say which, in both permission models.
-fn listing_message(vault: &str, kind: &ObjectKind, pattern: &str, err: &KeyVaultError) -> String {
-    let what = format!(
-        "listing the {} of vault {vault} for the pattern {pattern:?}",
-        kind.collection()
-    );
+/// What listing a vault's objects of `kind` needs besides reading them by name, in both permission
+/// models (`check` notes it for every pattern; a 403 on a listing says it).
+pub(crate) fn list_permission(kind: ObjectKind) -> String {
     let (action, role) = match kind {
         ObjectKind::Secret => (
             "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
@@ -182,12 +179,24 @@ fn listing_message(vault: &str, kind: &ObjectKind, pattern: &str, err: &KeyVault
             "Key Vault Certificate User",
         ),
     };
+    format!(
+        "with Azure RBAC the data action {action} (in the \"{role}\" role), with access policies the \
+         list permission for {} (get alone is not enough)",
+        kind.collection()
+    )
+}
+
+/// Listing needs another permission than reading one object: say which.
+fn listing_message(vault: &str, kind: &ObjectKind, pattern: &str, err: &KeyVaultError) -> String {
+    let what = format!(
+        "listing the {} of vault {vault} for the pattern {pattern:?}",
+        kind.collection()
+    );
     let hint = match err {
         KeyVaultError::Status { status: 403, .. } => format!(
-            ": a pattern lists the vault, which reading objects by name does not need: with Azure \
-             RBAC grant the data action {action} (in the \"{role}\" role), with access policies the \
-             list permission for {} (get alone is not enough); or name the objects instead of a pattern",
-            kind.collection()
+            ": a pattern lists the vault, which reading objects by name does not need: {}; or name \
+             the objects instead of a pattern",
+            list_permission(*kind)
         ),
         _ => String::new(),
     };
