@@ -9,6 +9,7 @@ mod ec;
 mod encoding;
 pub(crate) mod files;
 pub mod jwk;
+mod kdf;
 pub mod pem;
 pub(crate) mod pkcs12;
 
