@@ -15,6 +15,7 @@
 //! cargo bench --bench node -- mix --workloads 10 --pods 100 --objects 10 --cycles 1
 //! cargo bench --bench node -- burst --pods 1000 --objects 10
 //! cargo bench --bench node -- wide --objects 64 --rtt-ms 20 --repeat 50
+//! cargo bench --bench node -- pfxburst --pods 200 --objects 3 --repeat 5
 //! cargo bench --bench node -- sweep --fetches 4,8,16,32,64
 //! cargo bench --bench node -- all                       # everything in BENCHMARKS.md
 //! ```
@@ -59,6 +60,8 @@ scenarios:
   mix         W workloads with their own service accounts and identities (default 10)
   burst       1,000 Mounts at once (default 1,000 pods, 10 objects; 1 and 100 workloads)
   wide        one Mount of many objects with a warm token, repeated (default 64 objects, 50 times)
+  pfxburst    200 Mounts at once of 3 objects, the last a PFX; CPU per Mount, idle RSS and RSS after
+              the burst (default 3 runs, each with a fresh daemon)
   sweep       --max-concurrent-fetches over wide Mounts and scale-outs (default 4,8,16,32,64,128)
   all         every table of BENCHMARKS.md
 
@@ -216,6 +219,9 @@ struct RunSpec {
     throttle: Option<(u32, Duration)>,
     max_mounts: Option<usize>,
     value_bytes: usize,
+    /// The last object is a certificate's secret holding Key Vault's own PFX (3DES/RC2, 2,048
+    /// iterations), mounted as `objectType: secret` (converted to PEM key and chain).
+    pfx: bool,
 }
 
 impl RunSpec {
@@ -290,6 +296,8 @@ struct RunResult {
     phases: Vec<Phase>,
     peak_rss_kib: u64,
     idle_rss_kib: u64,
+    /// `VmRSS` once the last phase is over.
+    end_rss_kib: u64,
     metrics_note: String,
 }
 
@@ -481,6 +489,27 @@ impl Cloud {
     }
 }
 
+/// Key Vault's own PFX (3DES key bag, RC2-40 certificate bag, 2,048 KDF and MAC iterations, an EC
+/// P-256 key and a chain of three), from the Go provider's test vectors.
+const PFX_BASE64: &str = include_str!(
+    "../tests/data/vectors/keyvault/go-provider-vectors/decodePKCS12/case2/input.pfx.b64"
+);
+
+impl Cloud {
+    /// A certificate whose secret is [`PFX_BASE64`], named `name` (only its secret is mounted).
+    fn add_pfx(&self, name: &str) {
+        self.emu.vault(VAULT).put_certificate_with_secret(
+            name,
+            &format!("{:032x}", 0xce27_0000u128),
+            "",
+            PFX_BASE64.trim(),
+            "application/x-pkcs12",
+            akv_emulator::now() - 86_400,
+            true,
+        );
+    }
+}
+
 fn object_name(i: usize) -> String {
     format!("obj-{i:03}")
 }
@@ -528,6 +557,15 @@ impl Daemon {
             .map(|a| a.port())
             .expect("free port");
         let addr = cloud.addr();
+        // The binary's pages leave the page cache first, so that every run starts the way a node's
+        // first start after the image pull does: how much of the executable becomes resident at
+        // start depends on how its file sits in the page cache (a just-linked or just-copied file is
+        // cached in large folios that a fault maps whole), which made idle RSS differ by over 1 MiB
+        // between identical builds. `dd … iflag=nocache count=0` is coreutils' way to drop a file.
+        let _ = Command::new("dd")
+            .arg(format!("if={}", daemon_binary().display()))
+            .args(["iflag=nocache", "count=0", "status=none"])
+            .status();
         let mut command = Command::new(daemon_binary());
         command
             .arg(format!("--endpoint=unix://{}", socket.display()))
@@ -778,14 +816,18 @@ fn ms(d: Duration) -> String {
 // Node runs
 
 async fn run_node(spec: &RunSpec, ticks: f64) -> RunResult {
+    let secrets = spec.objects - usize::from(spec.pfx && spec.objects > 0);
     let cloud = Cloud::start(
-        spec.objects,
+        secrets,
         spec.workloads,
         spec.rtt,
         spec.throttle,
         spec.value_bytes,
     )
     .await;
+    if secrets < spec.objects {
+        cloud.add_pfx(&object_name(secrets));
+    }
     let mut daemon = Daemon::spawn(&cloud, &spec.flags());
     let channel = daemon.connect().await;
     let idle_rss_kib = status_kib(daemon.pid(), "VmRSS");
@@ -812,6 +854,7 @@ async fn run_node(spec: &RunSpec, ticks: f64) -> RunResult {
         phases.push(p);
     }
     let peak_rss_kib = status_kib(daemon.pid(), "VmHWM");
+    let end_rss_kib = status_kib(daemon.pid(), "VmRSS");
     let metrics = daemon.metrics().await;
     let metrics_note = metrics_check(&metrics, &cloud);
     daemon.stop();
@@ -819,6 +862,7 @@ async fn run_node(spec: &RunSpec, ticks: f64) -> RunResult {
         phases,
         peak_rss_kib,
         idle_rss_kib,
+        end_rss_kib,
         metrics_note,
     }
 }
@@ -1017,6 +1061,7 @@ fn base_spec(scenario: &str, o: &Options) -> RunSpec {
         throttle: o.throttle.unwrap_or(None),
         max_mounts: o.max_mounts,
         value_bytes: o.value_bytes,
+        pfx: false,
     }
 }
 
@@ -1108,6 +1153,59 @@ async fn burst(o: &Options, ticks: f64) {
             ..base_spec("burst", o)
         };
         print_node_run(&spec, ticks, false).await;
+    }
+    println!();
+}
+
+const PFX_BURST_HEADER: &str = "| run | pods × objects | RTT | fetches | Mounts (failed) | wall s | Mount p50 ms | p99 ms | KV GETs answered | Entra exchanges | CPU ms/Mount | idle RSS MiB | RSS after MiB | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+
+/// A burst of Mounts whose objects include a PFX: what one Mount costs in daemon CPU (TLS, HTTP/2,
+/// JSON, PKCS#12 key derivation, PEM), and the daemon's resident memory idle and after the burst.
+/// Each run is a fresh emulator and daemon (cold caches, one token exchange, production defaults
+/// but for `--resolve` and the trusted CA); `--repeat` runs give the spread.
+async fn pfx_burst(o: &Options, ticks: f64) {
+    println!("### Burst of Mounts with a PFX: CPU per Mount and resident memory\n");
+    println!("{PFX_BURST_HEADER}");
+    for run in 1..=o.repeat.unwrap_or(3) {
+        let spec = RunSpec {
+            pods: o.pods.unwrap_or(200),
+            objects: o.objects.unwrap_or(3).max(1),
+            cache_ttl: o
+                .cache_ttl
+                .as_ref()
+                .and_then(|t| t.first().cloned())
+                .unwrap_or_else(|| "0s".into()),
+            fetches: o.fetches.as_ref().and_then(|f| f.first().copied()),
+            pfx: true,
+            ..base_spec("pfx burst", o)
+        };
+        let r = run_node(&spec, ticks).await;
+        let p = r.total();
+        let mut sorted = p.latencies.clone();
+        sorted.sort();
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        println!(
+            "| {run} | {} × {} | {} ms | {} | {} ({}) | {:.2} | {} | {} | {} | {} | {:.2} | {:.1} | {:.1} | {:.1} |",
+            spec.pods,
+            spec.objects,
+            spec.rtt.as_millis(),
+            spec.fetches_label(),
+            p.mounts,
+            p.failed,
+            p.wall.as_secs_f64(),
+            ms(percentile(&sorted, 50.0)),
+            ms(percentile(&sorted, 99.0)),
+            p.gets - p.throttled,
+            p.exchanges,
+            p.cpu_ms_per_mount(),
+            mib(r.idle_rss_kib),
+            mib(r.end_rss_kib),
+            mib(r.peak_rss_kib),
+        );
+        if let Some(e) = &p.first_error {
+            println!("<!-- {} Mounts failed; first error: {e} -->", p.failed);
+        }
+        println!("<!-- {} -->", r.metrics_note);
     }
     println!();
 }
@@ -1224,6 +1322,7 @@ async fn main() {
             node_runs(spec, &o, &["0s", "10m"], ticks, true).await;
         }
         "burst" => burst(&o, ticks).await,
+        "pfxburst" => pfx_burst(&o, ticks).await,
         "wide" => wide(&o, ticks).await,
         "sweep" => sweep(&o, ticks).await,
         "all" => {
@@ -1236,6 +1335,7 @@ async fn main() {
             };
             node_runs(mix, &o, &["0s", "10m"], ticks, true).await;
             burst(&o, ticks).await;
+            pfx_burst(&o, ticks).await;
             // The sweep includes the wide Mount at the default (32).
             sweep(&o, ticks).await;
         }

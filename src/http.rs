@@ -440,6 +440,11 @@ impl Resolve for Resolver {
 
 /// The rustls configuration: ring, system roots plus the extra ones, ALPN h2 and HTTP/1.1.
 fn tls_config(settings: &HttpSettings) -> Result<rustls::ClientConfig, HttpError> {
+    tls_config_with(trusted_roots(settings))
+}
+
+/// The system roots plus the extra ones.
+fn trusted_roots(settings: &HttpSettings) -> rustls::RootCertStore {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for err in &native.errors {
@@ -459,6 +464,11 @@ fn tls_config(settings: &HttpSettings) -> Result<rustls::ClientConfig, HttpError
              or set SSL_CERT_FILE"
         );
     }
+    roots
+}
+
+/// A rustls configuration trusting `roots`.
+fn tls_config_with(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, HttpError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -516,9 +526,10 @@ pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, HttpErro
 /// The client for node-local endpoints (IMDS, NMI): plain HTTP, no proxy (an `HTTP_PROXY` meant for
 /// the internet must not receive node-local token requests), short connect timeout.
 pub fn build_local_client(settings: &HttpSettings) -> Result<reqwest::Client, HttpError> {
-    // reqwest needs a TLS configuration even for a plain-HTTP client; this one is never used for TLS.
+    // reqwest needs a TLS configuration even for a plain-HTTP client; this one is never used for
+    // TLS, so it trusts nothing rather than holding a second parsed copy of the system store.
     reqwest::Client::builder()
-        .tls_backend_preconfigured(tls_config(settings)?)
+        .tls_backend_preconfigured(tls_config_with(rustls::RootCertStore::empty())?)
         .no_proxy()
         // IMDS and NMI never redirect either (see build_client).
         .redirect(reqwest::redirect::Policy::none())

@@ -10,6 +10,7 @@ mod encoding;
 pub(crate) mod files;
 pub mod json;
 pub mod jwk;
+mod kdf;
 pub mod pem;
 mod pem_pfx;
 pub(crate) mod pkcs12;

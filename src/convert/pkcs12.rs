@@ -12,6 +12,7 @@
 //! counts are bounded so that a hostile file cannot pin a core. Keys are re-encoded the way Go's
 //! `x509.MarshalPKCS8PrivateKey` does so that swapping providers changes no byte.
 
+use super::kdf;
 use base64::Engine as _;
 use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockCipherDecrypt, BlockModeDecrypt, KeyInit, KeyIvInit};
@@ -205,22 +206,26 @@ fn verify_mac(mac: &MacData, password: &[u8], data: &[u8]) -> Result<bool, Conve
     let algorithm = mac.mac.algorithm.oid;
     // RFC 7292 B.2 derives a key as long as the digest output, then HMACs with the same digest.
     macro_rules! verify {
-        ($digest:ty, $len:expr) => {{
-            let key = Zeroizing::new(derive_key::<$digest>(
-                password,
-                salt,
-                Pkcs12KeyType::Mac,
-                mac.iterations,
-                $len,
-            ));
+        ($digest:ty, key $key:expr) => {{
+            let key = $key;
             let mut hmac = hmac::Hmac::<$digest>::new_from_slice(&key)
                 .map_err(|_| err("the PFX MAC key could not be derived"))?;
             hmac.update(data);
             Ok(hmac.verify_slice(expected).is_ok())
         }};
+        ($digest:ty, $len:expr) => {
+            verify!($digest, key Zeroizing::new(derive_key::<$digest>(
+                password,
+                salt,
+                Pkcs12KeyType::Mac,
+                mac.iterations,
+                $len,
+            )))
+        };
     }
     if algorithm == SHA1 {
-        verify!(sha1::Sha1, 20)
+        // Key Vault's MAC: SHA-1, derived by `kdf` (see there why not the generic one).
+        verify!(sha1::Sha1, key kdf::derive_sha1(password, salt, 3, iterations, 20))
     } else if algorithm == SHA256 {
         verify!(sha2::Sha256, 32)
     } else if algorithm == SHA384 {
@@ -283,27 +288,14 @@ fn decrypt(
         )));
     }
     let salt = pbe.salt.as_bytes();
-    let derive = |id, len| {
-        Zeroizing::new(derive_key::<sha1::Sha1>(
-            password,
-            salt,
-            id,
-            pbe.iterations,
-            len,
-        ))
-    };
+    // The PKCS#12 key (1) and IV (2) derivations, always with SHA-1 for these schemes.
+    let derive = |id, len| kdf::derive_sha1(password, salt, id, iterations, len);
     let plain = if alg.oid == PBE_SHA1_3DES {
-        let (key, iv) = (
-            derive(Pkcs12KeyType::EncryptionKey, 24),
-            derive(Pkcs12KeyType::Iv, 8),
-        );
+        let (key, iv) = (derive(1, 24), derive(2, 8));
         cbc_decrypt::<des::TdesEde3>(&key, &iv, data)
     } else if alg.oid == PBE_SHA1_RC2_40 || alg.oid == PBE_SHA1_RC2_128 {
         let len = if alg.oid == PBE_SHA1_RC2_40 { 5 } else { 16 };
-        let (key, iv) = (
-            derive(Pkcs12KeyType::EncryptionKey, len),
-            derive(Pkcs12KeyType::Iv, 8),
-        );
+        let (key, iv) = (derive(1, len), derive(2, 8));
         // RC2's effective key length is the key length (40 or 128 bits), which `new_from_slice` uses.
         cbc_decrypt::<rc2::Rc2>(&key, &iv, data)
     } else {
