@@ -8,7 +8,7 @@
 use zeroize::Zeroizing;
 
 /// Why a JSON key could not be written.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum JsonKeyError {
     /// The secret's value is not JSON.
     #[error(

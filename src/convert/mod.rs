@@ -42,7 +42,7 @@ pub enum ObjectEncoding {
 
 /// Why a payload could not be turned into file contents. Messages name what was wrong; the caller
 /// adds the vault and object.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ConvertError {
     /// `objectEncoding` does not match the value. The reason gives a position, never the value's bytes.
     #[error("objectEncoding is {encoding} but the value is not valid {encoding}: {reason}")]

@@ -39,6 +39,7 @@ struct Fetched {
 pub(super) struct Fetcher<'a> {
     pub(super) config: &'a Config,
     pub(super) conversions: &'a Arc<Semaphore>,
+    pub(super) shared: &'a super::shared::Conversions,
     pub(super) keyvault: &'a KeyVaultClient,
     pub(super) plan: &'a MountPlan,
     pub(super) cloud: &'a CloudEnvironment,
@@ -214,8 +215,9 @@ impl Fetcher<'_> {
     }
 
     /// Converts a secret. Decoding a PFX derives keys with thousands of hash iterations, so it runs on
-    /// the blocking pool, a bounded number at once, where it cannot stall the other Mounts' I/O;
-    /// this Mount's deadline still ends the wait for it.
+    /// the blocking pool, a bounded number at once, where it cannot stall the other Mounts' I/O, and
+    /// Mounts converting the same input at once share it (`shared.rs`); this Mount's deadline still
+    /// ends the wait for it.
     async fn convert_secret(
         &self,
         bundle: SecretBundle,
@@ -226,6 +228,15 @@ impl Fetcher<'_> {
             bundle.kid.is_some(),
             options,
         );
+        // Hashed before the bundle moves into the conversion.
+        let key_input = heavy.then(|| {
+            super::shared::key(
+                bundle.value.expose_secret(),
+                bundle.content_type.as_deref(),
+                bundle.kid.is_some(),
+                options,
+            )
+        });
         let convert = move || {
             files::secret(
                 bundle.value.expose_secret(),
@@ -234,27 +245,32 @@ impl Fetcher<'_> {
                 options,
             )
         };
-        if !heavy {
+        let Some(key) = key_input else {
             return convert();
-        }
+        };
         // The permit moves into the blocking task: a Mount cancelled mid-conversion cannot free
         // its slot while the thread still runs, so retries of a hostile PFX cannot pile up threads.
-        let permit = self
-            .conversions
-            .clone()
-            .acquire_owned()
+        let slots = self.conversions.clone();
+        let work = async move {
+            let permit = slots.acquire_owned().await.map_err(|_| {
+                ConvertError::Unsupported("the provider is shutting down".to_owned())
+            })?;
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                convert().map(Arc::new)
+            })
             .await
-            .map_err(|_| ConvertError::Unsupported("the provider is shutting down".to_owned()))?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            convert()
-        })
-        .await
-        .unwrap_or_else(|_| {
-            Err(ConvertError::Unsupported(
-                "the conversion failed unexpectedly (internal error)".to_owned(),
-            ))
-        })
+            .unwrap_or_else(|_| {
+                Err(ConvertError::Unsupported(
+                    "the conversion failed unexpectedly (internal error)".to_owned(),
+                ))
+            })
+        };
+        // Mounts converting the same input at the same time share one conversion.
+        let (result, _joined) = self.shared.run(key, work).await;
+        result
+            .map(|files| super::shared::copy(&files))
+            .map_err(|e| (*e).clone())
     }
 
     async fn download<T: KeyVaultObject>(

@@ -11,6 +11,7 @@ pub(crate) mod layout;
 pub mod objects;
 pub(crate) mod paths;
 pub mod request;
+mod shared;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -76,6 +77,8 @@ pub struct MountService {
     slots: Arc<Semaphore>,
     /// CPU-heavy conversions (PFX key derivation) run on the blocking pool, this many at once.
     conversions: Arc<Semaphore>,
+    /// Heavy conversions in progress, shared by the Mounts that need the same one.
+    shared: shared::Conversions,
 }
 
 impl MountService {
@@ -107,6 +110,7 @@ impl MountService {
             conversions: Arc::new(Semaphore::new(
                 std::thread::available_parallelism().map_or(2, usize::from),
             )),
+            shared: shared::conversions(),
             config,
             next_id: Arc::new(AtomicU64::new(0)),
         }
@@ -258,6 +262,7 @@ impl MountService {
         Fetcher {
             config: &self.config,
             conversions: &self.conversions,
+            shared: &self.shared,
             keyvault: &self.keyvault,
             plan,
             cloud,

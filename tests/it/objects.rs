@@ -328,3 +328,46 @@ async fn certificate_backed_secret_with_unknown_content_type_is_an_error() {
     // And the provider is still there.
     assert_eq!(provider.version().await, "akv-csi-provider");
 }
+
+/// Mounts converting the same PFX at the same time share one conversion (`mount/shared.rs`): each
+/// still gets the exact files a Mount on its own gets, and a different PFX converted at the same
+/// time is never mixed in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_mounts_of_one_pfx_get_the_same_files_as_one_mount() {
+    let emu = federated_emulator().await;
+    let paths = [
+        "c_get_secret_pkcs12/net__DownloadLatestCertificate_application_x-pkcs12___001.json",
+        "c_get_secret_pkcs12/node__keyVault-certificate-tests@2018-06-27__008.json",
+    ];
+    for (i, path) in paths.iter().enumerate() {
+        put_recorded_secret(&emu, &format!("pfx{i}"), path);
+    }
+    let provider = Provider::start(&emu, |_| {}).await;
+    let alone: Vec<Vec<u8>> = futures_util::future::join_all((0..2).map(|i| {
+        let provider = &provider;
+        async move {
+            mount_one(provider, &format!("objectName: pfx{i}\nobjectType: secret"))
+                .await
+                .expect("Mount")
+                .files[0]
+                .contents
+                .clone()
+        }
+    }))
+    .await;
+    assert_ne!(alone[0], alone[1]);
+    let together = futures_util::future::join_all((0..40).map(|n| {
+        let provider = &provider;
+        async move {
+            let i = n % 2;
+            let response = mount_one(provider, &format!("objectName: pfx{i}\nobjectType: secret"))
+                .await
+                .expect("Mount");
+            (i, response.files[0].contents.clone())
+        }
+    }))
+    .await;
+    for (i, contents) in together {
+        assert_eq!(contents, alone[i], "pfx{i}");
+    }
+}
