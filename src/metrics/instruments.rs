@@ -126,6 +126,16 @@ impl Instruments {
         instruments
             .build_info
             .add(vec![("version", env!("CARGO_PKG_VERSION").to_owned())], 1);
+        // The gauges without labels exist from the start at 0, so that an idle node's dashboard and
+        // alerts read 0, not "no data".
+        for gauge in [
+            &instruments.mounts_in_flight,
+            &instruments.mounts_queued,
+            &instruments.object_cache_entries,
+            &instruments.object_cache_bytes,
+        ] {
+            gauge.add(Vec::new(), 0);
+        }
         instruments
     }
 }

@@ -540,3 +540,20 @@ async fn a_mount_the_client_abandons_is_recorded_as_cancelled() {
     assert_eq!(line["vault"], VAULT);
     assert_eq!(line["objects"], 1);
 }
+
+/// An idle daemon serves its gauges at 0 before any Mount, so that a quiet node's dashboard and
+/// alerts read 0 rather than "no data" (they used to appear only with the first Mount).
+#[tokio::test]
+async fn an_idle_daemon_serves_its_gauges_at_zero() {
+    let emu = federated_emulator().await;
+    let provider = Provider::start(&emu, |_| {}).await;
+    let text = provider.metrics().await;
+    for line in [
+        "akv_mounts_in_flight 0",
+        "akv_mounts_queued 0",
+        "akv_object_cache_entries 0",
+        "akv_object_cache_bytes 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
+}
