@@ -10,6 +10,7 @@ use super::{ConvertError, ObjectEncoding, ObjectFormat, SecretOptions};
 
 /// One file of an object: the suffix added to the object's path (`""` for the main file, `.crt`,
 /// `.key`) and its contents.
+#[derive(Clone)]
 pub struct FilePart {
     /// Added to the object's path.
     pub suffix: &'static str,
@@ -18,6 +19,7 @@ pub struct FilePart {
 }
 
 /// The files of an object, and notes for the log about choices made on the way.
+#[derive(Clone)]
 pub struct ObjectFiles {
     /// Main file first.
     pub files: Vec<FilePart>,

@@ -140,13 +140,9 @@ fn keyvault_message(vault: &str, kind: &ObjectKind, object: &str, err: &KeyVault
             status: 403, inner, ..
         } => match inner.as_deref() {
             Some("ForbiddenByRbac") => format!(
-                ": grant the identity the \"Key Vault {} User\" role (or a role with the action named \
-                 above) on the vault",
-                match kind {
-                    ObjectKind::Secret => "Secrets",
-                    ObjectKind::Key => "Crypto",
-                    ObjectKind::Cert => "Certificate",
-                }
+                ": grant the identity the \"{}\" role (or a role with the action named above) on the \
+                 vault",
+                reader_role(*kind)
             ),
             Some("AccessDenied") => format!(
                 ": the vault uses access policies; give the identity the get permission for {}",
@@ -165,25 +161,26 @@ fn keyvault_message(vault: &str, kind: &ObjectKind, object: &str, err: &KeyVault
 /// What listing a vault's objects of `kind` needs besides reading them by name, in both permission
 /// models (`check` notes it for every pattern; a 403 on a listing says it).
 pub(crate) fn list_permission(kind: ObjectKind) -> String {
-    let (action, role) = match kind {
-        ObjectKind::Secret => (
-            "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
-            "Key Vault Secrets User",
-        ),
-        ObjectKind::Key => (
-            "Microsoft.KeyVault/vaults/keys/read",
-            "Key Vault Crypto User",
-        ),
-        ObjectKind::Cert => (
-            "Microsoft.KeyVault/vaults/certificates/read",
-            "Key Vault Certificate User",
-        ),
+    let action = match kind {
+        ObjectKind::Secret => "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+        ObjectKind::Key => "Microsoft.KeyVault/vaults/keys/read",
+        ObjectKind::Cert => "Microsoft.KeyVault/vaults/certificates/read",
     };
     format!(
-        "with Azure RBAC the data action {action} (in the \"{role}\" role), with access policies the \
+        "with Azure RBAC the data action {action} (in the \"{}\" role), with access policies the \
          list permission for {} (get alone is not enough)",
+        reader_role(kind),
         kind.collection()
     )
+}
+
+/// The built-in role that reads (and lists) the objects of a kind.
+fn reader_role(kind: ObjectKind) -> &'static str {
+    match kind {
+        ObjectKind::Secret => "Key Vault Secrets User",
+        ObjectKind::Key => "Key Vault Crypto User",
+        ObjectKind::Cert => "Key Vault Certificate User",
+    }
 }
 
 /// Listing needs another permission than reading one object: say which.

@@ -192,8 +192,7 @@ impl Fetcher<'_> {
             .collect()
     }
 
-    /// The `jmesPath` files: each shares the secret's version; its id is the secret's with
-    /// `#alias` (aliases are unique files of the volume, so ids are unique; `#` is in no name).
+    /// The `jmesPath` files: each shares the secret's version (ids: `ObjectSpec::json_key_id`).
     fn json_files(
         &self,
         spec: &ObjectSpec,
@@ -208,7 +207,7 @@ impl Fetcher<'_> {
                 path: key.alias.clone(),
                 mode: key.mode.unwrap_or(object_mode),
                 contents,
-                id: format!("{}#{}", spec.version_id(None), key.alias),
+                id: spec.json_key_id(key),
                 version: version.to_owned(),
             })
             .collect()
@@ -269,7 +268,7 @@ impl Fetcher<'_> {
         // Mounts converting the same input at the same time share one conversion.
         let (result, _joined) = self.shared.run(key, work).await;
         result
-            .map(|files| super::shared::copy(&files))
+            .map(|files| ObjectFiles::clone(&files))
             .map_err(|e| (*e).clone())
     }
 

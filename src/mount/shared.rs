@@ -6,17 +6,16 @@
 //! coalesced too, keyed by a SHA-256 digest of its exact input (the value, its content type, whether
 //! it is certificate-backed, the options): identical input gives identical files whoever asked, so
 //! sharing needs no reasoning about identities or versions — each Mount still fetched the value with
-//! its own token. The result lives only while Mounts wait for it (the flight ends with its last
+//! its own token — and each Mount takes its own copy of the files (its response owns its bytes). The result lives only while Mounts wait for it (the flight ends with its last
 //! waiter, and is aborted if they all go away): no new place where secrets are kept.
 
 use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
-use zeroize::Zeroizing;
 
 use crate::coalesce::{Abandon, Coalescer};
 use crate::convert::ConvertError;
-use crate::convert::files::{FilePart, ObjectFiles, SecretFileOptions};
+use crate::convert::files::{ObjectFiles, SecretFileOptions};
 
 /// Conversions in progress, by the digest of their input.
 pub(super) type Conversions = Coalescer<[u8; 32], Arc<ObjectFiles>, ConvertError>;
@@ -54,21 +53,6 @@ pub(super) fn key(
         hash.update(part);
     }
     hash.finalize().into()
-}
-
-/// This Mount's own copy of shared files (each Mount's response owns its bytes).
-pub(super) fn copy(files: &ObjectFiles) -> ObjectFiles {
-    ObjectFiles {
-        files: files
-            .files
-            .iter()
-            .map(|part| FilePart {
-                suffix: part.suffix,
-                contents: Zeroizing::new(part.contents.to_vec()),
-            })
-            .collect(),
-        notes: files.notes.clone(),
-    }
 }
 
 #[cfg(test)]

@@ -131,6 +131,12 @@ impl ObjectSpec {
         id
     }
 
+    /// The `ObjectVersion.id` of one of its `jmesPath` files: the object's id and `#objectAlias`
+    /// (aliases are unique files of a volume and `#` is in no name, so ids are unique).
+    pub fn json_key_id(&self, key: &json_keys::JsonKey) -> String {
+        format!("{}#{}", self.version_id(None), key.alias)
+    }
+
     /// The vault this object is read from: its own `keyvaultName`, else the class's.
     pub fn vault_name<'a>(&'a self, class_vault: &'a str) -> &'a str {
         self.vault.as_deref().unwrap_or(class_vault)
@@ -224,7 +230,15 @@ fn one_line(s: &str) -> String {
 
 /// Key Vault object names: 1–127 letters, digits and dashes.
 fn valid_object_name(name: &str) -> bool {
-    (1..=127).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    within_name_rules(name, b"")
+}
+
+/// 1-127 letters, digits, '-' and the `extra` bytes (a pattern's `*` and `?`).
+fn within_name_rules(name: &str, extra: &[u8]) -> bool {
+    (1..=127).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || extra.contains(&b))
 }
 
 /// Validates one object; pushes every problem found, each located at the entry's field.

@@ -55,11 +55,7 @@ pub fn matches(pattern: &str, name: &str) -> bool {
 
 impl Entry<'_> {
     pub(super) fn check_pattern_name(&mut self, name: &str) {
-        let valid = name.len() <= 127
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'*' | b'?'));
-        if !valid {
+        if !super::within_name_rules(name, b"*?") {
             let message = format!(
                 "objectName {:?} is not a pattern of Key Vault object names (letters, digits, '-', \
                  '*' for any run of characters and '?' for one, at most 127)",
