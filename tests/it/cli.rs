@@ -614,6 +614,35 @@ fn mount_says_where_the_yaml_is_invalid() {
     assert!(stderr.contains("not valid YAML"), "{stderr}");
 }
 
+/// `akv-csi-provider emulator` seeded from `seed`, its CA written to `ca`; what it prints (addresses,
+/// flags, tokens) is read from the returned standard error.
+fn spawn_emulator(
+    seed: &str,
+    listen: &str,
+    ca: &Path,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
+        .args([
+            "emulator",
+            "--config",
+            seed,
+            "--listen",
+            listen,
+            "--ca-file",
+        ])
+        .arg(ca)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    (child, stderr)
+}
+
 /// `emulator --listen ADDR:0`: every service gets a port of its own that the OS chose, and what it
 /// prints (the banner, `AZURE_POD_IDENTITY_AUTHORITY_HOST`, the `--resolve` flags) is where it
 /// listens: each printed address accepts a connection, and IMDS answers HTTP there.
@@ -624,22 +653,7 @@ fn emulator_on_port_0_prints_the_ports_it_bound() {
     for listen in ["127.0.0.1:0", ":0"] {
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.pem");
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
-            .args([
-                "emulator",
-                "--config",
-                seed,
-                "--listen",
-                listen,
-                "--ca-file",
-            ])
-            .arg(&ca)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let (mut child, mut stderr) = spawn_emulator(seed, listen, &ca);
         let mut banner = String::new();
         while !banner.contains("[other flags]") {
             let mut line = String::new();
@@ -787,17 +801,8 @@ fn the_additions_example_mounts_as_documented() {
     let root = env!("CARGO_MANIFEST_DIR");
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_akv-csi-provider"))
-        .args(["emulator", "--config"])
-        .arg(format!("{root}/emulator/examples/additions.yaml"))
-        .args(["--listen", "127.0.0.1:0", "--ca-file"])
-        .arg(&ca)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let seed = format!("{root}/emulator/examples/additions.yaml");
+    let (mut child, mut stderr) = spawn_emulator(&seed, "127.0.0.1:0", &ca);
     let (mut resolve, mut token) = (Vec::new(), None);
     while token.is_none() {
         let mut line = String::new();
