@@ -12,16 +12,20 @@ ARG RUST_IMAGE=rust:1.95-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12
 
 FROM ${RUST_IMAGE} AS build
+# valgrind records the code the daemon runs from start to idle; deploy/release-build.sh links that code
+# together, which halves the idle daemon's resident memory (BENCHMARKS.md, "Idle memory").
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends valgrind \
+ && rm -rf /var/lib/apt/lists/*
 # The commit --version reports: the context has no .git (.dockerignore), so build.rs cannot read it.
 ARG GIT_COMMIT=unknown
 WORKDIR /src
 # The context is what .dockerignore allows (an allowlist; deploy/docker_context_check.py checks it).
 COPY . .
-# --target: RUSTFLAGS then apply to the binary only, not to build scripts and proc-macros (which must
-# stay dynamic). The host's own triple, so that an arm64 build (release workflow) builds for arm64.
-RUN TARGET=$(rustc -vV | sed -n 's/^host: //p') \
- && GIT_COMMIT="$GIT_COMMIT" RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --no-default-features -p akv-csi-provider --target "$TARGET" \
- && cp "target/$TARGET/release/akv-csi-provider" /akv-csi-provider
+# deploy/release-build.sh: cargo build --release --locked --no-default-features for the host's own triple
+# (so that an arm64 build builds for arm64), static-pie (+crt-static), in two passes (start-up code laid out
+# together; x86_64 only). deploy/image-check.sh builds the binary CI checks with the same script.
+RUN GIT_COMMIT="$GIT_COMMIT" bash deploy/release-build.sh /akv-csi-provider
 
 # What both runtime stages below share.
 FROM ${RUNTIME_IMAGE} AS runtime-base

@@ -244,6 +244,8 @@ def required_files() -> list[tuple[str, str]]:
                 default = "src/main.rs" if kind == "bin" and target["name"] == package.get("name") \
                     else f"{default_dir}/{target['name']}.rs"
                 need.append((at(target.get("path", default)), f"[[{kind}]] {target['name']} of {member}"))
+    for script in run_scripts():
+        need.append((script, "run by the Dockerfile's build stage"))
     build_rs = (ROOT / "build.rs").read_text() if (ROOT / "build.rs").exists() else ""
     for proto in sorted(set(re.findall(r'"([^"=]+\.proto)"', build_rs))):
         need.append((clean(proto), "compiled by build.rs"))
@@ -311,15 +313,39 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+RUN_SCRIPT = re.compile(r"\bdeploy/[\w.-]+\.sh\b")
+
+
+def run_lines() -> list[str]:
+    """The Dockerfile's RUN instructions, continuation lines joined."""
+    return [line for line in DOCKERFILE.read_text().replace("\\\n", " ").splitlines()
+            if re.match(r"\s*RUN\s", line)]
+
+
+def run_scripts() -> list[str]:
+    """Scripts of the repository that a RUN instruction runs (from the build context)."""
+    return sorted({m for line in run_lines() for m in RUN_SCRIPT.findall(line)})
+
+
+def cargo_command() -> list[str] | None:
+    """The image's cargo command: in a RUN instruction, or in the script one runs (deploy/release-build.sh
+    keeps it in a bash array at the start of a line, `cargo=(cargo rustc ...)`)."""
+    for line in run_lines():
+        m = re.search(r"\b(cargo build[^&]*)", line)
+        if m:
+            return shlex.split(m.group(1))
+    for script in run_scripts():
+        m = re.search(r"^cargo=\((cargo [^)]*)\)", (ROOT / script).read_text(), re.MULTILINE)
+        if m:
+            return shlex.split(m.group(1))
+    return None
+
+
 def build_context(context: set[str]) -> int:
     """The Dockerfile's cargo command (as `cargo check`) in a copy of the context."""
-    command = None
-    for line in DOCKERFILE.read_text().replace("\\\n", " ").splitlines():
-        m = re.match(r"\s*RUN\s.*?\b(cargo build[^&]*)", line)
-        if m:
-            command = shlex.split(m.group(1))
+    command = cargo_command()
     if command is None:
-        print("FAIL docker context: no `RUN cargo build` in the Dockerfile")
+        print("FAIL docker context: no `cargo build`/`cargo rustc` in the Dockerfile's RUN or the script it runs")
         return 1
     # `check` in the dev profile: the same files are read as by a release build, and the dependencies
     # that CI's clippy step built are reused.

@@ -4,7 +4,8 @@
 # (installed here with apt-get when missing), no registry.
 #
 #   1. the static release binary, built once on the host exactly as the Dockerfile's build stage builds it
-#      (cargo build --release --locked --no-default-features, +crt-static), and the Dockerfile's
+#      (deploy/release-build.sh: cargo build --release --locked --no-default-features, +crt-static, start-up
+#      code laid out together), its idle resident memory (at most 6 MiB), and the Dockerfile's
 #      `--target prebuilt` stage around it; the runtime base (distroless/static's contents: CA bundle,
 #      nsswitch.conf, passwd/group, netbase, os-release, copyrights) assembled from Debian's packages by
 #      mmdebstrap, since no base image can be pulled;
@@ -18,11 +19,13 @@
 #      and `podman pod stop` with the chart's grace period: SIGTERM, exit 0, socket removed.
 #
 # Usage: bash deploy/image-check.sh              the check (exit status 0 = every check passed)
-#        bash deploy/image-check.sh --self-test  the check, then three broken variants that it must
+#        bash deploy/image-check.sh --self-test  the check, then four broken variants that it must
 #                                                refuse: no CA bundle in the image, a writable root
 #                                                filesystem in the pod spec, a daemon that leaves its
-#                                                socket behind when stopped
-# IMAGE_CHECK_BREAK=no-ca-bundle|writable-rootfs|socket-kept builds one broken variant (the self-test's).
+#                                                socket behind when stopped, a binary built without
+#                                                the start-up layout (idle memory over 6 MiB)
+# IMAGE_CHECK_BREAK=no-ca-bundle|writable-rootfs|socket-kept|no-layout builds one broken variant (the
+# self-test's).
 # Work files: target/image-check/ (container storage too; removed at the start of each run).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,12 +39,14 @@ if [ "${1:-}" = "--self-test" ]; then
     [no-ca-bundle]="FAIL image CA bundle"
     [writable-rootfs]="FAIL read-only root filesystem"
     [socket-kept]="FAIL socket removed on stop"
+    [no-layout]="FAIL idle memory"
   )
   status=0
-  for variant in no-ca-bundle writable-rootfs socket-kept; do
+  for variant in no-ca-bundle writable-rootfs socket-kept no-layout; do
     log="$root/target/image-check-selftest-$variant.log"
     echo "=== self-test: IMAGE_CHECK_BREAK=$variant must fail with \"${expect[$variant]}\""
-    if IMAGE_CHECK_BREAK=$variant bash "$0" >"$log" 2>&1; then
+    if IMAGE_CHECK_BREAK=$variant IMAGE_CHECK_BINARY="${CARGO_TARGET_DIR:-$root/target}/image-check-binary/akv-csi-provider" \
+      bash "$0" >"$log" 2>&1; then
       echo "FAIL self-test $variant: the check passed a broken image/pod (log: ${log#"$root"/})"
       status=1
     elif grep -q -F "${expect[$variant]}" "$log"; then
@@ -56,8 +61,8 @@ if [ "${1:-}" = "--self-test" ]; then
   exit $status
 fi
 case "$break_variant" in
-  "" | no-ca-bundle | writable-rootfs | socket-kept) ;;
-  *) echo "error: IMAGE_CHECK_BREAK=$break_variant: no-ca-bundle, writable-rootfs or socket-kept" >&2; exit 2 ;;
+  "" | no-ca-bundle | writable-rootfs | socket-kept | no-layout) ;;
+  *) echo "error: IMAGE_CHECK_BREAK=$break_variant: no-ca-bundle, writable-rootfs, socket-kept or no-layout" >&2; exit 2 ;;
 esac
 
 # ------------------------------------------------------------------------------------------------------
@@ -111,19 +116,55 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The binary's resident memory when idle, on the host: started with its page-cache pages dropped first (as
+# on a node's first start after the image pull), then one liveness probe (a gRPC Version over its socket, as
+# the kubelet's probe does) and one /metrics scrape; VmRSS after them. BENCHMARKS.md, "Idle memory": 8 MiB
+# before the start-up layout (deploy/release-build.sh), under 5 MiB with it; 6 MiB is issue #20's bound.
+idle_memory() {
+  local dir="$work/idle" healthz metrics pid rss i
+  mkdir -p "$dir"
+  healthz=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  metrics=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  dd if="$binary" iflag=nocache count=0 status=none || true
+  "$binary" --endpoint="unix://$dir/azure.sock" --healthz-port="$healthz" --prometheus-port="$metrics" \
+    >/dev/null 2>"$dir/daemon.log" &
+  pid=$!
+  for i in $(seq 100); do [ -S "$dir/azure.sock" ] && break; sleep 0.05; done
+  python3 -c 'import sys, urllib.request as u; [u.urlopen(url, timeout=5).read() for url in sys.argv[1:]]' \
+    "http://127.0.0.1:$healthz/healthz" "http://127.0.0.1:$metrics/metrics" 2>"$dir/probe.log" \
+    || fail "idle memory" "the daemon did not answer /healthz and /metrics (log: target/image-check/idle/daemon.log)"
+  sleep 0.5
+  rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
+  kill -TERM "$pid"; wait "$pid" || true
+  if [ "$rss" -le 6144 ]; then
+    pass "idle memory" "$rss KiB resident after start, a liveness probe and a /metrics scrape (bound: 6,144 KiB)"
+  else
+    fail "idle memory" "$rss KiB resident after start, a liveness probe and a /metrics scrape, over 6,144 KiB: is the start-up code still laid out together? (deploy/release-build.sh)"
+  fi
+}
+
 # ------------------------------------------------------------------------------------------------------
 # 1. The binary, the runtime base, the image
 
-triple=$(rustc -vV | sed -n 's/^host: //p')
 t0=$(date +%s)
-# The Dockerfile's build command (its build stage), on the host. --target keeps RUSTFLAGS off build scripts
-# and proc-macros; the artifacts land in target/$triple/release, apart from the plain release build.
-RUSTFLAGS="-C target-feature=+crt-static" \
-  cargo build --release --locked --no-default-features -p akv-csi-provider --target "$triple" 2>"$work/cargo-release.log" \
-  || { tail -n 30 "$work/cargo-release.log"; echo "FAIL build: cargo build of the image's binary"; exit 1; }
-# Cargo's target directory (CARGO_TARGET_DIR when set).
+# The Dockerfile's build command (its build stage's script), on the host. The self-test's broken variants
+# reuse the binary the first run built (IMAGE_CHECK_BINARY): the build is the same, and two passes take
+# minutes.
 target_dir=${CARGO_TARGET_DIR:-$root/target}
-binary="$target_dir/$triple/release/akv-csi-provider"
+binary=${IMAGE_CHECK_BINARY:-$target_dir/image-check-binary/akv-csi-provider}
+if [ "$break_variant" = no-layout ]; then
+  # The same build in one pass, without the start-up layout.
+  binary="$target_dir/image-check-binary/akv-csi-provider-no-layout"
+  AKV_LAYOUT=off bash deploy/release-build.sh "$binary" >"$work/release-build.log" 2>&1 \
+    || { tail -n 30 "$work/release-build.log"; echo "FAIL build: deploy/release-build.sh (AKV_LAYOUT=off)"; exit 1; }
+elif [ -z "${IMAGE_CHECK_BINARY:-}" ]; then
+  mkdir -p "$(dirname "$binary")"
+  command -v valgrind >/dev/null || { apt-get update -qq >/dev/null \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind >/dev/null; }
+  bash deploy/release-build.sh "$binary" >"$work/release-build.log" 2>&1 \
+    || { tail -n 30 "$work/release-build.log"; echo "FAIL build: deploy/release-build.sh (the image's binary)"; exit 1; }
+  grep '^release-build:' "$work/release-build.log" || true
+fi
 # The host's helper: emulator and the Mount client (default features; built by `cargo test` already in CI).
 cargo build --locked -p akv-csi-provider 2>"$work/cargo-debug.log" \
   || { tail -n 30 "$work/cargo-debug.log"; echo "FAIL build: cargo build of the host's emulator"; exit 1; }
@@ -133,6 +174,12 @@ if file "$binary" | grep -q 'static-pie linked\|statically linked'; then
   pass "binary" "$binary is statically linked, $(stat -c %s "$binary") bytes ($build_seconds s to build)"
 else
   fail "binary" "$binary is not statically linked: $(file -b "$binary")"
+fi
+idle_memory
+if [ "$break_variant" = no-layout ]; then
+  # What follows does not depend on the layout; the first run checked it with the same source.
+  echo "image-check: IMAGE_CHECK_BREAK=no-layout stops after the binary's checks ($failures failed)"
+  exit $((failures > 0))
 fi
 
 t0=$(date +%s)
