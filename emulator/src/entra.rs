@@ -176,10 +176,7 @@ fn token(shared: &Shared, host: &str, tenant: &str, form: HashMap<String, String
     let Some(scope) = form.get("scope") else {
         return missing_parameter(shared, "scope");
     };
-    let Some(resource) = scope
-        .strip_suffix("/.default")
-        .filter(|r| !r.is_empty() && !r.contains(' '))
-    else {
+    let Some(resource) = default_scope_resource(scope) else {
         return aad_error(
             shared,
             400,
@@ -370,4 +367,20 @@ fn check_assertion(
         ));
     }
     None
+}
+
+/// The resource of a client-credentials `scope`: exactly one `{resource}/.default`, beside which the
+/// OpenID Connect scopes may stand. MSAL adds `openid offline_access profile` to every token request
+/// (Azure's provider v1.8.2, through MSAL Go, sends `https://vault.azure.net/.default openid
+/// offline_access profile`), and Entra ID issues the client-credentials token all the same.
+fn default_scope_resource(scope: &str) -> Option<&str> {
+    const OIDC: [&str; 4] = ["openid", "offline_access", "profile", "email"];
+    let mut resources = scope
+        .split(' ')
+        .filter(|s| !s.is_empty() && !OIDC.contains(s));
+    let only = resources.next()?;
+    if resources.next().is_some() {
+        return None;
+    }
+    only.strip_suffix("/.default").filter(|r| !r.is_empty())
 }

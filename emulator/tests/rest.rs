@@ -497,6 +497,36 @@ fn cases() -> Vec<Case> {
             )],
         ),
         case(
+            "scope with the OpenID Connect scopes MSAL adds (Azure's provider sends them)",
+            none,
+            vec![sp_exchange(
+                "right",
+                "https://vault.azure.net/.default openid offline_access profile",
+                200,
+                vec![Check::Eq("/token_type", json!("Bearer"))],
+            )],
+        ),
+        case(
+            "two resources' /.default scopes",
+            none,
+            vec![sp_exchange(
+                "right",
+                "https://vault.azure.net/.default https://management.azure.com/.default",
+                400,
+                vec![code(1002012)],
+            )],
+        ),
+        case(
+            "OpenID Connect scopes only",
+            none,
+            vec![sp_exchange(
+                "right",
+                "openid offline_access profile",
+                400,
+                vec![code(1002012)],
+            )],
+        ),
+        case(
             "another cloud's Key Vault from the public authority",
             none,
             vec![sp_exchange(
