@@ -17,7 +17,7 @@ use serde_saphyr::Spanned;
 
 use crate::cloud::CloudName;
 pub use crate::mount::findings::Severity;
-use crate::mount::findings::{Finding as Problem, Location};
+use crate::mount::findings::{Finding as Problem, ListItem, Location};
 use crate::mount::identity::Mode;
 use crate::mount::objects::FIELDS;
 use crate::mount::request::{
@@ -212,11 +212,12 @@ impl Class<'_> {
         match location {
             Location::Parameter(key) => self.line_of(key),
             Location::Objects => self.line_of("objects"),
-            Location::Object { index, field } => {
-                let line = match field {
-                    Some("objectAlias") => self.objects.path_line(*index),
-                    Some(field) => self.objects.field_line(*index, field),
-                    None => self.objects.entries.get(*index).map(|e| e.line),
+            Location::Object { index, field, item } => {
+                let line = match (field, item) {
+                    (Some("jmesPath"), Some(item)) => self.objects.item_line(*index, item),
+                    (Some("objectAlias"), _) => self.objects.path_line(*index),
+                    (Some(field), _) => self.objects.field_line(*index, field),
+                    (None, _) => self.objects.entries.get(*index).map(|e| e.line),
                 };
                 line.unwrap_or_else(|| self.line_of("objects"))
             }
@@ -375,6 +376,7 @@ fn pattern_notes(class: &mut Class<'_>, objects: &[crate::mount::objects::Object
         let line = class.locate(&Location::Object {
             index: spec.index,
             field: Some("objectName"),
+            item: None,
         });
         let message = format!(
             "objects.array[{}] ({}): a pattern lists the vault's {} at every Mount; the identity needs \
@@ -397,6 +399,7 @@ fn key_history(class: &mut Class<'_>, objects: &[crate::mount::objects::ObjectSp
         let line = class.locate(&Location::Object {
             index: spec.index,
             field: Some("objectVersionHistory"),
+            item: None,
         });
         let message = format!(
             "objects.array[{}] ({}): objectVersionHistory on a key writes a directory of public keys \
@@ -473,6 +476,15 @@ struct EntryLayout {
     line: u64,
     /// Field name → file line.
     fields: Vec<(String, u64)>,
+    /// The items of its `jmesPath` list, in order.
+    jmes_path: Vec<ItemLayout>,
+}
+
+/// Where one `jmesPath` item is: its first line and its keys' lines.
+struct ItemLayout {
+    line: u64,
+    /// Key → file line.
+    keys: Vec<(String, u64)>,
 }
 
 impl ObjectsLayout {
@@ -494,6 +506,20 @@ impl ObjectsLayout {
             .find(|(f, _)| f == field)
             .map(|(_, l)| *l)
             .or(Some(entry.line))
+    }
+
+    /// The line of a `jmesPath` item's key, else of the item (a required key not written), else of
+    /// `jmesPath:` (the list could not be read for its lines).
+    fn item_line(&self, index: usize, item: &ListItem) -> Option<u64> {
+        let written = self.entries.get(index)?.jmes_path.get(item.index);
+        written
+            .map(|i| {
+                i.keys
+                    .iter()
+                    .find(|(k, _)| k == item.key)
+                    .map_or(i.line, |(_, l)| *l)
+            })
+            .or_else(|| self.field_line(index, "jmesPath"))
     }
 }
 
@@ -518,23 +544,97 @@ fn objects_layout(
         .into_iter()
         .map(|entry| {
             let line = base + entry.referenced.line() - 1;
-            let fields = match &entry.value {
-                serde_json::Value::String(body) => body
-                    .lines()
-                    .enumerate()
-                    .filter_map(|(i, l)| {
-                        let (key, _) = l.split_once(':')?;
-                        let key = key.trim();
-                        (!key.is_empty() && !l.starts_with([' ', '\t', '#']))
-                            .then(|| (key.to_owned(), line + i as u64))
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
-            EntryLayout { line, fields }
+            match &entry.value {
+                serde_json::Value::String(body) => entry_layout(line, body),
+                _ => EntryLayout {
+                    line,
+                    fields: Vec::new(),
+                    jmes_path: Vec::new(),
+                },
+            }
         })
         .collect();
     ObjectsLayout { entries }
+}
+
+/// Where the fields of the entry whose body (`- |`) starts at file line `line` are: line `i` of the
+/// body is file line `line + i`.
+fn entry_layout(line: u64, body: &str) -> EntryLayout {
+    let fields = body
+        .lines()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let (key, _) = l.split_once(':')?;
+            let key = key.trim();
+            (!key.is_empty() && !l.starts_with([' ', '\t', '#']))
+                .then(|| (key.to_owned(), line + i as u64))
+        })
+        .collect();
+    EntryLayout {
+        line,
+        fields,
+        jmes_path: items_layout(line, body),
+    }
+}
+
+/// An entry's body as far as the lines of its `jmesPath` items go.
+#[derive(Deserialize)]
+struct EntryText {
+    #[serde(default, rename = "jmesPath")]
+    jmes_path: Option<Vec<Spanned<ItemText>>>,
+}
+
+/// A `jmesPath` item: each key with its value's location.
+type ItemText = BTreeMap<String, Spanned<serde_json::Value>>;
+
+/// The `jmesPath` items of an entry's body. A list that is not one of mappings yields none: the
+/// Mount's parse refuses it too, as a finding about the entry.
+fn items_layout(line: u64, body: &str) -> Vec<ItemLayout> {
+    let Ok(parsed) = serde_saphyr::from_str::<EntryText>(body) else {
+        return Vec::new();
+    };
+    let lines: Vec<&str> = body.lines().collect();
+    let in_file = |body_line: u64| line + body_line.saturating_sub(1);
+    parsed
+        .jmes_path
+        .unwrap_or_default()
+        .into_iter()
+        .map(|item| {
+            let first = item.referenced.line();
+            let keys = item
+                .value
+                .iter()
+                .map(|(key, value)| {
+                    let at = key_line(&lines, first, value.referenced.line(), key);
+                    (key.clone(), in_file(at))
+                })
+                .collect();
+            ItemLayout {
+                line: in_file(first),
+                keys,
+            }
+        })
+        .collect()
+}
+
+/// The body line (1-based) of an item's `key`: its value's line, unless the value is a block
+/// scalar, located at its first content line below the key; then the nearest line above it, down
+/// to the item's first line, that writes the key.
+fn key_line(lines: &[&str], first: u64, value: u64, key: &str) -> u64 {
+    let writes_key = |n: u64| {
+        let text = n
+            .checked_sub(1)
+            .and_then(|i| lines.get(usize::try_from(i).ok()?));
+        text.is_some_and(|t| {
+            [format!("{key}:"), format!("{key}\":"), format!("{key}':")]
+                .iter()
+                .any(|k| t.contains(k.as_str()))
+        })
+    };
+    (first..=value)
+        .rev()
+        .find(|&n| writes_key(n))
+        .unwrap_or(value)
 }
 
 /// `check`'s command line.
@@ -943,7 +1043,7 @@ spec:
                 "objectName: a\nobjectType: secret\njmesPath:\n  - path: a-b\n    objectAlias: x",
                 Severity::Error,
                 "objects.array[1] (a): jmesPath[0]: path",
-                ("jmesPath:", 0),
+                ("- path: a-b", 0),
             ),
             (
                 "objectName: \"a-*\"\nobjectType: secret\nobjectAlias: dir",
@@ -1006,6 +1106,109 @@ spec:
             "objects.array[1] (a) writes the file \"api\" but objects.array[2] (b)",
         );
         assert_eq!(line, line_of(&text, "objectAlias: api", 1));
+    }
+
+    /// Regression: a jmesPath item's finding was placed at the `jmesPath:` line of its entry, however
+    /// far below it the item was. Now at the item's key the finding is about, else (a required key
+    /// not written) at the item's first line; findings about the list as a whole stay at `jmesPath:`.
+    #[test]
+    fn a_jmespath_items_finding_was_placed_at_the_jmespath_line() {
+        const FIRST: &str = "objectName: db\nobjectType: secret";
+        // (the entry after FIRST, what the finding says, the line it must be at: (text, nth))
+        let cases: &[(&str, &str, (&str, usize))] = &[
+            (
+                "objectName: a\nobjectType: secret\njmesPath:\n  - path: user\n    objectAlias: u\n  \
+                 - path: a-b\n    objectAlias: x",
+                "objects.array[1] (a): jmesPath[1]: path \"a-b\" is not a JMESPath expression",
+                ("- path: a-b", 0),
+            ),
+            (
+                "objectName: a\nobjectType: secret\njmesPath:\n  - path: user\n    objectAlias: u\n  \
+                 - path: pass\n    filePermission: \"0600\"",
+                "objects.array[1] (a): jmesPath[1]: objectAlias is required",
+                ("- path: pass", 0),
+            ),
+            // The key at fault, not the item's first line.
+            (
+                "objectName: a\nobjectType: secret\njmesPath:\n  - objectAlias: u\n    path: a-b",
+                "jmesPath[0]: path \"a-b\"",
+                ("path: a-b", 0),
+            ),
+            (
+                "objectName: a\nobjectType: secret\njmesPath:\n  - path: user\n    objectAlias: ../u",
+                "jmesPath[0]: objectAlias \"../u\"",
+                ("objectAlias: ../u", 0),
+            ),
+            (
+                "objectName: a\nobjectType: secret\njmesPath:\n  - path: user\n    objectAlias: u\n    \
+                 filePermission: \"999\"",
+                "jmesPath[0]: filePermission \"999\"",
+                ("filePermission: \"999\"", 0),
+            ),
+            // An item on the line after its dash, and a path as a block scalar (located at its
+            // content, below the key).
+            (
+                "objectName: a\nobjectType: secret\njmesPath:\n  -\n    objectAlias: u\n    path: >-\n      \
+                 a-b",
+                "jmesPath[0]: path \"a-b\"",
+                ("path: >-", 0),
+            ),
+            // Flow style: the item is on the line of `jmesPath:`.
+            (
+                "objectName: a\nobjectType: secret\njmesPath: [{path: u, objectAlias: u}, {path: a-b, \
+                 objectAlias: x}]",
+                "jmesPath[1]: path \"a-b\"",
+                (
+                    "jmesPath: [{path: u, objectAlias: u}, {path: a-b, objectAlias: x}]",
+                    0,
+                ),
+            ),
+            // The list as a whole.
+            (
+                "objectName: a\nobjectType: secret\njmesPath: []",
+                "objects.array[1] (a): jmesPath is empty",
+                ("jmesPath: []", 0),
+            ),
+            (
+                "objectName: k\nobjectType: key\njmesPath:\n  - path: user\n    objectAlias: u",
+                "objects.array[1] (k): jmesPath is only valid with objectType: secret",
+                ("jmesPath:", 0),
+            ),
+            (
+                "objectName: \"a-*\"\nobjectType: secret\njmesPath:\n  - path: user\n    objectAlias: u",
+                "objects.array[1] (a-*): jmesPath cannot be used with a pattern",
+                ("jmesPath:", 0),
+            ),
+        ];
+        for (entry, says, (needle, nth)) in cases {
+            let text = with_objects(&[FIRST, entry]);
+            let findings = check(&text);
+            assert_eq!(
+                at(&findings, Severity::Error, says),
+                line_of(&text, needle, *nth),
+                "{says}: {findings:#?}"
+            );
+        }
+        // A collision with an item's file: at that item's objectAlias, whether the other file is
+        // another object's or the same object's.
+        let text = with_objects(&[
+            "objectName: a\nobjectType: secret\nobjectAlias: shared",
+            "objectName: b\nobjectType: secret\njmesPath:\n  - path: u\n    objectAlias: u\n  - path: p\n    \
+             objectAlias: shared",
+        ]);
+        let line = at(
+            &check(&text),
+            Severity::Error,
+            "objects.array[0] (a) and objects.array[1] (b) both write the file \"shared\"",
+        );
+        assert_eq!(line, line_of(&text, "objectAlias: shared", 1));
+        let text = with_objects(&[
+            FIRST,
+            "objectName: b\nobjectType: secret\njmesPath:\n  - path: u\n    objectAlias: u\n  - path: p\n    \
+             objectAlias: b",
+        ]);
+        let line = at(&check(&text), Severity::Error, "both write the file \"b\"");
+        assert_eq!(line, line_of(&text, "objectAlias: b", 0));
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! What validation finds, as values: where (a parameter, an object's field, a part of the request),
-//! how serious, and the message. The Mount joins the messages into its INVALID_ARGUMENT status;
-//! `check` places each finding in the file from its location, never from its wording, so a message
-//! can be reworded without moving where it is reported.
+//! What validation finds, as values: where (a parameter, an object's field or an item of its
+//! `jmesPath` list, a part of the request), how serious, and the message. The Mount joins the
+//! messages into its INVALID_ARGUMENT status; `check` places each finding in the file from its
+//! location, never from its wording, so a message can be reworded without moving where it is
+//! reported.
 
 /// Where in the SecretProviderClass (or the request) a finding is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,10 +18,23 @@ pub enum Location {
         index: usize,
         /// The field; `None`: the entry as a whole.
         field: Option<&'static str>,
+        /// An item of the field's list (`jmesPath[i]`); `None`: the field as a whole. `check`
+        /// places an item's finding at the item, which may be many lines below the field's key.
+        item: Option<ListItem>,
     },
     /// A part of the Mount request that is not a SecretProviderClass parameter (`secrets`,
     /// `permission`, the pod's attributes).
     Request(&'static str),
+}
+
+/// An item of a list-valued object field (`jmesPath`), and the key of the item a finding is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListItem {
+    /// Index in the list as written, counting every item, valid or not.
+    pub index: usize,
+    /// The item's key the finding is about (`path`, `objectAlias`, `filePermission`); when it is
+    /// not written (a required key missing), `check` points at the item's first line.
+    pub key: &'static str,
 }
 
 /// How serious a finding is.
@@ -65,7 +79,18 @@ impl Finding {
 
     /// An error about an object's field (`None`: the entry as a whole).
     pub fn object(index: usize, field: Option<&'static str>, message: String) -> Self {
-        Self::error(Location::Object { index, field }, message)
+        let item = None;
+        Self::error(Location::Object { index, field, item }, message)
+    }
+
+    /// An error about an item of an object's list field: `jmesPath[item.index]` of entry `index`.
+    pub fn object_item(index: usize, field: &'static str, item: ListItem, message: String) -> Self {
+        let location = Location::Object {
+            index,
+            field: Some(field),
+            item: Some(item),
+        };
+        Self::error(location, message)
     }
 
     /// An error about the `objects` parameter as a whole.

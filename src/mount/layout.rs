@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::findings::Finding;
+use super::findings::{Finding, ListItem};
 use super::objects::ObjectSpec;
 use super::paths::check;
 use crate::keyvault::ObjectKind;
@@ -20,6 +20,21 @@ pub const MAX_FILES: usize = 1024;
 /// plus its `jmesPath` files. A pattern's files are only known once the vault is listed: none here,
 /// and the Mount checks the layout again with the matches ([`check_volume`]).
 pub fn planned(spec: &ObjectSpec, split_files: bool) -> Vec<String> {
+    files(spec, split_files)
+        .into_iter()
+        .map(|file| file.path)
+        .collect()
+}
+
+/// A file an object writes, and where its name comes from.
+struct File {
+    path: String,
+    /// The `jmesPath` item whose `objectAlias` names it; `None`: the object's own `objectAlias`.
+    item: Option<usize>,
+}
+
+/// [`planned`], each file with the field that names it, so that a collision is located there.
+fn files(spec: &ObjectSpec, split_files: bool) -> Vec<File> {
     if spec.pattern.is_some() {
         return Vec::new();
     }
@@ -37,11 +52,33 @@ pub fn planned(spec: &ObjectSpec, split_files: bool) -> Vec<String> {
         spec.format,
         split_files,
     );
-    bases
-        .iter()
-        .flat_map(|base| suffixes.iter().map(move |suffix| format!("{base}{suffix}")))
-        .chain(spec.json_keys.iter().map(|key| key.alias.clone()))
-        .collect()
+    let own = bases.iter().flat_map(|base| {
+        suffixes.iter().map(move |suffix| File {
+            path: format!("{base}{suffix}"),
+            item: None,
+        })
+    });
+    // An object is valid only when every item is: its keys are the items as written, in order.
+    let keys = spec.json_keys.iter().enumerate().map(|(i, key)| File {
+        path: key.alias.clone(),
+        item: Some(i),
+    });
+    own.chain(keys).collect()
+}
+
+/// A collision, located at the field of `spec` that names the file: the object's `objectAlias`
+/// (`item` `None`), or the `objectAlias` of its `jmesPath` item `item`.
+fn at_file(spec: &ObjectSpec, item: Option<usize>, message: String) -> Finding {
+    match item {
+        None => Finding::object(spec.index, Some("objectAlias"), message),
+        Some(index) => {
+            let item = ListItem {
+                index,
+                key: "objectAlias",
+            };
+            Finding::object_item(spec.index, "jmesPath", item, message)
+        }
+    }
 }
 
 /// The volume as a whole: no two objects writing one file ([`check_collisions`]) and at most
@@ -60,43 +97,48 @@ pub fn check_volume(objects: &[ObjectSpec], split_files: bool, errors: &mut Vec<
 
 /// Refuses two objects writing the same file, and one object's file standing where another needs a
 /// directory (`tls` beside `tls/0`); and paths that history or split files make too long. Each
-/// finding is located at the later object's path field, named by its index in the array as written.
+/// finding is located at the later object's path field (its `objectAlias`, or that of the `jmesPath`
+/// item naming the file), the object named by its index in the array as written.
 pub fn check_collisions(objects: &[ObjectSpec], split_files: bool, errors: &mut Vec<Finding>) {
     // Each alias passed; what history mode and split files add to it may still be too long.
     for spec in objects {
-        if let Some((path, problem)) = planned(spec, split_files)
+        if let Some((file, problem)) = files(spec, split_files)
             .into_iter()
-            .find_map(|path| check(&path).err().map(|problem| (path, problem)))
+            .find_map(|file| check(&file.path).err().map(|problem| (file, problem)))
         {
             let message = format!(
-                "{}: objectAlias {:?} gives the file {path:?}, which {problem}",
+                "{}: objectAlias {:?} gives the file {:?}, which {problem}",
                 name(spec),
-                spec.alias
+                spec.alias,
+                file.path
             );
-            errors.push(Finding::object(spec.index, Some("objectAlias"), message));
+            errors.push(at_file(spec, file.item, message));
         }
     }
-    let mut owners: BTreeMap<String, &ObjectSpec> = BTreeMap::new();
+    // Each file, with the object that writes it and the item naming it (see `File`).
+    let mut owners: BTreeMap<String, (&ObjectSpec, Option<usize>)> = BTreeMap::new();
     let mut reported = std::collections::BTreeSet::new();
-    // The later object of the pair is the one to change, whichever the message names first.
-    let mut report = |a: &ObjectSpec, b: &ObjectSpec, message: String| {
-        let later = a.index.max(b.index);
-        if reported.insert((a.index.min(b.index), later)) {
-            errors.push(Finding::object(later, Some("objectAlias"), message));
+    // The later object of the pair is the one to change, whichever the message names first; within
+    // one object (an item's alias equal to the object's), the second file of the pair.
+    let mut report = |a: (&ObjectSpec, Option<usize>), b: (&ObjectSpec, Option<usize>), message| {
+        let (later, item) = if b.0.index >= a.0.index { b } else { a };
+        if reported.insert((a.0.index.min(b.0.index), later.index)) {
+            errors.push(at_file(later, item, message));
         }
     };
     for spec in objects {
-        for path in planned(spec, split_files) {
-            if let Some(&owner) = owners.get(&path) {
+        for file in files(spec, split_files) {
+            if let Some(&owner) = owners.get(&file.path) {
                 let message = format!(
-                    "{} and {} both write the file {path:?}; give one of them another objectAlias",
-                    name(owner),
-                    name(spec)
+                    "{} and {} both write the file {:?}; give one of them another objectAlias",
+                    name(owner.0),
+                    name(spec),
+                    file.path
                 );
-                report(owner, spec, message);
+                report(owner, (spec, file.item), message);
                 continue;
             }
-            owners.insert(path, spec);
+            owners.insert(file.path, (spec, file.item));
         }
     }
     // A file that is also a directory: `a` and `a/…`. Sorted keys put `a/…` right after `a` or
@@ -109,8 +151,8 @@ pub fn check_collisions(objects: &[ObjectSpec], split_files: bool, errors: &mut 
             let message = format!(
                 "{} writes the file {path:?} but {} writes {other:?} inside a directory of that name; \
                  give one of them another objectAlias",
-                name(file_owner),
-                name(dir_owner)
+                name(file_owner.0),
+                name(dir_owner.0)
             );
             report(file_owner, dir_owner, message);
         }
@@ -199,6 +241,47 @@ mod tests {
             "objectName: b\nobjectType: secret\nobjectAlias: api\nobjectVersionHistory: 3",
         ]);
         assert!(collisions(&fine, true).is_empty());
+    }
+
+    /// A collision with a jmesPath item's file is located at that item's objectAlias; the
+    /// messages are the same as for objects' own files.
+    #[test]
+    fn a_collision_with_a_jmes_path_file_is_located_at_its_item() {
+        use crate::mount::findings::Location;
+        let at_item = |index, item| Location::Object {
+            index,
+            field: Some("jmesPath"),
+            item: Some(ListItem {
+                index: item,
+                key: "objectAlias",
+            }),
+        };
+        let specs = objects(&[
+            "objectName: a\nobjectType: secret\nobjectAlias: shared",
+            "objectName: b\nobjectType: secret\njmesPath:\n  - path: u\n    objectAlias: u\n  - path: p\n    objectAlias: shared",
+            "objectName: c\nobjectType: secret\njmesPath:\n  - path: u\n    objectAlias: c",
+        ]);
+        let mut errors = Vec::new();
+        check_collisions(&specs, false, &mut errors);
+        let found: Vec<(Location, &str)> = errors
+            .iter()
+            .map(|f| (f.location.clone(), f.message.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    at_item(1, 1),
+                    "objects.array[0] (a) and objects.array[1] (b) both write the file \"shared\"; \
+                     give one of them another objectAlias"
+                ),
+                (
+                    at_item(2, 0),
+                    "objects.array[2] (c) and objects.array[2] (c) both write the file \"c\"; give \
+                     one of them another objectAlias"
+                ),
+            ]
+        );
     }
 
     #[test]

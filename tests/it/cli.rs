@@ -403,6 +403,16 @@ fn check_reports_path_collisions_at_the_second_object() {
             message: "objects.array[0] (ca) and objects.array[1] (tls) both write the file \"tls.key\"",
             at: ("objectName: tls", 0),
         },
+        Case {
+            name: "an alias, then a jmesPath item's alias",
+            objects: &[
+                "objectName: db-password\nobjectType: secret\nobjectAlias: shared",
+                "objectName: db-credentials\nobjectType: secret\njmesPath:\n  - path: username\n    objectAlias: db-user\n  - path: password\n    objectAlias: shared",
+            ],
+            split: false,
+            message: "objects.array[0] (db-password) and objects.array[1] (db-credentials) both write the file \"shared\"",
+            at: ("objectAlias: shared", 1),
+        },
     ];
     let dir = tempfile::tempdir().unwrap();
     for case in cases {
@@ -429,6 +439,49 @@ fn check_reports_path_collisions_at_the_second_object() {
         // Without the daemon's split-files flag the same objects do not collide.
         let o = run_check(&[file], None);
         assert_eq!(o.status.code(), Some(0), "{name}: {}", stdout(&o));
+    }
+}
+
+/// Regression: a jmesPath item's finding was placed at the `jmesPath:` line of its entry. Each is at
+/// the item's key it is about (or the item's first line when that key is missing); a finding about
+/// the list as a whole stays at `jmesPath:`.
+#[test]
+fn check_places_a_jmespath_items_finding_at_the_item() {
+    let text = spc_with_objects(&[
+        "objectName: db-credentials\nobjectType: secret\njmesPath:\n  - path: username\n    objectAlias: db-user\n  - path: connection-string\n    objectAlias: db-url",
+        "objectName: api\nobjectType: secret\njmesPath:\n  - path: token\n    filePermission: \"0600\"",
+        "objectName: empty\nobjectType: secret\njmesPath: []",
+        "objectName: signing\nobjectType: key\njmesPath:\n  - path: kid\n    objectAlias: kid",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("spc.yaml");
+    std::fs::write(&file, &text).unwrap();
+    let file = file.to_str().unwrap();
+    let o = run_check(&[file], None);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let errors = error_lines(&o, file);
+    let expected = [
+        (
+            line_of(&text, "- path: connection-string", 0),
+            "objects.array[0] (db-credentials): jmesPath[1]: path \"connection-string\" is not a JMESPath expression",
+        ),
+        (
+            line_of(&text, "- path: token", 0),
+            "objects.array[1] (api): jmesPath[0]: objectAlias is required",
+        ),
+        (
+            line_of(&text, "jmesPath: []", 0),
+            "objects.array[2] (empty): jmesPath is empty",
+        ),
+        (
+            line_of(&text, "jmesPath:", 2),
+            "objects.array[3] (signing): jmesPath is only valid with objectType: secret",
+        ),
+    ];
+    assert_eq!(errors.len(), expected.len(), "{}", stdout(&o));
+    for ((line, message), (want_line, want)) in errors.iter().zip(expected) {
+        assert!(message.starts_with(want), "{message}\n{}", stdout(&o));
+        assert_eq!(*line, want_line, "{message}\n{text}");
     }
 }
 

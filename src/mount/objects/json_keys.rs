@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::{Entry, RawObject, trimmed};
 use crate::keyvault::ObjectKind;
+use crate::mount::findings::ListItem;
 use crate::mount::paths;
 
 /// Items of one `jmesPath` list: far above real use, low enough to bound a Mount's work.
@@ -81,46 +82,54 @@ impl Entry<'_> {
     }
 
     fn json_key(&mut self, i: usize, item: &RawJsonKey) -> Option<JsonKey> {
-        let at = format!("jmesPath[{i}]");
         let path = trimmed(&item.path);
         let alias = trimmed(&item.object_alias);
-        let mut problems = Vec::new();
+        // Each problem with the item's key it is about, so that `check` points at that key.
+        let mut problems: Vec<(&'static str, String)> = Vec::new();
         match path {
-            None => problems.push("path is required, e.g. path: username".to_owned()),
-            Some(p) if p.len() > MAX_PATH_BYTES => problems.push(format!(
-                "path is {} bytes long, more than {MAX_PATH_BYTES}; point at the field with a shorter \
-                 expression",
-                p.len()
+            None => problems.push(("path", "path is required, e.g. path: username".to_owned())),
+            Some(p) if p.len() > MAX_PATH_BYTES => problems.push((
+                "path",
+                format!(
+                    "path is {} bytes long, more than {MAX_PATH_BYTES}; point at the field with a \
+                     shorter expression",
+                    p.len()
+                ),
             )),
             Some(p) => {
                 if let Err(e) = jmespath::compile(p) {
-                    problems.push(format!(
-                        "path {p:?} is not a JMESPath expression ({}); quote names with '-' or \
-                         other symbols, e.g. path: '\"connection-string\"'",
-                        e.reason
+                    problems.push((
+                        "path",
+                        format!(
+                            "path {p:?} is not a JMESPath expression ({}); quote names with '-' or \
+                             other symbols, e.g. path: '\"connection-string\"'",
+                            e.reason
+                        ),
                     ));
                 }
             }
         }
         match alias {
-            None => problems.push(
+            None => problems.push((
+                "objectAlias",
                 "objectAlias is required: the file the value is written to, e.g. objectAlias: db-user"
                     .to_owned(),
-            ),
+            )),
             Some(a) => {
                 if let Err(problem) = paths::check(a) {
-                    problems.push(format!("objectAlias {a:?} {problem}"));
+                    problems.push(("objectAlias", format!("objectAlias {a:?} {problem}")));
                 }
             }
         }
         let mode = trimmed(&item.file_permission).and_then(|p| {
             super::file_mode(p)
-                .map_err(|message| problems.push(message))
+                .map_err(|message| problems.push(("filePermission", message)))
                 .ok()
         });
         let found = !problems.is_empty();
-        for problem in problems {
-            self.push("jmesPath", format!("{at}: {problem}"));
+        for (key, problem) in problems {
+            let at = ListItem { index: i, key };
+            self.push_item("jmesPath", at, format!("jmesPath[{i}]: {problem}"));
         }
         if found {
             return None;

@@ -11,7 +11,7 @@ pub mod pattern;
 
 use serde::Deserialize;
 
-use super::findings::Finding;
+use super::findings::{Finding, ListItem};
 use super::{paths, trimmed};
 use crate::convert::{ObjectEncoding, ObjectFormat};
 use crate::keyvault::ObjectKind;
@@ -312,6 +312,13 @@ impl Entry<'_> {
         let message = format!("{}: {message}", self.at);
         self.errors
             .push(Finding::object(self.index, Some(field), message));
+    }
+
+    /// A finding about an item of a list field (`jmesPath[i]`), located at that item.
+    fn push_item(&mut self, field: &'static str, item: ListItem, message: String) {
+        let message = format!("{}: {message}", self.at);
+        self.errors
+            .push(Finding::object_item(self.index, field, item, message));
     }
 
     fn check_name(&mut self, name: &str) {
@@ -623,6 +630,52 @@ mod tests {
         );
     }
 
+    /// A jmesPath item's finding is located at the item and the key it is about (`check` places
+    /// it there); one about the list as a whole at the field.
+    #[test]
+    fn jmes_path_findings_are_located_at_their_item_and_key() {
+        use crate::mount::findings::Location;
+        let item = |index, key| Location::Object {
+            index: 0,
+            field: Some("jmesPath"),
+            item: Some(ListItem { index, key }),
+        };
+        let mut errors = Vec::new();
+        parse(
+            &entry(
+                "objectName: a\nobjectType: secret\njmesPath:\n  - path: u\n    objectAlias: u\n  - path: a-b\n    objectAlias: x\n  - path: c\n    filePermission: \"999\"",
+            ),
+            &mut errors,
+        );
+        let located: Vec<Location> = errors.iter().map(|f| f.location.clone()).collect();
+        assert_eq!(
+            located,
+            [
+                item(1, "path"),
+                item(2, "objectAlias"),
+                item(2, "filePermission")
+            ],
+            "{errors:?}"
+        );
+        assert!(
+            errors[1]
+                .message
+                .starts_with("objects.array[0] (a): jmesPath[2]: objectAlias is required")
+        );
+        let mut errors = Vec::new();
+        parse(
+            &entry("objectName: a\nobjectType: secret\njmesPath: []"),
+            &mut errors,
+        );
+        let whole = Location::Object {
+            index: 0,
+            field: Some("jmesPath"),
+            item: None,
+        };
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].location, whole);
+    }
+
     #[test]
     fn added_fields_are_refused_where_they_cannot_work() {
         for (fields, field, words) in [
@@ -710,11 +763,11 @@ mod tests {
             let mut errors = Vec::new();
             assert!(parse(&entry(fields), &mut errors).is_empty(), "{fields}");
             let found = errors.iter().find(|f| {
-                f.location
-                    == crate::mount::findings::Location::Object {
-                        index: 0,
-                        field: Some(field),
-                    }
+                matches!(
+                    f.location,
+                    crate::mount::findings::Location::Object { index: 0, field: Some(f), .. }
+                        if f == field
+                )
             });
             let message = found.map(|f| f.message.clone()).unwrap_or_default();
             assert!(message.contains(words), "{fields}: {errors:?}");
