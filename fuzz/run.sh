@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 seconds="${1:-15}"
 vectors=../tests/data/vectors/keyvault
 
-mkdir -p corpus/pkcs12 corpus/jwk corpus/objects corpus/mount_request corpus/authority corpus/json_keys
+mkdir -p corpus/pkcs12 corpus/jwk corpus/objects corpus/mount_request corpus/authority corpus/json_keys corpus/pem_pfx
 # The minimized corpus of the long campaigns (fuzz/campaign.sh) seeds every run.
 for dir in minimized/*/; do
   [ -d "$dir" ] && cp -n "$dir"* "corpus/$(basename "$dir")/" 2>/dev/null || true
@@ -22,6 +22,11 @@ vectors = pathlib.Path(sys.argv[1])
 for f in sorted(vectors.glob("c_get_secret_pkcs12/*.json")):
     value = json.loads(f.read_text())["response"]["body"]["value"]
     pathlib.Path(f"corpus/pkcs12/kv-{f.stem}.der").write_bytes(base64.b64decode(value))
+# Key Vault's own PEM secrets (key then certificate) for pem_pfx, beside the OpenSSL-made chains in
+# minimized/pem_pfx.
+for f in sorted(vectors.glob("b_get_secret_pem/*.json")):
+    value = json.loads(f.read_text())["response"]["body"]["value"]
+    pathlib.Path(f"corpus/pem_pfx/kv-{f.stem}.pem").write_text(value)
 for i, f in enumerate(sorted(vectors.glob("d_get_key_*/*.json"))[:40]):
     body = json.loads(f.read_text())["response"]["body"]
     if isinstance(body, dict) and "key" in body:
@@ -53,7 +58,7 @@ PY
 
 [ "${SEED_ONLY:-}" = 1 ] && exit 0
 cargo +nightly fuzz build -O
-for target in pkcs12 jwk objects mount_request authority json_keys; do
+for target in pkcs12 jwk objects mount_request authority json_keys pem_pfx; do
   echo "== fuzz $target for ${seconds}s"
   cargo +nightly fuzz run -O "$target" "corpus/$target" -- -max_total_time="$seconds" -max_len=8192 2>&1 \
     | grep -E "^#[0-9]+.*DONE|Done [0-9]+ runs|ERROR|panicked|SUMMARY" || true

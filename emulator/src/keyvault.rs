@@ -10,7 +10,10 @@
 //!   with `enabled: false`), `tags`, and: secrets `contentType` if any and `managed: true` for a
 //!   certificate's secret; keys `managed: true` when a certificate of the same name exists (its
 //!   key); certificates `x5t` and `"subject": ""` as recorded. Items come in lower-case name
-//!   order. Attributes are the emulator's usual ones (certificates: no `nbf`/`exp`).
+//!   order. Attributes are the emulator's usual ones; a certificate's (single GET, versions and
+//!   collection listings alike) also carry `nbf`/`exp`, its notBefore/notAfter in Unix seconds as
+//!   the real service gives them; left out when the stored `cer` does not parse (not X.509, or a
+//!   date before 1970, which the `x509-cert` parser refuses).
 //! - A get-only grant (`VaultRef::grant_without_list`) reads objects but gets 403 on both kinds
 //!   of listing: RBAC names the listing's action (`secrets/readMetadata/action`, `keys/read`,
 //!   `certificates/read`; a collection's resource is the vault), access policies the `list`
@@ -61,6 +64,27 @@ fn cloud_of(host: &str) -> (String, String) {
 
 fn attributes(created: i64, enabled: bool) -> Value {
     json!({ "enabled": enabled, "created": created, "updated": created, "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90 })
+}
+
+/// A certificate's attributes: the usual ones and, as Key Vault gives them, its validity
+/// (`nbf`/`exp`, computed when it was stored).
+fn certificate_attributes(payload: &Value, created: i64, enabled: bool) -> Value {
+    let mut attributes = attributes(created, enabled);
+    for field in ["nbf", "exp"] {
+        if let Some(seconds) = payload.get(field) {
+            attributes[field] = seconds.clone();
+        }
+    }
+    attributes
+}
+
+/// (notBefore, notAfter) of a DER certificate in Unix seconds, or `None` if it does not parse.
+pub(crate) fn validity(der: &[u8]) -> Option<(i64, i64)> {
+    use x509_cert::der::Decode as _;
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    let validity = cert.tbs_certificate().validity();
+    let seconds = |t: x509_cert::time::Time| i64::try_from(t.to_unix_duration().as_secs()).ok();
+    Some((seconds(validity.not_before)?, seconds(validity.not_after)?))
 }
 
 fn rbac_action(kind: ObjectKind, listing: bool) -> &'static str {
@@ -514,7 +538,7 @@ fn object_body(
                 "sid": format!("https://{host}/secrets/{stored_name}/{version}"),
                 "x5t": x.payload["x5t"],
                 "cer": x.payload["cer"],
-                "attributes": attributes,
+                "attributes": certificate_attributes(&x.payload, *created, *enabled),
                 "tags": {},
             })
         }
@@ -688,6 +712,7 @@ fn list_versions(
                 ObjectKind::Certificate => {
                     if let Some(x) = find(v.certificates.get(&key), version) {
                         item["x5t"] = x.payload["x5t"].clone();
+                        item["attributes"] = certificate_attributes(&x.payload, *created, *enabled);
                     }
                 }
                 ObjectKind::Key => {}
@@ -725,13 +750,13 @@ fn list_collection(v: &Vault, listing: &Listing<'_>, kind: ObjectKind) -> Resp {
     let host = listing.host;
     let collection = kind.collection();
     let item = |key: &String| -> Option<Value> {
-        let (stored, mut item, meta) = match kind {
+        let (stored, mut item, meta, validity) = match kind {
             ObjectKind::Secret => {
                 let (stored, versions) = v.secrets.get(key)?;
                 let x = current(versions)?;
                 let mut item = json!({});
                 secret_fields(&mut item, x);
-                (stored, item, x.meta())
+                (stored, item, x.meta(), None)
             }
             ObjectKind::Key => {
                 let (stored, versions) = v.keys.get(key)?;
@@ -742,18 +767,21 @@ fn list_collection(v: &Vault, listing: &Listing<'_>, kind: ObjectKind) -> Resp {
                 } else {
                     json!({})
                 };
-                (stored, item, current(versions)?.meta())
+                (stored, item, current(versions)?.meta(), None)
             }
             ObjectKind::Certificate => {
                 let (stored, versions) = v.certificates.get(key)?;
                 let x = current(versions)?;
                 let item = json!({ "x5t": x.payload["x5t"], "subject": "" });
-                (stored, item, x.meta())
+                (stored, item, x.meta(), Some(&x.payload))
             }
         };
         let id = format!("https://{host}/{collection}/{stored}");
         item[if kind == ObjectKind::Key { "kid" } else { "id" }] = id.into();
-        item["attributes"] = attributes(meta.1, meta.2);
+        item["attributes"] = match validity {
+            Some(payload) => certificate_attributes(payload, meta.1, meta.2),
+            None => attributes(meta.1, meta.2),
+        };
         item["tags"] = json!({});
         Some(item)
     };

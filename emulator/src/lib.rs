@@ -528,7 +528,8 @@ impl VaultRef<'_> {
     }
 
     /// A certificate version without a secret; `cer_base64` is the standard-base64 DER of the
-    /// leaf. `x5t` is computed.
+    /// leaf. `x5t` is computed, and so are the `nbf`/`exp` attributes (its validity) when the DER
+    /// parses as X.509 (dates from 1970 on).
     pub fn put_certificate(
         &self,
         name: &str,
@@ -538,20 +539,30 @@ impl VaultRef<'_> {
         enabled: bool,
     ) -> &Self {
         use base64::Engine as _;
-        let x5t = base64::engine::general_purpose::STANDARD
+        let der = base64::engine::general_purpose::STANDARD
             .decode(cer_base64)
+            .ok();
+        let x5t = der
+            .as_deref()
             .map(|der| {
-                let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &der);
+                let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
                 base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
             })
             .unwrap_or_default();
+        let mut payload = json!({ "cer": cer_base64, "x5t": x5t });
+        // Parsed once here rather than on every GET; tests may store bytes that are not X.509,
+        // which are then served without `nbf`/`exp`.
+        if let Some((nbf, exp)) = der.as_deref().and_then(keyvault::validity) {
+            payload["nbf"] = nbf.into();
+            payload["exp"] = exp.into();
+        }
         self.with(|v| {
             insert(
                 &mut v.certificates,
                 name,
                 StoredVersion {
                     version: version.into(),
-                    payload: json!({ "cer": cer_base64, "x5t": x5t }),
+                    payload,
                     created,
                     enabled,
                 },

@@ -237,6 +237,25 @@ fn case(name: &'static str, setup: fn(&Emulator), steps: Vec<Step>) -> Case {
 
 fn none(_: &Emulator) {}
 
+/// notBefore of `dated` (2021-11-04T00:00:00Z, a UTCTime) in Unix seconds.
+const DATED_NBF: i64 = 1_635_984_000;
+/// notAfter of `dated` (2050-01-01T00:00:00Z, past 2049 so a GeneralizedTime) in Unix seconds.
+const DATED_EXP: i64 = 2_524_608_000;
+
+/// `dated`, a certificate whose validity is known (both ASN.1 time forms), and `junk`, whose
+/// `cer` is not X.509.
+fn dated_certificates(e: &Emulator) {
+    let mut params = rcgen::CertificateParams::new(vec!["dated.example".to_owned()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2021, 11, 4);
+    params.not_after = rcgen::date_time_ymd(2050, 1, 1);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let cer = base64::engine::general_purpose::STANDARD.encode(cert.der());
+    e.vault(VAULT)
+        .put_certificate("dated", V1, &cer, 300, true)
+        .put_certificate("junk", V1, "AAAA", 300, true);
+}
+
 fn cases() -> Vec<Case> {
     let challenge = format!(
         "Bearer authorization=\"https://login.microsoftonline.com/{TENANT}\", resource=\"https://vault.azure.net\""
@@ -798,6 +817,54 @@ fn cases() -> Vec<Case> {
                     Check::Contains("/x5t", s("")),
                 ],
             )],
+        ),
+        case(
+            "certificate validity as nbf/exp in a GET and both listings",
+            dated_certificates,
+            vec![
+                get(
+                    format!("{KV}/certificates/dated?api-version=7.4"),
+                    Auth::App,
+                    200,
+                    vec![
+                        Check::Eq("/attributes/nbf", json!(DATED_NBF)),
+                        Check::Eq("/attributes/exp", json!(DATED_EXP)),
+                        Check::Eq("/attributes/created", json!(300)),
+                    ],
+                ),
+                get(
+                    format!("{KV}/certificates/dated/versions?api-version=7.4"),
+                    Auth::App,
+                    200,
+                    vec![
+                        Check::Eq("/value/0/attributes/nbf", json!(DATED_NBF)),
+                        Check::Eq("/value/0/attributes/exp", json!(DATED_EXP)),
+                    ],
+                ),
+                // Name order: bundle, dated, junk, web.
+                get(
+                    format!("{KV}/certificates?api-version=7.4"),
+                    Auth::App,
+                    200,
+                    vec![
+                        Check::Eq("/value/1/id", json!(format!("{KV}/certificates/dated"))),
+                        Check::Eq("/value/1/attributes/nbf", json!(DATED_NBF)),
+                        Check::Eq("/value/1/attributes/exp", json!(DATED_EXP)),
+                        Check::Eq("/value/2/id", json!(format!("{KV}/certificates/junk"))),
+                        Check::Absent("/value/2/attributes/nbf"),
+                    ],
+                ),
+                get(
+                    format!("{KV}/certificates/junk?api-version=7.4"),
+                    Auth::App,
+                    200,
+                    vec![
+                        Check::Absent("/attributes/nbf"),
+                        Check::Absent("/attributes/exp"),
+                        Check::Eq("/attributes/enabled", json!(true)),
+                    ],
+                ),
+            ],
         ),
         case(
             "secret 404",
@@ -1666,7 +1733,8 @@ async fn collection_listings_page_in_name_order_with_item_shapes() {
         ], "nextLink": null})
     );
 
-    // Certificates: id without version, the certificate's x5t, an empty subject (as recorded).
+    // Certificates: id without version, the certificate's x5t and validity (the same as a GET
+    // gives), an empty subject (as recorded).
     let cert: Value = c
         .get(format!("{KV}/certificates/web?api-version=7.4"))
         .bearer_auth(&token)
@@ -1676,6 +1744,8 @@ async fn collection_listings_page_in_name_order_with_item_shapes() {
         .json()
         .await
         .unwrap();
+    let validity = ["nbf", "exp"].map(|f| cert["attributes"][f].as_i64().unwrap());
+    assert!(validity[0] < validity[1], "{validity:?}");
     let certs: Value = c
         .get(format!("{KV}/certificates?api-version=7.4&maxresults=1"))
         .bearer_auth(&token)
@@ -1701,7 +1771,7 @@ async fn collection_listings_page_in_name_order_with_item_shapes() {
     assert_eq!(
         page2,
         json!({"value": [
-            {"id": format!("{KV}/certificates/web"), "x5t": cert["x5t"], "subject": "", "attributes": {"enabled": true, "created": 1, "updated": 1, "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90}, "tags": {}},
+            {"id": format!("{KV}/certificates/web"), "x5t": cert["x5t"], "subject": "", "attributes": {"enabled": true, "nbf": cert["attributes"]["nbf"], "exp": cert["attributes"]["exp"], "created": 1, "updated": 1, "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90}, "tags": {}},
         ], "nextLink": null})
     );
 
