@@ -17,7 +17,7 @@ cd "$(dirname "$0")"
 runs="${1:?usage: campaign.sh RUNS [TARGET...]}"
 shift
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(pkcs12 jwk objects mount_request authority pem_pfx)
+[ ${#targets[@]} -eq 0 ] && targets=(pkcs12 jwk objects mount_request authority json_keys pem_pfx)
 sanitizer="${FUZZ_SANITIZER:-address}"
 build=(-O -s "$sanitizer")
 [ "$sanitizer" = address ] || build+=(--target-dir target/nosan)
