@@ -22,8 +22,8 @@ vectors = pathlib.Path(sys.argv[1])
 for f in sorted(vectors.glob("c_get_secret_pkcs12/*.json")):
     value = json.loads(f.read_text())["response"]["body"]["value"]
     pathlib.Path(f"corpus/pkcs12/kv-{f.stem}.der").write_bytes(base64.b64decode(value))
-# Key Vault's own PEM secrets (key then certificate) for pem_pfx, beside the OpenSSL-made chains in
-# minimized/pem_pfx.
+# Key Vault's own PEM secrets (key then certificate) for pem_pfx, beside minimized/pem_pfx (the campaign's
+# corpus, grown from OpenSSL-made chains: EC and RSA, PKCS#8/PKCS#1/SEC1 keys, CRLF).
 for f in sorted(vectors.glob("b_get_secret_pem/*.json")):
     value = json.loads(f.read_text())["response"]["body"]["value"]
     pathlib.Path(f"corpus/pem_pfx/kv-{f.stem}.pem").write_text(value)
