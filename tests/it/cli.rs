@@ -307,6 +307,19 @@ fn run_check(args: &[&str], stdin: Option<&str>) -> Output {
 }
 
 /// The error lines of a `check` run: (line, message).
+/// `check` on `text` (written to a file), which must find errors (exit status 1): its output and its
+/// error lines.
+fn check_errors(text: &str) -> (Output, Vec<(u64, String)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("spc.yaml");
+    std::fs::write(&file, text).unwrap();
+    let file = file.to_str().unwrap();
+    let o = run_check(&[file], None);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let errors = error_lines(&o, file);
+    (o, errors)
+}
+
 fn error_lines(o: &Output, file: &str) -> Vec<(u64, String)> {
     stdout(o)
         .lines()
@@ -453,13 +466,7 @@ fn check_places_a_jmespath_items_finding_at_the_item() {
         "objectName: empty\nobjectType: secret\njmesPath: []",
         "objectName: signing\nobjectType: key\njmesPath:\n  - path: kid\n    objectAlias: kid",
     ]);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("spc.yaml");
-    std::fs::write(&file, &text).unwrap();
-    let file = file.to_str().unwrap();
-    let o = run_check(&[file], None);
-    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    let errors = error_lines(&o, file);
+    let (o, errors) = check_errors(&text);
     let expected = [
         (
             line_of(&text, "- path: connection-string", 0),
@@ -493,13 +500,7 @@ fn check_reports_suspicious_characters_at_their_line() {
         "objectName: db-password\nobjectType: secret",
         "objectName: tls\nobjectType: secret\nobjectAlias: \"tls\u{2215}key.pem\"",
     ]);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("spc.yaml");
-    std::fs::write(&file, &text).unwrap();
-    let file = file.to_str().unwrap();
-    let o = run_check(&[file], None);
-    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    let errors = error_lines(&o, file);
+    let (o, errors) = check_errors(&text);
     assert_eq!(errors.len(), 1, "{}", stdout(&o));
     let (line, message) = &errors[0];
     assert!(
