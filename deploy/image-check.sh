@@ -32,6 +32,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 started=$(date +%s)
 break_variant=${IMAGE_CHECK_BREAK:-}
+# Where the first run puts the image's binary; the self-test's broken variants reuse it.
+built_binary="${CARGO_TARGET_DIR:-$root/target}/image-check-binary/akv-csi-provider"
 
 if [ "${1:-}" = "--self-test" ]; then
   bash "$0"
@@ -45,8 +47,7 @@ if [ "${1:-}" = "--self-test" ]; then
   for variant in no-ca-bundle writable-rootfs socket-kept no-layout; do
     log="$root/target/image-check-selftest-$variant.log"
     echo "=== self-test: IMAGE_CHECK_BREAK=$variant must fail with \"${expect[$variant]}\""
-    if IMAGE_CHECK_BREAK=$variant IMAGE_CHECK_BINARY="${CARGO_TARGET_DIR:-$root/target}/image-check-binary/akv-csi-provider" \
-      bash "$0" >"$log" 2>&1; then
+    if IMAGE_CHECK_BREAK=$variant IMAGE_CHECK_BINARY="$built_binary" bash "$0" >"$log" 2>&1; then
       echo "FAIL self-test $variant: the check passed a broken image/pod (log: ${log#"$root"/})"
       status=1
     elif grep -q -F "${expect[$variant]}" "$log"; then
@@ -116,27 +117,47 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# GET a URL: the status code on the first line (000 and the error when nothing answered), then the body.
+http_get() { python3 - "$1" <<'EOF'
+import sys, urllib.request, urllib.error
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=10) as r:
+        print(r.status); sys.stdout.write(r.read().decode("utf-8", "replace"))
+except urllib.error.HTTPError as e:
+    print(e.code)
+except OSError as e:
+    print(f"000 {e}")
+EOF
+}
+
+# A TCP port of 127.0.0.1 that nothing listens on now.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # The binary's resident memory when idle, on the host: started with its page-cache pages dropped first (as
 # on a node's first start after the image pull), then one liveness probe (a gRPC Version over its socket, as
 # the kubelet's probe does) and one /metrics scrape; VmRSS after them. BENCHMARKS.md, "Idle memory": 8 MiB
 # before the start-up layout (deploy/release-build.sh), under 5 MiB with it; 6 MiB is issue #20's bound.
 idle_memory() {
-  local dir="$work/idle" healthz metrics pid rss i
+  local dir="$work/idle" healthz metrics pid rss i probed scraped
   mkdir -p "$dir"
-  healthz=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  metrics=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  healthz=$(free_port)
+  metrics=$(free_port)
   dd if="$binary" iflag=nocache count=0 status=none || true
   "$binary" --endpoint="unix://$dir/azure.sock" --healthz-port="$healthz" --prometheus-port="$metrics" \
     >/dev/null 2>"$dir/daemon.log" &
   pid=$!
   for i in $(seq 100); do [ -S "$dir/azure.sock" ] && break; sleep 0.05; done
-  python3 -c 'import sys, urllib.request as u; [u.urlopen(url, timeout=5).read() for url in sys.argv[1:]]' \
-    "http://127.0.0.1:$healthz/healthz" "http://127.0.0.1:$metrics/metrics" 2>"$dir/probe.log" \
-    || fail "idle memory" "the daemon did not answer /healthz and /metrics (log: target/image-check/idle/daemon.log)"
+  probed=$(http_get "http://127.0.0.1:$healthz/healthz" | sed -n 1p)
+  scraped=$(http_get "http://127.0.0.1:$metrics/metrics" | sed -n 1p)
   sleep 0.5
-  rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
-  kill -TERM "$pid"; wait "$pid" || true
-  if [ "$rss" -le 6144 ]; then
+  rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" || true
+  if [ "$probed" != 200 ] || [ "$scraped" != 200 ] || [ -z "$rss" ]; then
+    fail "idle memory" "the daemon did not answer /healthz and /metrics (${probed:-?}, ${scraped:-?}; log: target/image-check/idle/daemon.log)"
+  elif [ "$rss" -le 6144 ]; then
     pass "idle memory" "$rss KiB resident after start, a liveness probe and a /metrics scrape (bound: 6,144 KiB)"
   else
     fail "idle memory" "$rss KiB resident after start, a liveness probe and a /metrics scrape, over 6,144 KiB: is the start-up code still laid out together? (deploy/release-build.sh)"
@@ -151,10 +172,10 @@ t0=$(date +%s)
 # reuse the binary the first run built (IMAGE_CHECK_BINARY): the build is the same, and two passes take
 # minutes.
 target_dir=${CARGO_TARGET_DIR:-$root/target}
-binary=${IMAGE_CHECK_BINARY:-$target_dir/image-check-binary/akv-csi-provider}
+binary=${IMAGE_CHECK_BINARY:-$built_binary}
 if [ "$break_variant" = no-layout ]; then
   # The same build in one pass, without the start-up layout.
-  binary="$target_dir/image-check-binary/akv-csi-provider-no-layout"
+  binary="$built_binary-no-layout"
   AKV_LAYOUT=off bash deploy/release-build.sh "$binary" >"$work/release-build.log" 2>&1 \
     || { tail -n 30 "$work/release-build.log"; echo "FAIL build: deploy/release-build.sh (AKV_LAYOUT=off)"; exit 1; }
 elif [ -z "${IMAGE_CHECK_BINARY:-}" ]; then
@@ -355,17 +376,6 @@ else
   pm logs "$ctr" 2>&1 | tail -n 20
 fi
 
-http_get() { python3 - "$1" <<'EOF'
-import sys, urllib.request, urllib.error
-try:
-    with urllib.request.urlopen(sys.argv[1], timeout=10) as r:
-        print(r.status); sys.stdout.write(r.read().decode("utf-8", "replace"))
-except urllib.error.HTTPError as e:
-    print(e.code)
-except OSError as e:
-    print(f"000 {e}")
-EOF
-}
 answer=$(http_get "$healthz")
 if [ "$(echo "$answer" | head -n 1)" = 200 ]; then pass "healthz" "$healthz answered 200"; else fail "healthz" "$healthz answered: $(echo "$answer" | head -n 2 | tr '\n' ' ')"; fi
 
