@@ -8,7 +8,8 @@
 #
 # As root (iptables, a mount namespace). The bench starts its "daemon" with this project's flags; Azure's
 # provider takes the same ones but for those filtered below, and has no --resolve, so:
-#   - /etc/hosts, in a mount namespace of its own, names the emulator's hosts 127.0.0.1;
+#   - /etc/hosts, in a mount namespace of its own, names the emulator's hosts 127.0.0.1 (Entra ID and the
+#     bench's one vault, `kv-bench`: VAULT in benches/node.rs);
 #   - an iptables REDIRECT (nat OUTPUT, chain AKVBENCH) sends 127.0.0.1:443 to the emulator's port, in the
 #     kernel: no process of its own in the path;
 #   - SSL_CERT_FILE, which the bench sets to the emulator's CA, is honoured by Go's crypto/x509.

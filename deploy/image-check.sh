@@ -140,7 +140,7 @@ free_port() {
 # the kubelet's probe does) and one /metrics scrape; VmRSS after them. BENCHMARKS.md, "Idle memory": 8 MiB
 # before the start-up layout (deploy/release-build.sh), under 5 MiB with it; 6 MiB is issue #20's bound.
 idle_memory() {
-  local dir="$work/idle" healthz metrics pid rss i probed scraped
+  local dir="$work/idle" healthz metrics pid rss probed scraped
   mkdir -p "$dir"
   healthz=$(free_port)
   metrics=$(free_port)
@@ -148,7 +148,7 @@ idle_memory() {
   "$binary" --endpoint="unix://$dir/azure.sock" --healthz-port="$healthz" --prometheus-port="$metrics" \
     >/dev/null 2>"$dir/daemon.log" &
   pid=$!
-  for i in $(seq 100); do [ -S "$dir/azure.sock" ] && break; sleep 0.05; done
+  for _ in $(seq 100); do [ -S "$dir/azure.sock" ] && break; sleep 0.05; done
   probed=$(http_get "http://127.0.0.1:$healthz/healthz" | sed -n 1p)
   scraped=$(http_get "http://127.0.0.1:$metrics/metrics" | sed -n 1p)
   sleep 0.5

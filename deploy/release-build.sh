@@ -71,13 +71,13 @@ probe() {
 # Start the pass-1 binary under callgrind, probe it, stop it with SIGTERM as the kubelet does. Fails
 # (status 1) if it does not start or a probe is not answered 200, e.g. a port taken by something else.
 record() {
-  local healthz=$((20000 + RANDOM % 20000)) metrics=$((40000 + RANDOM % 20000)) i probed scraped
+  local healthz=$((20000 + RANDOM % 20000)) metrics=$((40000 + RANDOM % 20000)) probed scraped
   rm -f "$work/azure.sock" "$work/callgrind.out"
   valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/callgrind.out" \
     "$bin" --endpoint="unix://$work/azure.sock" --healthz-port="$healthz" --prometheus-port="$metrics" \
     >"$work/daemon.log" 2>&1 &
   daemon=$!
-  for i in $(seq 600); do
+  for _ in $(seq 600); do
     [ -S "$work/azure.sock" ] && break
     kill -0 "$daemon" 2>/dev/null || break
     sleep 0.1
