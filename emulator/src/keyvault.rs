@@ -750,7 +750,7 @@ fn list_collection(v: &Vault, listing: &Listing<'_>, kind: ObjectKind) -> Resp {
     let host = listing.host;
     let collection = kind.collection();
     let item = |key: &String| -> Option<Value> {
-        let (stored, mut item, meta, validity) = match kind {
+        let (stored, mut item, meta, certificate) = match kind {
             ObjectKind::Secret => {
                 let (stored, versions) = v.secrets.get(key)?;
                 let x = current(versions)?;
@@ -778,7 +778,8 @@ fn list_collection(v: &Vault, listing: &Listing<'_>, kind: ObjectKind) -> Resp {
         };
         let id = format!("https://{host}/{collection}/{stored}");
         item[if kind == ObjectKind::Key { "kid" } else { "id" }] = id.into();
-        item["attributes"] = match validity {
+        // A certificate's carry its validity (its payload's `nbf`/`exp`).
+        item["attributes"] = match certificate {
             Some(payload) => certificate_attributes(payload, meta.1, meta.2),
             None => attributes(meta.1, meta.2),
         };
